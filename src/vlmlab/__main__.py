@@ -1,0 +1,3 @@
+from vlmlab.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""Data: records, readers and images."""
+
+from vlmlab.data.images import Image
+
+__all__ = ["Image"]
