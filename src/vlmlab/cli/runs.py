@@ -1,0 +1,57 @@
+"""`vlmlab runs`: list and inspect run folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vlmlab.runs import find_runs, summarize_run
+
+app = typer.Typer(help="List and inspect run folders.", no_args_is_help=True)
+_console = Console()
+
+
+def _flat_metrics(metrics: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            out.update(_flat_metrics(value, f"{prefix}{key}."))
+        elif not isinstance(value, list):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@app.command("list")
+def list_runs(root: Path = typer.Argument(Path("runs"), help="Folder to search for run folders.")) -> None:
+    """Every run folder under ROOT with its stage, status and item count."""
+    table = Table("run", "stage", "config", "status", "items")
+    for folder in find_runs(root):
+        s = summarize_run(folder)
+        table.add_row(str(folder), s["stage"], s["config_hash"], s["status"], str(s["items"]))
+    _console.print(table)
+
+
+@app.command("show")
+def show_run(
+    folder: Path = typer.Argument(..., help="A run folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Stage, config hash, item statuses and metrics of one run folder."""
+    s = summarize_run(folder)
+    if as_json:
+        typer.echo(json.dumps(s, indent=2, sort_keys=True, default=str))
+        return
+    _console.print(f"[bold]{s['dir']}[/bold]  stage={s['stage']}  config={s['config_hash']}  status={s['status']}")
+    _console.print(f"items: {s['items']}  " + "  ".join(f"{k}={v}" for k, v in sorted(s["item_status"].items())))
+    flat = _flat_metrics(s["metrics"])
+    if flat:
+        table = Table("metric", "value")
+        for key, value in flat.items():
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        _console.print(table)
+    if s["report"]:
+        _console.print(f"report: {s['report']}")
