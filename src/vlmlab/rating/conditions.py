@@ -1,0 +1,87 @@
+"""The conditions matrix: models × variants × prompt modes × temperatures × repeats, with priorities."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vlmlab.rating.config import ModelConfig, PriorityRule, PromptMode, RatingConfig, VariantConfig
+
+
+@dataclass(frozen=True)
+class Condition:
+    model: ModelConfig
+    variant: VariantConfig
+    mode: PromptMode
+    temperature: float
+    repeat: int
+    priority: int
+
+    @property
+    def name(self) -> str:
+        """Stable folder name: `<model>__<variant>/<mode>__t<temperature>__r<repeat>`."""
+        return f"{self.model.name}__{self.variant.name}/{self.mode}__t{self.temperature:g}__r{self.repeat}"
+
+    def seed(self, base_seed: int) -> int:
+        """One seed per (study seed, repeat): repeats differ, re-runs of a repeat are identical."""
+        return base_seed * 1000 + self.repeat
+
+    def config(self, study: RatingConfig) -> dict[str, Any]:
+        """Everything that determines this condition's results (its run folder's identity)."""
+        return {
+            "stage": "rating.condition",
+            "data": study.data.model_dump(mode="json"),
+            "model": {"name": self.model.name, "ref": self.model.ref, "kind": self.model.kind, "base_url": self.model.base_url},
+            "variant": self.variant.model_dump(mode="json"),
+            "mode": self.mode,
+            "temperature": self.temperature,
+            "repeat": self.repeat,
+            "seed": self.seed(study.seed),
+            "emotions": list(study.emotions),
+            "prompts": study.prompts.model_dump(mode="json"),
+            "capture": study.capture.model_dump(mode="json"),
+        }
+
+
+def _matches(rule: PriorityRule, model: str, variant: str, mode: str, temperature: float, repeat: int) -> bool:
+    checks = [
+        (rule.model, model),
+        (rule.variant, variant),
+        (rule.mode, mode),
+        (rule.temperature, temperature),
+        (rule.repeat, repeat),
+    ]
+    return all(allowed is None or value in allowed for allowed, value in checks)
+
+
+def expand_conditions(study: RatingConfig) -> list[Condition]:
+    """Every condition of the study, in a stable order, each with its priority."""
+    out = []
+    c = study.conditions
+    for model in study.models:
+        for variant in model.variants:
+            for mode in c.modes:
+                for temperature in c.temperatures:
+                    # At temperature 0 repeats are identical by construction; one is enough.
+                    repeats = 1 if temperature == 0 else c.repeats
+                    for repeat in range(repeats):
+                        matching = [r.priority for r in c.priority_rules if _matches(r, model.name, variant.name, mode, temperature, repeat)]
+                        priority = min(matching) if matching else c.default_priority
+                        out.append(Condition(model, variant, mode, temperature, repeat, priority))
+    return out
+
+
+def select_conditions(conditions: list[Condition], max_priority: int | None) -> list[Condition]:
+    return [c for c in conditions if max_priority is None or c.priority <= max_priority]
+
+
+def request_seed(condition_seed: int, item_id: str, question: str) -> int:
+    """A per-request seed derived from the condition's seed, stable across processes."""
+    digest = hashlib.sha256(f"{condition_seed}|{item_id}|{question}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def condition_dir(out: Path, condition: Condition) -> Path:
+    return Path(out) / condition.name

@@ -1,0 +1,121 @@
+"""The rating study's config: data, models with variants, prompts, and a conditions matrix.
+
+A condition is one (model variant, prompt mode, temperature, repeat). `priority_rules` give each
+condition a priority, so `vlmlab rating run CONFIG --priority 1` runs the minimum set a reviewer
+must see and `--priority 9` runs everything. Each condition is its own resumable run folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from vlmlab.config import StrictModel
+
+PromptMode = Literal["context-carry", "single-shot", "text-only"]
+
+DEFAULT_EMOTIONS = ["happy", "sad", "angry", "fearful", "surprised", "neutral"]
+
+
+class DataConfig(StrictModel):
+    ratings: Path  # CSV/TSV/JSONL of human ratings (image_id, emotion, valence, arousal, rater_id, groups...)
+    images: Path | None = None  # image root; defaults to the ratings file's folder
+    group_column: str | None = "group"  # the column whose false-positive rates are compared
+    limit: int | None = None  # first N images only (a smoke run)
+
+
+class VariantConfig(StrictModel):
+    """One way to load a model, e.g. fp16 vs 4-bit; options go to `load_backend`."""
+
+    name: str = "default"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelConfig(StrictModel):
+    name: str  # a label for tables
+    ref: str  # registry name, local path, or the server-side model name for openai/ollama
+    kind: Literal["hf", "openai", "ollama"] = "hf"
+    base_url: str | None = None
+    variants: list[VariantConfig] = Field(default_factory=lambda: [VariantConfig()])
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        if self.kind != "hf" and not self.base_url:
+            raise ValueError(f"model {self.name!r}: kind {self.kind} needs base_url")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model {self.name!r}: variant names must be unique, got {names}")
+        return self
+
+
+class PromptConfig(StrictModel):
+    """Prompt templates; `{emotions}` lists the categories, `{emotion}` is the given label."""
+
+    emotion: str = "Which emotion does this face show? Answer with one word from: {emotions}."
+    valence: str = "Rate the valence of this facial expression from 1 (very negative) to 9 (very positive). Answer with one number."
+    arousal: str = "Rate the arousal of this facial expression from 1 (very calm) to 9 (very excited). Answer with one number."
+    single_shot: str = (
+        'Look at this face. Answer with JSON only: {{"emotion": one of {emotions}, "valence": 1-9, "arousal": 1-9}}.'
+    )
+    text_only_valence: str = "The facial expression is {emotion}. Rate the valence from 1-9. Answer with one number."
+    text_only_arousal: str = "The facial expression is {emotion}. Rate the arousal from 1-9. Answer with one number."
+    system: str | None = None
+
+
+class CaptureConfig(StrictModel):
+    top_logprobs: int = Field(10, ge=0, le=50)
+    hidden_layers: list[int] = Field(default_factory=list)
+    hidden_pool: Literal["image", "text", "last"] = "last"
+    max_new_tokens: int = Field(24, ge=1)
+
+
+class PriorityRule(StrictModel):
+    """Conditions matching every listed axis get this priority (the smallest matching wins)."""
+
+    priority: int = Field(ge=1)
+    model: list[str] | None = None
+    variant: list[str] | None = None
+    mode: list[PromptMode] | None = None
+    temperature: list[float] | None = None
+    repeat: list[int] | None = None
+
+
+class ConditionsConfig(StrictModel):
+    modes: list[PromptMode] = Field(default_factory=lambda: ["context-carry"])
+    temperatures: list[float] = Field(default_factory=lambda: [0.0])
+    repeats: int = Field(1, ge=1)
+    priority_rules: list[PriorityRule] = Field(default_factory=list)
+    default_priority: int = Field(1, ge=1)
+
+    @field_validator("temperatures")
+    @classmethod
+    def _non_negative(cls, values: list[float]) -> list[float]:
+        if any(t < 0 for t in values):
+            raise ValueError("temperatures must be >= 0")
+        return values
+
+
+class RatingConfig(StrictModel):
+    """# vlmlab rating run CONFIG [--priority N]"""
+
+    name: str = "rating"
+    out: Path = Path("runs/rating")
+    data: DataConfig
+    models: list[ModelConfig]
+    emotions: list[str] = Field(default_factory=lambda: list(DEFAULT_EMOTIONS))
+    prompts: PromptConfig = PromptConfig()
+    conditions: ConditionsConfig = ConditionsConfig()
+    capture: CaptureConfig = CaptureConfig()
+    batch_size: int = Field(8, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> "RatingConfig":
+        names = [m.name for m in self.models]
+        if not names:
+            raise ValueError("models: list at least one model")
+        if len(set(names)) != len(names):
+            raise ValueError(f"models: names must be unique, got {names}")
+        return self

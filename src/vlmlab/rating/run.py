@@ -1,0 +1,247 @@
+"""Run the rating study: every selected condition is its own resumable run folder.
+
+Per condition: load (or reuse) the backend of its model variant, then for the pending images in
+batches walk the prompt mode's steps — one batched `generate` per step — parse each answer, save
+top-k logprobs and hidden states as NPZ, and append one ledger line per image. A failed or empty
+generation is recorded as such and never parsed; a parse failure keeps the raw text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from vlmlab.data.images import Image
+from vlmlab.errors import DataError
+from vlmlab.models.base import Backend, GenerationRequest, GenerationResult, Turn
+from vlmlab.progress import progress_bar
+from vlmlab.rating.capture import digit_distribution, entropy_bits, logprob_arrays, rating_step, save_npz
+from vlmlab.rating.conditions import Condition, condition_dir, expand_conditions, request_seed, select_conditions
+from vlmlab.rating.config import RatingConfig
+from vlmlab.rating.parse import ParseFailure, parse_emotion, parse_json_answer, parse_rating
+from vlmlab.rating.prompts import QUESTIONS, next_conversation, steps_for
+from vlmlab.runs import Run
+
+
+@dataclass(frozen=True)
+class FaceItem:
+    """One image with the human consensus: majority emotion, mean valence and arousal."""
+
+    id: str
+    image: Image
+    emotion: str | None
+    valence: float | None
+    arousal: float | None
+    group: str | None
+
+
+def load_items(study: RatingConfig) -> list[FaceItem]:
+    """Aggregate the human ratings per image (ties in the majority emotion break alphabetically)."""
+    from vlmlab.data.ratings import read_ratings
+
+    records = read_ratings(study.data.ratings, study.data.images)
+    by_image: dict[str, list] = {}
+    for record in records:
+        by_image.setdefault(record.image_id, []).append(record)
+    group_col = study.data.group_column
+    if group_col and records and group_col not in records[0].groups:
+        raise DataError(f"{study.data.ratings}: no column {group_col!r} for data.group_column; columns with groups: {', '.join(records[0].groups) or 'none'}")
+    items = []
+    for image_id, rows in by_image.items():
+        emotions = Counter(r.emotion for r in rows if r.emotion)
+        emotion = sorted(emotions.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] if emotions else None
+        valences = [r.valence for r in rows if r.valence is not None]
+        arousals = [r.arousal for r in rows if r.arousal is not None]
+        items.append(
+            FaceItem(
+                id=image_id,
+                image=rows[0].image,
+                emotion=emotion,
+                valence=float(np.mean(valences)) if valences else None,
+                arousal=float(np.mean(arousals)) if arousals else None,
+                group=rows[0].groups.get(group_col) if group_col else None,
+            )
+        )
+    if study.data.limit is not None:
+        items = items[: study.data.limit]
+    if not items:
+        raise DataError(f"{study.data.ratings}: no ratings to run")
+    return items
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def _parse(question: str, text: str, emotions: Sequence[str]) -> dict[str, Any]:
+    if question == "emotion":
+        return {"emotion": parse_emotion(text, emotions)}
+    if question in ("valence", "arousal"):
+        return {question: parse_rating(text)}
+    answer = parse_json_answer(text, emotions)
+    return {"emotion": answer.emotion, "valence": answer.valence, "arousal": answer.arousal}
+
+
+def rate_items(
+    backend: Backend,
+    condition: Condition,
+    study: RatingConfig,
+    items: Sequence[FaceItem],
+    run: Run,
+    on_item: Callable[[], None] | None = None,
+) -> None:
+    """Rate `items` (already filtered to pending ones) and append each to the run's ledger."""
+    capture = study.capture
+    seed = condition.seed(study.seed)
+    for start in range(0, len(items), study.batch_size):
+        chunk = items[start : start + study.batch_size]
+        plans = [steps_for(condition.mode, study.prompts, study.emotions, item.emotion) for item in chunk]
+        history: list[list[Turn]] = [[] for _ in chunk]
+        alive = [True] * len(chunk)
+        answers: list[dict[str, dict[str, Any]]] = [{} for _ in chunk]
+        results: list[dict[str, GenerationResult]] = [{} for _ in chunk]
+        for step_index in range(len(plans[0])):
+            requests, owners = [], []
+            for i, (item, plan) in enumerate(zip(chunk, plans)):
+                if not alive[i]:
+                    continue
+                step = plan[step_index]
+                conversation = next_conversation(step, item.image, history[i], study.prompts.system)
+                history[i] = conversation
+                requests.append(
+                    GenerationRequest(
+                        id=f"{item.id}:{step.question}",
+                        conversation=conversation,
+                        max_new_tokens=capture.max_new_tokens,
+                        temperature=condition.temperature,
+                        seed=request_seed(seed, item.id, step.question),
+                        top_logprobs=capture.top_logprobs,
+                        hidden_layers=tuple(capture.hidden_layers) if step_index == 0 else (),
+                        hidden_pool=capture.hidden_pool,
+                    )
+                )
+                owners.append(i)
+            for i, result in zip(owners, backend.generate(requests)):
+                step = plans[i][step_index]
+                results[i][step.question] = result
+                entry: dict[str, Any] = {"text": result.text, "status": result.status}
+                if result.status != "ok":
+                    entry["error"] = result.error or "empty generation"
+                    alive[i] = False  # nothing to carry forward; later steps are not asked
+                else:
+                    try:
+                        entry["parsed"] = _parse(step.question, result.text, study.emotions)
+                    except ParseFailure as exc:
+                        entry["parse_error"] = str(exc)
+                    history[i] = history[i] + [Turn("assistant", result.text)]
+                answers[i][step.question] = entry
+        for i, item in enumerate(chunk):
+            run.append(item.id, _record(item, condition, answers[i], results[i], run.dir, capture.top_logprobs))
+            if on_item:
+                on_item()
+
+
+def _record(item: FaceItem, condition: Condition, answers: dict, results: dict[str, GenerationResult], folder: Path, k: int) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for entry in answers.values():
+        parsed.update(entry.get("parsed", {}))
+    statuses = [e["status"] for e in answers.values()]
+    expected = QUESTIONS[condition.mode]
+    if "error" in statuses:
+        status = "error"
+    elif "empty" in statuses:
+        status = "empty"
+    elif len(answers) < len(expected) or any("parse_error" in e for e in answers.values()):
+        status = "parse_error"
+    else:
+        status = "ok"
+    record: dict[str, Any] = {
+        "image_id": item.id,
+        "group": item.group,
+        "human": {"emotion": item.emotion, "valence": item.valence, "arousal": item.arousal},
+        "status": status,
+        "emotion": parsed.get("emotion"),
+        "valence": parsed.get("valence"),
+        "arousal": parsed.get("arousal"),
+        "answers": answers,
+    }
+    arrays: dict[str, np.ndarray] = {}
+    sources = set()
+    digits: dict[str, Any] = {}
+    for question, result in results.items():
+        if result.logprobs:
+            arrays.update(logprob_arrays(question, result.logprobs, k))
+            sources.add(result.logprob_source or "unknown")
+        for dimension in ("valence", "arousal"):
+            value = answers.get(question, {}).get("parsed", {}).get(dimension)
+            if value is None or not result.logprobs:
+                continue
+            index = rating_step(result.logprobs, value)
+            if index is None:
+                continue
+            dist, mass = digit_distribution(result.logprobs[index])
+            digits[dimension] = {"probs": [round(float(p), 6) for p in dist], "mass": round(mass, 6), "entropy_bits": round(entropy_bits(dist), 6)}
+    if arrays:
+        name = f"logprobs/{_safe(item.id)}.npz"
+        save_npz(folder / name, arrays)
+        record["logprobs_file"] = name
+        record["logprob_source"] = sorted(sources)[0] if len(sources) == 1 else sorted(sources)
+    if digits:
+        record["digit_distribution"] = digits
+    first = next(iter(results.values()), None)
+    if first is not None and first.hidden_states:
+        name = f"hidden/{_safe(item.id)}.npz"
+        save_npz(folder / name, {f"layer{layer}": np.asarray(v, dtype=np.float32) for layer, v in first.hidden_states.items()})
+        record["hidden_file"] = name
+    return record
+
+
+def run_study(
+    study: RatingConfig,
+    *,
+    max_priority: int | None = None,
+    overwrite: bool = False,
+    backend_factory: Callable[[Condition], Backend] | None = None,
+) -> list[Path]:
+    """Run every selected condition; returns their run folders (finished ones are skipped)."""
+    items = load_items(study)
+    conditions = select_conditions(expand_conditions(study), max_priority)
+    if not conditions:
+        raise DataError(f"no condition has priority <= {max_priority}; lower priorities run first (try --priority {min(c.priority for c in expand_conditions(study))})")
+    factory = backend_factory or _load_backend
+    backends: dict[tuple[str, str], Backend] = {}
+    folders = []
+    runs = []
+    for condition in conditions:
+        run = Run.open(condition_dir(study.out, condition), condition.config(study), stage="rating.condition", overwrite=overwrite)
+        runs.append((condition, run))
+    total = sum(len(run.pending(items)) for _, run in runs)
+    with progress_bar() as progress:
+        task = progress.add_task("rating", total=total)
+        for condition, run in runs:
+            pending = run.pending(items)
+            if pending:
+                key = (condition.model.name, condition.variant.name)
+                if key not in backends:
+                    backends[key] = factory(condition)
+                progress.update(task, description=f"rating {condition.name}")
+                rate_items(backends[key], condition, study, pending, run, on_item=lambda: progress.advance(task))
+            records = run.records()
+            counts = Counter(r["status"] for r in records)
+            run.finish("complete" if counts.get("ok", 0) == len(records) else "degraded", item_status=dict(counts), priority=condition.priority)
+            folders.append(run.dir)
+    return folders
+
+
+def _load_backend(condition: Condition) -> Backend:
+    from vlmlab.models.registry import load_backend
+
+    options = dict(condition.variant.options)
+    if condition.model.base_url:
+        options["base_url"] = condition.model.base_url
+    return load_backend(condition.model.ref, kind=condition.model.kind, **options)
