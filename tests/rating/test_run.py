@@ -12,7 +12,7 @@ from vlmlab.rating.conditions import expand_conditions, select_conditions
 from vlmlab.rating.config import RatingConfig
 from vlmlab.rating.run import run_study
 from vlmlab.runs import read_ledger
-from conftest import ScriptedRater
+from rating_helpers import ScriptedRater
 
 
 def study(ratings: Path, out: Path, **conditions) -> RatingConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,17 +64,77 @@ class Image:
         return str(self.path) if self.path is not None else f"<bytes sha256={self.sha256[:12]}>"
 
     def load(self) -> PIL.Image.Image:
-        """Decode to an RGB PIL image; a corrupt or non-image file is a `DataError` naming it."""
+        """Decode to an RGB PIL image.
+
+        Raises:
+            DataError: naming the image when the file is missing, empty, not an image at all
+                (e.g. a text file renamed .jpg) or a corrupt/truncated image.
+        """
         raw = self.read_bytes()
+        if not raw:
+            raise DataError(f"{self.name}: image file is empty (0 bytes); replace or remove it")
         try:
             with PIL.Image.open(io.BytesIO(raw)) as im:
                 im.load()
                 return im.convert("RGB")
-        except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise DataError(f"{self.name}: not a readable image ({type(exc).__name__}: {exc}); replace or remove it") from None
+        except PIL.UnidentifiedImageError:
+            if _has_image_signature(raw):
+                raise DataError(f"{self.name}: corrupt or truncated image (header unreadable); replace or remove it") from None
+            raise DataError(f"{self.name}: not an image file (unrecognised format); replace or remove it") from None
+        except PIL.Image.DecompressionBombError as exc:
+            raise DataError(f"{self.name}: image too large to decode safely ({exc}); downscale it") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"{self.name}: corrupt or truncated image ({type(exc).__name__}: {exc}); replace or remove it") from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Image) and self.sha256 == other.sha256
 
     def __hash__(self) -> int:
         return hash(self.sha256)
+
+
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def _has_image_signature(raw: bytes) -> bool:
+    """True when the bytes start like a known image format (so a failed decode means corruption)."""
+    return raw.startswith(_SIGNATURES) or (raw[:4] == b"RIFF" and raw[8:12] == b"WEBP")
+
+
+SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def resolve_under_root(root: Path | str, name: str | Path, where: str = "") -> Path:
+    """The path of image `name` under the data root `root`, refusing paths that leave the root.
+
+    Relative names are joined to `root`; absolute names must already lie inside it. The check is
+    on the normalised path (`..` collapsed), not on symlink targets, so a root whose images are
+    symlinks to a shared disk still works. Nothing is read: missing files surface on `load()`.
+
+    Args:
+        root: the data root (the `--images` folder).
+        name: the file name or relative path from the data file.
+        where: `file:line` of the row it came from, prefixed to error messages.
+
+    Raises:
+        DataError: an empty name, or a path that escapes the root via `..` or is absolute elsewhere.
+    """
+    prefix = f"{where}: " if where else ""
+    text = os.fspath(name)
+    if not text.strip():
+        raise DataError(f"{prefix}empty image path; fill in the image column")
+    root_text = os.fspath(root)
+    joined = text if os.path.isabs(text) else os.path.join(root_text, text)
+    root_abs = os.path.abspath(root_text)
+    target = os.path.abspath(joined)  # abspath also normalises `..`
+    if target != root_abs and not target.startswith(root_abs.rstrip(os.sep) + os.sep):
+        raise DataError(
+            f"{prefix}image path {text!r} is outside the data root {root}; "
+            f"move the image under the root or pass a root that contains it"
+        )
+    return Path(os.path.normpath(joined))
+
+
+def image_under_root(root: Path | str, name: str | Path, where: str = "") -> Image:
+    """`Image(path=resolve_under_root(root, name, where))`."""
+    return Image(path=resolve_under_root(root, name, where))

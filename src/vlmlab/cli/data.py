@@ -1,0 +1,49 @@
+"""`vlmlab data`: read a dataset with a named format, check it, export normalised records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Read, check and normalise datasets.", no_args_is_help=True)
+_console = Console()
+
+
+@app.command("check")
+def check(
+    format: str = typer.Argument(..., help="Dataset format: quic360, quic360-rows, captions, captions-rows, coco, vqa, okvqa, folder, ratings, records."),
+    path: Path = typer.Argument(..., help="The data file (questions JSON for vqa; the folder for folder)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Image root (default: the data file's folder)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Annotations JSON (vqa/okvqa)."),
+    url_map: Optional[Path] = typer.Option(None, "--url-map", help="URL -> local file map (CSV/TSV/JSON) for a url column."),
+    image_pattern: Optional[str] = typer.Option(None, "--image-pattern", help="Image file pattern, e.g. 'COCO_val2014_{image_id:012d}.jpg'."),
+    query: Optional[str] = typer.Option(None, "--query", help="Query text for every image (folder)."),
+    check_images: bool = typer.Option(False, "--check-images", help="Decode every image (slow for large sets)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write normalised records JSONL here (atomic; nothing on error)."),
+) -> None:
+    """Read PATH as FORMAT, print a summary, optionally decode every image and export records."""
+    from vlmlab.data.check import check_images as decode_all
+    from vlmlab.data.check import summarize, write_records_jsonl
+    from vlmlab.data.readers import read_dataset
+
+    dataset = read_dataset(
+        format, path, images=images, annotations=annotations, url_map=url_map, image_pattern=image_pattern, query=query
+    )
+    summary = summarize(dataset)
+    if check_images:
+        result = decode_all(dataset.records)
+        summary["images decoded"] = result.images
+        if result.images:
+            summary["smallest / largest image"] = "{}x{} / {}x{}".format(*result.min_size, *result.max_size)
+    if out is not None:
+        write_records_jsonl(dataset.records, out)
+        summary["written"] = str(out)
+    table = Table("", "", show_header=False, title=f"{format}: {path}")
+    for key, value in summary.items():
+        if key not in ("format", "path"):
+            table.add_row(key, str(value))
+    _console.print(table)
