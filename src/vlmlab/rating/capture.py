@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from vlmlab.metrics.agreement import rating_distribution
 from vlmlab.models.base import StepLogprobs
 from vlmlab.runs import atomic_write_bytes
 
@@ -31,24 +32,13 @@ def rating_step(steps: Sequence[StepLogprobs], value: int) -> int | None:
 
 
 def digit_distribution(step: StepLogprobs) -> tuple[np.ndarray, float]:
-    """(probabilities of 1..9 normalised over the digits seen, total mass on digits in the top-k)."""
-    mass = np.zeros(9)
-    candidates = list(step.top) or [(step.token, step.logprob)]
-    seen: set[int] = set()
-    for token, logprob in candidates:
-        match = _DIGIT.match(token)
-        if match:
-            digit = int(match.group(1))
-            if digit not in seen:  # " 7" and "7" may both appear; keep the first (larger)
-                mass[digit - 1] += float(np.exp(logprob))
-                seen.add(digit)
-    total = float(mass.sum())
-    return (mass / total if total > 0 else mass), total
+    """(probabilities of 1..9 normalised over the digits in the top-k, total mass on those digits).
 
-
-def entropy_bits(distribution: np.ndarray) -> float:
-    p = distribution[distribution > 0]
-    return float(-(p * np.log2(p)).sum()) if p.size else 0.0
+    Raises DataError when no digit is among the top-k (the caller then records no distribution).
+    """
+    top = {token: logprob for token, logprob in reversed(step.top or [(step.token, step.logprob)])}
+    mass = float(sum(np.exp(lp) for token, lp in top.items() if _DIGIT.match(token)))
+    return rating_distribution(top), mass
 
 
 def logprob_arrays(prefix: str, steps: Sequence[StepLogprobs], k: int) -> dict[str, np.ndarray]:

@@ -20,7 +20,8 @@ from vlmlab.data.images import Image
 from vlmlab.errors import DataError
 from vlmlab.models.base import Backend, GenerationRequest, GenerationResult, Turn
 from vlmlab.progress import progress_bar
-from vlmlab.rating.capture import digit_distribution, entropy_bits, logprob_arrays, rating_step, save_npz
+from vlmlab.metrics.agreement import entropy
+from vlmlab.rating.capture import digit_distribution, logprob_arrays, rating_step, save_npz
 from vlmlab.rating.conditions import Condition, condition_dir, expand_conditions, request_seed, select_conditions
 from vlmlab.rating.config import RatingConfig
 from vlmlab.rating.parse import ParseFailure, parse_emotion, parse_json_answer, parse_rating
@@ -184,8 +185,11 @@ def _record(item: FaceItem, condition: Condition, answers: dict, results: dict[s
             index = rating_step(result.logprobs, value)
             if index is None:
                 continue
-            dist, mass = digit_distribution(result.logprobs[index])
-            digits[dimension] = {"probs": [round(float(p), 6) for p in dist], "mass": round(mass, 6), "entropy_bits": round(entropy_bits(dist), 6)}
+            try:
+                dist, mass = digit_distribution(result.logprobs[index])
+            except DataError:
+                continue
+            digits[dimension] = {"probs": [round(float(p), 6) for p in dist], "mass": round(mass, 6), "entropy_bits": round(entropy(dist), 6)}
     if arrays:
         name = f"logprobs/{_safe(item.id)}.npz"
         save_npz(folder / name, arrays)
@@ -242,6 +246,6 @@ def _load_backend(condition: Condition) -> Backend:
     from vlmlab.models.registry import load_backend
 
     options = dict(condition.variant.options)
-    if condition.model.base_url:
-        options["base_url"] = condition.model.base_url
-    return load_backend(condition.model.ref, kind=condition.model.kind, **options)
+    if condition.model.kind == "hf":
+        return load_backend(condition.model.ref, kind="hf", **options)
+    return load_backend(condition.model.base_url, kind=condition.model.kind, model=condition.model.ref, **options)

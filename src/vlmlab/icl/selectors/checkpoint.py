@@ -1,0 +1,159 @@
+"""Selector checkpoints: `selector.safetensors` + `selector.json`, loaded strictly.
+
+`selector.json` holds the full resolved `SelectorConfig` and a `DataFingerprint` (dataset name,
+hash of the support ids, embedding width, modality). Loading:
+
+- a config given by the caller must match the saved architecture (version, sizes, `num_layers`,
+  ...), else `CheckpointError` naming each differing key;
+- the weights must have exactly the network's keys and shapes, else `CheckpointError` naming the
+  missing, unexpected and mis-shaped keys (upstream silently dropped weights here);
+- a fingerprint given by the caller (the eval data) must match, else `CheckpointError` saying
+  which dataset/index the selector was trained for.
+
+Weights are never unpickled: safetensors only.
+
+Example::
+
+    save_selector(model, out_dir, data.fingerprint)
+    model = load_selector(out_dir, fingerprint=DataFingerprint.from_ids("okvqa", ids, 384, "text"))
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from vlmlab.errors import CheckpointError
+from vlmlab.icl.selectors.base import SelectorModel
+from vlmlab.icl.selectors.config import SelectorConfig
+from vlmlab.icl.selectors.data import DataFingerprint
+from vlmlab.icl.selectors.registry import build_selector
+from vlmlab.runs import atomic_write_bytes, atomic_write_text
+
+WEIGHTS_FILE = "selector.safetensors"
+META_FILE = "selector.json"
+FORMAT = "vlmlab-selector/1"
+
+
+def save_selector(
+    model: SelectorModel, folder: Path | str, fingerprint: DataFingerprint, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write weights and metadata atomically into `folder`; returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
+    atomic_write_bytes(folder / WEIGHTS_FILE, save(state))
+    meta = {
+        "format": FORMAT,
+        "config": model.config.model_dump(mode="json"),
+        "data": fingerprint.to_dict(),
+        **(extra or {}),
+    }
+    atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return folder
+
+
+def read_selector_meta(folder: Path | str) -> tuple[SelectorConfig, DataFingerprint, dict[str, Any]]:
+    """The saved config, data fingerprint and raw metadata of a checkpoint folder."""
+    path = Path(folder) / META_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} not found; point at a folder written by the icl train stage") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc.msg}); re-run the train stage") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a vlmlab selector checkpoint (format {FORMAT!r} expected)")
+    try:
+        config = SelectorConfig.model_validate(meta["config"])
+        fingerprint = DataFingerprint.from_dict(meta["data"])
+    except (KeyError, TypeError, ValueError, pydantic.ValidationError) as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{path} has an invalid config or data fingerprint ({first})") from None
+    return config, fingerprint, meta
+
+
+def load_selector(
+    folder: Path | str,
+    *,
+    config: SelectorConfig | None = None,
+    fingerprint: DataFingerprint | None = None,
+) -> SelectorModel:
+    """Build the saved selector and load its weights strictly (eval mode).
+
+    Args:
+        folder: the checkpoint folder (`selector.safetensors` + `selector.json`).
+        config: if given, its architecture must equal the saved one.
+        fingerprint: if given (the data you are about to run on), it must equal the saved one.
+
+    Raises:
+        CheckpointError: naming mismatching config keys, data fields, or state-dict keys.
+    """
+    saved_config, saved_fp, _ = read_selector_meta(folder)
+    if config is not None:
+        want, have = config.architecture(), saved_config.architecture()
+        diff = [f"{key} (saved {have[key]!r}, requested {want[key]!r})" for key in want if want[key] != have[key]]
+        if diff:
+            raise CheckpointError(f"{Path(folder) / META_FILE}: config mismatch in {'; '.join(diff)}")
+    if fingerprint is not None:
+        diff = saved_fp.mismatches(fingerprint)
+        if diff:
+            raise CheckpointError(
+                f"{Path(folder)} was trained on other data ({'; '.join(diff)}; saved vs given); "
+                "use a selector trained on this dataset and index"
+            )
+    model = build_selector(saved_config)
+    load_weights_strict(model, Path(folder) / WEIGHTS_FILE)
+    return model.eval()
+
+
+def load_weights_strict(model: SelectorModel, path: Path | str) -> None:
+    """Load safetensors weights into `model`; any missing/unexpected/mis-shaped key is an error."""
+    path = Path(path)
+    try:
+        state = load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} not found; the checkpoint folder is incomplete") from None
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path} cannot be read as safetensors ({exc}); re-run the train stage") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(
+        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in set(state) & set(expected)
+        if state[k].shape != expected[k].shape
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_names(_group(missing))}")
+    if unexpected:
+        problems.append(f"unexpected keys {_names(_group(unexpected))}")
+    if shapes:
+        problems.append(f"shape mismatch {_names(shapes)}")
+    if problems:
+        raise CheckpointError(f"{path} does not match the selector config: {'; '.join(problems)}")
+    model.load_state_dict(state, strict=True)
+
+
+def _group(keys: list[str]) -> list[str]:
+    """Collapse the keys of a whole numbered block: `cross_layers.1.*` (12 keys) instead of 12 names."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        parts = key.split(".")
+        cut = next((i + 1 for i, p in enumerate(parts[:-1]) if p.isdigit()), len(parts))
+        groups.setdefault(".".join(parts[:cut]), []).append(key)
+    return [
+        members[0] if len(members) == 1 and members[0] == prefix else f"{prefix}.* ({len(members)} keys)"
+        for prefix, members in groups.items()
+    ]
+
+
+def _names(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")

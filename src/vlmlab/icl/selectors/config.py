@@ -1,0 +1,182 @@
+"""`SelectorConfig`: every knob of the ICD selectors v0–v4 and their training, validated up front.
+
+One config describes one selector: its architecture (which version, sizes) and how it is trained
+(supervised cross-entropy on the best beams, an optional ranking loss over all beams, and for v4 an
+RCE warm-up followed by GRPO on `rl.jsonl` candidates). Defaults that depend on the version
+(`num_layers`, `ranking_loss`) are resolved here, so the saved config is always the full truth.
+
+Example::
+
+    cfg = SelectorConfig(version="v2", embedding_dim=384, num_layers=2, shots=2)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from vlmlab.config import StrictModel
+
+
+Version = Literal["v0", "v1", "v2", "v3", "v4"]
+RankingLoss = Literal["none", "listwise", "pairwise"]
+RewardMode = Literal["hard_plus_soft", "separated", "hybrid"]
+BeamScore = Literal["cumulative", "marginal"]
+
+# Fields that only the v4 RL phases read; giving one a non-default value for another version is a
+# mistake we report (a resolved dump with the defaults reloads fine).
+RL_FIELDS = (
+    "rce_epochs",
+    "rce_temperature_start",
+    "rce_temperature_end",
+    "grpo_epochs",
+    "grpo_inner_steps",
+    "clip_epsilon",
+    "advantage_clip",
+    "kl_beta",
+    "kl_target_min",
+    "kl_target_max",
+    "kl_adapt_factor",
+    "kl_beta_min",
+    "kl_beta_max",
+    "reward_mode",
+    "hard_weight",
+    "soft_weight",
+    "infoscore_weight",
+    "rl_lr",
+)
+
+# Fields that change the network's parameters; a checkpoint must match them exactly.
+ARCHITECTURE_FIELDS = (
+    "version",
+    "embedding_dim",
+    "hidden_dim",
+    "num_layers",
+    "num_heads",
+    "pool_size",
+)
+
+
+class SelectorConfig(StrictModel):
+    """A selector version, its sizes, and its training recipe.
+
+    Attributes:
+        version: `v0` GPT-2 over pool positions (Lever-LM); `v1` bi-encoder pointer network;
+            `v2` + cross-attention; `v3` + ranking loss; `v4` + RCE warm-up then GRPO.
+        embedding_dim: width D of the query and pool embeddings given to the selector.
+        hidden_dim: width of the selector's internal representations.
+        num_layers: v0: GPT-2 layers (default 2); v1: must be 0; v2–v4: cross-attention layers
+            (default 1).
+        num_heads: attention heads (GPT-2 or cross-attention); must divide `hidden_dim`.
+        pool_size: the largest candidate pool K a query may have (v0's position vocabulary).
+        shots: ICDs chosen per query; every training beam must have exactly this many.
+        ranking_loss: `listwise` (KL to softmax(beam score / τ)) or `pairwise` (hinge on sequence
+            log-probabilities); v3/v4 default `listwise`, v0–v2 must be `none`.
+        beam_score: which beam score orders beams for the ranking loss.
+        ce_beams: how many of the best beams per anchor are cross-entropy targets.
+    """
+
+    version: Version
+    embedding_dim: int = Field(gt=0)
+    hidden_dim: int = Field(256, gt=0)
+    num_layers: int | None = Field(None, ge=0)
+    num_heads: int = Field(1, gt=0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    pool_size: int = Field(64, gt=0)
+    shots: int = Field(2, gt=0)
+
+    # supervised objective
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    ce_beams: int = Field(1, gt=0)
+    ce_weight: float = Field(1.0, ge=0.0)
+    ranking_loss: RankingLoss | None = None
+    ranking_weight: float = Field(1.0, ge=0.0)
+    listwise_temperature: float = Field(1.0, gt=0.0)
+    pairwise_margin: float = Field(1.0, ge=0.0)
+    beam_score: BeamScore = "cumulative"
+
+    # v4: RCE warm-up then GRPO on rl.jsonl candidates
+    rce_epochs: int = Field(2, ge=0)
+    rce_temperature_start: float = Field(2.0, gt=0.0)
+    rce_temperature_end: float = Field(0.5, gt=0.0)
+    grpo_epochs: int = Field(2, ge=0)
+    grpo_inner_steps: int = Field(2, gt=0)
+    clip_epsilon: float = Field(0.2, gt=0.0, lt=1.0)
+    advantage_clip: float = Field(5.0, gt=0.0)
+    kl_beta: float = Field(0.1, ge=0.0)
+    kl_target_min: float = Field(0.01, ge=0.0)
+    kl_target_max: float = Field(0.1, gt=0.0)
+    kl_adapt_factor: float = Field(1.5, ge=1.0)
+    kl_beta_min: float = Field(1e-3, ge=0.0)
+    kl_beta_max: float = Field(10.0, gt=0.0)
+    reward_mode: RewardMode = "hard_plus_soft"
+    hard_weight: float = 1.0
+    soft_weight: float = 1.0
+    infoscore_weight: float = 1.0
+    rl_lr: float | None = Field(None, gt=0.0)
+
+    # optimisation
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    grad_clip: float = Field(1.0, gt=0.0)
+    epochs: int = Field(10, ge=0)
+    batch_size: int = Field(32, gt=0)
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+    data_seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_version_defaults(cls, data: Any) -> Any:
+        """Fill `num_layers` and `ranking_loss` from the version before validation."""
+        if isinstance(data, dict) and isinstance(data.get("version"), str):
+            data = dict(data)
+            v = data["version"]
+            if data.get("num_layers") is None:
+                data["num_layers"] = {"v0": 2, "v1": 0}.get(v, 1)
+            if data.get("ranking_loss") is None:
+                data["ranking_loss"] = "listwise" if v in ("v3", "v4") else "none"
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "SelectorConfig":
+        v = self.version
+        assert self.num_layers is not None and self.ranking_loss is not None
+        if v == "v0" and self.num_layers < 1:
+            raise ValueError("num_layers must be >= 1 for v0 (GPT-2 layers)")
+        if v == "v1" and self.num_layers != 0:
+            raise ValueError(
+                "num_layers must be 0 for v1 (no cross-attention); use version v2 for cross-attention layers"
+            )
+        if v in ("v2", "v3", "v4") and self.num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1 for {v} (cross-attention layers); use v1 for none")
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by num_heads {self.num_heads}")
+        if v in ("v0", "v1", "v2") and self.ranking_loss != "none":
+            raise ValueError(f"ranking_loss is a v3/v4 feature; got {self.ranking_loss!r} for {v}")
+        if v in ("v3", "v4") and self.ranking_loss == "none":
+            raise ValueError(f"{v} needs ranking_loss listwise or pairwise (use v2 for CE only)")
+        if v != "v4":
+            fields = type(self).model_fields
+            stray = sorted(
+                name
+                for name in set(RL_FIELDS) & self.model_fields_set
+                if getattr(self, name) != fields[name].default
+            )
+            if stray:
+                raise ValueError(f"{', '.join(stray)} only apply to v4 (RCE + GRPO); remove them for {v}")
+        if self.kl_target_min > self.kl_target_max:
+            raise ValueError("kl_target_min must be <= kl_target_max")
+        if self.shots > self.pool_size:
+            raise ValueError(f"shots {self.shots} > pool_size {self.pool_size}")
+        return self
+
+    @property
+    def uses_rl(self) -> bool:
+        """True when training has the RCE and GRPO phases (v4)."""
+        return self.version == "v4"
+
+    def architecture(self) -> dict[str, object]:
+        """The fields that decide parameter names and shapes (compared when loading)."""
+        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}

@@ -1,0 +1,366 @@
+"""`SelectorData`: anchors, their OWN candidate pools, beam labels and RL candidates as tensors.
+
+Built from the outputs of the earlier icl stages:
+
+- index: `<run>/embeddings/{text,image}.npy` (float32 [M, D], L2-normalised) and
+  `<run>/embeddings/ids.json` (support question ids in row order);
+- beams: `beams.jsonl`, one line per anchor with its `pool` (support ids) and `beams` (best first);
+- rl-data (v4 only): `rl.jsonl`, one line per anchor with scored `candidates`.
+
+Every label is a position in the anchor's own pool. The files carry both the ICD ids and their
+positions; we check that `pool[position] == id` for every ICD, so a label can never silently point
+at the wrong item (upstream used a fixed pool and `index % K`). Pools are stored as rows into the
+support embedding matrix, so memory is O(N·K) integers, not O(N·K·D) floats.
+
+Example::
+
+    data = SelectorData.from_run(index_dir, beams_path, rl_path, dataset="okvqa", modality="text")
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vlmlab.errors import DataError
+from vlmlab.icl.selectors.records import (
+    Modality,
+    anchor_and_pool,
+    load_index_embeddings,
+    number,
+    read_jsonl,
+    required,
+    sequence_positions,
+)
+
+
+@dataclass(frozen=True)
+class DataFingerprint:
+    """What a selector was trained on, stored next to its checkpoint and checked at eval.
+
+    Attributes:
+        dataset: the dataset name the caller gave (e.g. `okvqa`).
+        support_ids_sha256: sha256 of the support ids in index row order.
+        embedding_dim: width D of the embeddings the selector reads.
+        modality: which index embeddings were used (`text`, `image` or `text+image`).
+    """
+
+    dataset: str
+    support_ids_sha256: str
+    embedding_dim: int
+    modality: str
+
+    @classmethod
+    def from_ids(cls, dataset: str, support_ids: Sequence[str], embedding_dim: int, modality: str) -> "DataFingerprint":
+        """Fingerprint an index (the eval stage calls this to check a checkpoint fits its data)."""
+        digest = hashlib.sha256("\n".join(support_ids).encode("utf-8")).hexdigest()
+        return cls(dataset, digest, int(embedding_dim), modality)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "support_ids_sha256": self.support_ids_sha256,
+            "embedding_dim": self.embedding_dim,
+            "modality": self.modality,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "DataFingerprint":
+        return cls(str(raw["dataset"]), str(raw["support_ids_sha256"]), int(raw["embedding_dim"]), str(raw["modality"]))
+
+    def mismatches(self, other: "DataFingerprint") -> list[str]:
+        """Names of the fields that differ, as `field: mine != other` strings."""
+        return [
+            f"{name}: {getattr(self, name)!r} != {getattr(other, name)!r}"
+            for name in ("dataset", "support_ids_sha256", "embedding_dim", "modality")
+            if getattr(self, name) != getattr(other, name)
+        ]
+
+
+@dataclass
+class SelectorData:
+    """Training/eval tensors for selectors; N anchors, pools padded to K, G beams, C RL candidates, S shots.
+
+    Attributes:
+        anchor_ids: anchor question ids, row order of every tensor below.
+        query_emb: float32 [N, D] embedding of each anchor.
+        support_ids: index ids, row order of `support_emb`.
+        support_emb: float32 [M, D].
+        pool_rows: long [N, K] rows of `support_emb` forming each anchor's own pool (-1 = padding).
+        pool_mask: bool [N, K] True where the pool has an item.
+        beam_positions: long [N, G, S] ICD positions (in the anchor's pool), prompt order, best beam first.
+        beam_mask: bool [N, G] True where a beam exists.
+        beam_cumulative / beam_marginal: float32 [N, G] beam scores (0 where no beam).
+        rl_positions: long [N, C, S] or None; RL candidate sequences as pool positions.
+        rl_mask: bool [N, C] or None.
+        rl_correct / rl_acc: float32 [N, C] or None; `vqa_correct` as 0/1 and `vqa_acc_score`.
+        rl_beam_score: float32 [N, C] or None; NaN where the candidate had no beam score.
+        fingerprint: what the data is, for checkpoints.
+    """
+
+    anchor_ids: list[str]
+    query_emb: Tensor
+    support_ids: list[str]
+    support_emb: Tensor
+    pool_rows: Tensor
+    pool_mask: Tensor
+    beam_positions: Tensor
+    beam_mask: Tensor
+    beam_cumulative: Tensor
+    beam_marginal: Tensor
+    fingerprint: DataFingerprint
+    rl_positions: Tensor | None = None
+    rl_mask: Tensor | None = None
+    rl_correct: Tensor | None = None
+    rl_acc: Tensor | None = None
+    rl_beam_score: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.anchor_ids)
+
+    @property
+    def shots(self) -> int:
+        return int(self.beam_positions.shape[-1])
+
+    @property
+    def pool_size(self) -> int:
+        return int(self.pool_rows.shape[1])
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.support_emb.shape[1])
+
+    @property
+    def has_rl(self) -> bool:
+        return self.rl_positions is not None
+
+    def pool_ids(self, row: int) -> list[str]:
+        """The support ids of anchor `row`'s pool, in position order."""
+        return [self.support_ids[int(r)] for r in self.pool_rows[row] if int(r) >= 0]
+
+    def pool_embeddings(self, rows: Tensor) -> Tensor:
+        """float32 [b, K, D] pool embeddings of anchors `rows` (zeros at padding)."""
+        idx = self.pool_rows[rows]
+        emb = self.support_emb[idx.clamp(min=0)]
+        return emb * (idx >= 0).unsqueeze(-1).to(emb.dtype)
+
+    def subset(self, rows: Sequence[int] | Tensor) -> "SelectorData":
+        """The same data restricted to anchors `rows` (support set and fingerprint unchanged)."""
+        idx = torch.as_tensor(rows, dtype=torch.long)
+        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        return replace(
+            self,
+            anchor_ids=[self.anchor_ids[int(i)] for i in idx],
+            query_emb=self.query_emb[idx],
+            pool_rows=self.pool_rows[idx],
+            pool_mask=self.pool_mask[idx],
+            beam_positions=self.beam_positions[idx],
+            beam_mask=self.beam_mask[idx],
+            beam_cumulative=self.beam_cumulative[idx],
+            beam_marginal=self.beam_marginal[idx],
+            rl_positions=pick(self.rl_positions),
+            rl_mask=pick(self.rl_mask),
+            rl_correct=pick(self.rl_correct),
+            rl_acc=pick(self.rl_acc),
+            rl_beam_score=pick(self.rl_beam_score),
+        )
+
+    @classmethod
+    def from_records(
+        cls,
+        beams: Sequence[dict[str, Any]],
+        support_ids: Sequence[str],
+        support_emb: np.ndarray,
+        *,
+        rl: Sequence[dict[str, Any]] | None = None,
+        query_ids: Sequence[str] | None = None,
+        query_emb: np.ndarray | None = None,
+        dataset: str = "",
+        modality: str = "text",
+        beams_source: str = "beams.jsonl",
+        rl_source: str = "rl.jsonl",
+    ) -> "SelectorData":
+        """Build from parsed `beams.jsonl` (and optionally `rl.jsonl`) records.
+
+        Args:
+            beams: one dict per anchor: `{"id", "pool", "beams": [{"ids", "positions", "cumulative",
+                "marginal", ...}]}`, best beam first.
+            support_ids / support_emb: the index (ids in row order, float32 [M, D]).
+            rl: optional rl-data records `{"id", "pool", "candidates": [...]}`; matched to anchors
+                by id, positions re-mapped into the anchor's beam pool by id. Candidates with
+                `status: error` (the scorer failed) are left out rather than given reward 0.
+            query_ids / query_emb: embeddings for anchors that are not in the index; anchors are
+                looked up here first, then in the index.
+            dataset / modality: recorded in the fingerprint.
+            beams_source / rl_source: file names used in error messages.
+
+        Raises:
+            DataError: naming the file, line and anchor for any malformed or inconsistent record.
+        """
+        support_emb = np.asarray(support_emb, dtype=np.float32)
+        if support_emb.ndim != 2 or support_emb.shape[0] != len(support_ids):
+            raise DataError(
+                f"index embeddings have shape {support_emb.shape} but ids.json lists {len(support_ids)} ids; rebuild the index"
+            )
+        row_of = {qid: i for i, qid in enumerate(support_ids)}
+        if len(row_of) != len(support_ids):
+            raise DataError("index ids.json has duplicate ids; rebuild the index")
+        extra_q: dict[str, int] = {}
+        if query_ids is not None:
+            if query_emb is None or len(query_ids) != len(query_emb):
+                raise DataError("query_ids and query_emb must be given together with the same length")
+            extra_q = {qid: i for i, qid in enumerate(query_ids)}
+
+        anchors: list[str] = []
+        pools: list[list[str]] = []
+        beam_lists: list[list[tuple[list[int], float, float]]] = []
+        shots: int | None = None
+        seen: set[str] = set()
+        for line_no, rec in enumerate(beams, start=1):
+            where = f"{beams_source} line {line_no}"
+            anchor, pool = anchor_and_pool(rec, where, row_of)
+            entries = rec.get("beams")
+            if not isinstance(entries, list) or not entries:
+                raise DataError(f"{where} (anchor {anchor}): 'beams' must be a non-empty list; re-run the beam stage")
+            parsed = []
+            for b, beam in enumerate(entries):
+                positions = sequence_positions(beam, pool, f"{where} (anchor {anchor}, beam {b})")
+                shots = len(positions) if shots is None else shots
+                if len(positions) != shots:
+                    raise DataError(
+                        f"{where} (anchor {anchor}, beam {b}): {len(positions)} ICDs but earlier beams have {shots}; all beams need the same shots"
+                    )
+                parsed.append((positions, number(beam, "cumulative", where), number(beam, "marginal", where)))
+            if anchor in seen:
+                raise DataError(f"{where}: anchor {anchor} appears twice; keep one line per anchor")
+            seen.add(anchor)
+            anchors.append(anchor)
+            pools.append(pool)
+            beam_lists.append(parsed)
+        if not anchors:
+            raise DataError(f"{beams_source} has no anchors; run the beam stage first")
+        assert shots is not None
+
+        rl_by_anchor: dict[str, list[tuple[list[int], float, float, float]]] = {}
+        if rl is not None:
+            pool_pos = {a: {qid: p for p, qid in enumerate(pool)} for a, pool in zip(anchors, pools)}
+            for line_no, rec in enumerate(rl, start=1):
+                where = f"{rl_source} line {line_no}"
+                anchor, pool = anchor_and_pool(rec, where, row_of)
+                if anchor not in pool_pos:
+                    continue  # an anchor without beams has no supervised labels; RL alone would start untrained
+                cands = rec.get("candidates")
+                if not isinstance(cands, list):
+                    raise DataError(f"{where} (anchor {anchor}): 'candidates' must be a list; re-run the rl-data stage")
+                items = []
+                for c, cand in enumerate(cands):
+                    if cand.get("status") == "error":
+                        continue  # the scorer failed on it: no reward, never scored as a wrong answer
+                    cw = f"{where} (anchor {anchor}, candidate {c})"
+                    positions = sequence_positions(cand, pool, cw)
+                    if len(positions) != shots:
+                        raise DataError(f"{cw}: {len(positions)} ICDs but the beams have {shots}")
+                    try:
+                        mapped = [pool_pos[anchor][pool[p]] for p in positions]
+                    except KeyError as exc:
+                        raise DataError(f"{cw}: ICD {exc.args[0]} is not in the anchor's pool in {beams_source}") from None
+                    bs = cand.get("beam_score")
+                    items.append(
+                        (
+                            mapped,
+                            float(bool(required(cand, "vqa_correct", cw))),
+                            number(cand, "vqa_acc_score", cw),
+                            float("nan") if bs is None else float(bs),
+                        )
+                    )
+                rl_by_anchor[anchor] = items
+
+        q_rows = []
+        for anchor in anchors:
+            if anchor in extra_q:
+                q_rows.append(np.asarray(query_emb)[extra_q[anchor]])
+            elif anchor in row_of:
+                q_rows.append(support_emb[row_of[anchor]])
+            else:
+                raise DataError(
+                    f"anchor {anchor} has no embedding: it is not in the index ids.json and no query embeddings were given"
+                )
+        n, k, g = len(anchors), max(len(p) for p in pools), max(len(b) for b in beam_lists)
+        pool_rows = torch.full((n, k), -1, dtype=torch.long)
+        beam_positions = torch.zeros((n, g, shots), dtype=torch.long)
+        beam_mask = torch.zeros((n, g), dtype=torch.bool)
+        cum = torch.zeros((n, g))
+        mar = torch.zeros((n, g))
+        for i, (pool, blist) in enumerate(zip(pools, beam_lists)):
+            pool_rows[i, : len(pool)] = torch.tensor([row_of[q] for q in pool])
+            for j, (pos, c_score, m_score) in enumerate(blist):
+                beam_positions[i, j] = torch.tensor(pos)
+                beam_mask[i, j] = True
+                cum[i, j], mar[i, j] = c_score, m_score
+
+        rl_fields: dict[str, Tensor | None] = {}
+        if rl is not None:
+            c_max = max((len(v) for v in rl_by_anchor.values()), default=0)
+            rl_pos = torch.zeros((n, c_max, shots), dtype=torch.long)
+            rl_mask = torch.zeros((n, c_max), dtype=torch.bool)
+            rl_cor, rl_acc = torch.zeros((n, c_max)), torch.zeros((n, c_max))
+            rl_bs = torch.full((n, c_max), float("nan"))
+            for i, anchor in enumerate(anchors):
+                for j, (pos, cor, acc, bs) in enumerate(rl_by_anchor.get(anchor, [])):
+                    rl_pos[i, j] = torch.tensor(pos)
+                    rl_mask[i, j] = True
+                    rl_cor[i, j], rl_acc[i, j], rl_bs[i, j] = cor, acc, bs
+            rl_fields = dict(rl_positions=rl_pos, rl_mask=rl_mask, rl_correct=rl_cor, rl_acc=rl_acc, rl_beam_score=rl_bs)
+
+        return cls(
+            anchor_ids=anchors,
+            query_emb=torch.from_numpy(np.stack(q_rows).astype(np.float32)),
+            support_ids=list(support_ids),
+            support_emb=torch.from_numpy(support_emb),
+            pool_rows=pool_rows,
+            pool_mask=pool_rows >= 0,
+            beam_positions=beam_positions,
+            beam_mask=beam_mask,
+            beam_cumulative=cum,
+            beam_marginal=mar,
+            fingerprint=DataFingerprint.from_ids(dataset, support_ids, support_emb.shape[1], modality),
+            **rl_fields,
+        )
+
+    @classmethod
+    def from_run(
+        cls,
+        index_dir: Path | str,
+        beams_path: Path | str,
+        rl_path: Path | str | None = None,
+        *,
+        dataset: str = "",
+        modality: Modality = "text",
+    ) -> "SelectorData":
+        """Read the index run folder, `beams.jsonl` and optionally `rl.jsonl` into tensors.
+
+        Args:
+            index_dir: the index stage's run folder (holding `embeddings/`).
+            beams_path: the beam stage's `beams.jsonl`.
+            rl_path: the rl-data stage's `rl.jsonl` (needed for v4).
+            dataset: dataset name recorded in the fingerprint.
+            modality: `text`, `image`, or `text+image` (the two concatenated, D doubles).
+        """
+        ids, emb = load_index_embeddings(index_dir, modality)
+        rl = read_jsonl(Path(rl_path)) if rl_path is not None else None
+        return cls.from_records(
+            read_jsonl(Path(beams_path)),
+            ids,
+            emb,
+            rl=rl,
+            dataset=dataset,
+            modality=modality,
+            beams_source=str(beams_path),
+            rl_source=str(rl_path),
+        )

@@ -1,0 +1,213 @@
+"""Training objectives of the selectors: CE, ranking losses, rewards, RCE and GRPO.
+
+All functions take plain tensors, so each can be checked by hand on a tiny example. Shapes:
+B queries, G (or C) sequences per query (a "group"), S steps, K pool positions. Logits carry -inf
+at positions that are not allowed at a step (padding, already chosen); those never produce NaN.
+
+- `cross_entropy`: per-sequence mean step CE with label smoothing over the allowed positions only.
+- `listwise_loss`: KL(softmax(beam score / τ) || softmax(sequence log-prob)) within each group.
+- `pairwise_loss`: hinge `max(0, margin − (logp_better − logp_worse))` over ordered pairs.
+- `rewards`: `hard_plus_soft`, `separated` or `hybrid` rewards from rl-data candidates.
+- `group_advantages`: rewards z-scored within each group (population std), then clipped.
+- `rce_loss`: reward-weighted CE, weights softmax(reward / τ) within each group.
+- `grpo_loss`: PPO-clip surrogate on group advantages plus β · KL to a frozen reference.
+- `adapt_kl_beta`: raise β when KL is above target, lower it when below.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+RewardMode = Literal["hard_plus_soft", "separated", "hybrid"]
+
+
+def step_log_probs(logits: Tensor) -> Tensor:
+    """log-softmax over positions; disallowed positions stay -inf."""
+    return torch.log_softmax(logits, dim=-1)
+
+
+def sequence_log_prob(logits: Tensor, sequences: Tensor) -> Tensor:
+    """Sum over steps of log π(chosen position): logits [..., S, K], sequences [..., S] -> [...]."""
+    return step_log_probs(logits).gather(-1, sequences.unsqueeze(-1)).squeeze(-1).sum(dim=-1)
+
+
+def cross_entropy(logits: Tensor, sequences: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Per-sequence CE averaged over steps: logits [..., S, K], sequences [..., S] -> [...].
+
+    Label smoothing spreads ε over the positions allowed at that step (never over padding or
+    already chosen items, whose log-probability is -inf).
+    """
+    logp = step_log_probs(logits)
+    nll = -logp.gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
+    if label_smoothing > 0:
+        allowed = torch.isfinite(logits)
+        smooth = -(logp.masked_fill(~allowed, 0.0).sum(-1) / allowed.sum(-1).clamp(min=1))
+        nll = (1.0 - label_smoothing) * nll + label_smoothing * smooth
+    return nll.mean(dim=-1)
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def listwise_loss(seq_logp: Tensor, scores: Tensor, mask: Tensor, temperature: float = 1.0) -> Tensor:
+    """KL(target || model) per group, averaged over groups with at least two sequences.
+
+    Args:
+        seq_logp: [B, G] sequence log-probabilities under the model.
+        scores: [B, G] beam scores (higher is better).
+        mask: bool [B, G] valid sequences.
+        temperature: τ of the target softmax(scores / τ).
+    """
+    neg = torch.finfo(seq_logp.dtype).min
+    target = torch.softmax((scores / temperature).masked_fill(~mask, neg), dim=-1)
+    model = torch.log_softmax(seq_logp.masked_fill(~mask, neg), dim=-1)
+    log_target = torch.log(target.clamp(min=1e-12))
+    kl = (target * (log_target - model)).masked_fill(~mask, 0.0).sum(dim=-1)
+    return masked_mean(kl, mask.sum(dim=-1) >= 2)
+
+
+def pairwise_loss(seq_logp: Tensor, scores: Tensor, mask: Tensor, margin: float = 1.0) -> Tensor:
+    """Mean hinge over pairs (i, j) of a group with score_i > score_j: max(0, m − (lp_i − lp_j))."""
+    better = (scores[:, :, None] > scores[:, None, :]) & mask[:, :, None] & mask[:, None, :]
+    hinge = torch.relu(margin - (seq_logp[:, :, None] - seq_logp[:, None, :]))
+    return masked_mean(hinge, better)
+
+
+def rewards(
+    correct: Tensor,
+    acc: Tensor,
+    beam_score: Tensor,
+    mode: RewardMode = "hard_plus_soft",
+    hard_weight: float = 1.0,
+    soft_weight: float = 1.0,
+    infoscore_weight: float = 1.0,
+) -> Tensor:
+    """Reward of each rl-data candidate.
+
+    - `hard_plus_soft`: hard_weight · correct + soft_weight · acc.
+    - `separated`: 2 · hard_weight + soft_weight · acc if correct else soft_weight · acc, so every
+      correct candidate outranks every wrong one by a gap.
+    - `hybrid`: hard_plus_soft + infoscore_weight · beam_score (InfoScore of the beam; 0 for
+      sampled candidates, whose beam_score is NaN/null).
+
+    Args:
+        correct: [B, C] 1.0 where `vqa_correct`, else 0.0.
+        acc: [B, C] `vqa_acc_score` in [0, 1].
+        beam_score: [B, C] beam score, NaN where none.
+    """
+    if mode == "hard_plus_soft":
+        return hard_weight * correct + soft_weight * acc
+    if mode == "separated":
+        return torch.where(correct > 0, 2.0 * hard_weight + soft_weight * acc, soft_weight * acc)
+    if mode == "hybrid":
+        return hard_weight * correct + soft_weight * acc + infoscore_weight * torch.nan_to_num(beam_score, nan=0.0)
+    raise ValueError(f"unknown reward mode {mode!r}; use hard_plus_soft, separated or hybrid")
+
+
+def group_advantages(values: Tensor, mask: Tensor, clip: float = 5.0, eps: float = 1e-6) -> Tensor:
+    """Rewards z-scored within each group (mean and population std over valid members), clipped.
+
+    A group whose rewards are all equal (or that has one member) carries no preference: its
+    advantages are 0. Invalid members get 0.
+    """
+    m = mask.to(values.dtype)
+    count = m.sum(dim=-1, keepdim=True).clamp(min=1.0)
+    mean = (values * m).sum(dim=-1, keepdim=True) / count
+    var = (((values - mean) * m) ** 2).sum(dim=-1, keepdim=True) / count
+    std = var.sqrt()
+    z = torch.where(std > eps, (values - mean) / std.clamp(min=eps), torch.zeros_like(values))
+    return (z * m).clamp(-clip, clip)
+
+
+def rce_temperature(step: int, total_steps: int, start: float, end: float) -> float:
+    """Linear annealing of the RCE temperature from `start` (step 0) to `end` (last step)."""
+    if total_steps <= 1:
+        return end
+    frac = min(max(step / (total_steps - 1), 0.0), 1.0)
+    return start + (end - start) * frac
+
+
+def rce_loss(seq_ce: Tensor, reward: Tensor, mask: Tensor, temperature: float) -> Tensor:
+    """Reward-weighted CE: Σ_i softmax(r / τ)_i · CE_i within each group, mean over groups.
+
+    Args:
+        seq_ce: [B, C] per-sequence CE.
+        reward: [B, C] rewards.
+        mask: bool [B, C] valid candidates.
+    """
+    neg = torch.finfo(reward.dtype).min
+    weights = torch.softmax((reward / temperature).masked_fill(~mask, neg), dim=-1).masked_fill(~mask, 0.0)
+    per_group = (weights * seq_ce.masked_fill(~mask, 0.0)).sum(dim=-1)
+    return masked_mean(per_group, mask.any(dim=-1))
+
+
+def sequence_kl(logits: Tensor, ref_logits: Tensor) -> Tensor:
+    """Exact Σ_steps KL(π(·|step) || π_ref(·|step)) along each teacher-forced sequence: [..., S, K] -> [...]."""
+    logp, ref_logp = step_log_probs(logits), step_log_probs(ref_logits)
+    allowed = torch.isfinite(logits) & torch.isfinite(ref_logits)
+    diff = torch.where(allowed, logp - ref_logp, torch.zeros_like(logp))
+    return (logp.exp() * diff).sum(dim=-1).sum(dim=-1)
+
+
+def grpo_loss(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    clip_epsilon: float,
+    kl: Tensor,
+    beta: float,
+) -> tuple[Tensor, dict[str, float]]:
+    """PPO-clip surrogate on group-relative advantages plus a KL penalty to the reference model.
+
+    loss = −mean(min(ρ·A, clip(ρ, 1−ε, 1+ε)·A)) + β · mean(KL), ρ = exp(logp − old_logp).
+
+    Args:
+        logp: [B, C] sequence log-probs under the policy being trained.
+        old_logp: [B, C] the same under the policy that the batch was collected with (no grad).
+        advantages: [B, C] from `group_advantages`.
+        mask: bool [B, C].
+        clip_epsilon: ε.
+        kl: [B, C] `sequence_kl` to the frozen reference (supervised) model.
+        beta: KL weight β.
+
+    Returns:
+        (loss, stats) with stats `policy_loss`, `kl`, `ratio_mean`, `clip_fraction`.
+    """
+    ratio = torch.exp(logp - old_logp.detach())
+    clipped = ratio.clamp(1.0 - clip_epsilon, 1.0 + clip_epsilon)
+    surrogate = torch.minimum(ratio * advantages, clipped * advantages)
+    policy = -masked_mean(surrogate, mask)
+    kl_mean = masked_mean(kl, mask)
+    loss = policy + beta * kl_mean
+    with torch.no_grad():
+        was_clipped = ((ratio - clipped).abs() > 0) & mask
+        stats = {
+            "policy_loss": float(policy),
+            "kl": float(kl_mean),
+            "ratio_mean": float(masked_mean(ratio, mask)),
+            "clip_fraction": float(was_clipped.sum() / mask.sum().clamp(min=1)),
+        }
+    return loss, stats
+
+
+def adapt_kl_beta(
+    beta: float,
+    kl: float,
+    target_min: float,
+    target_max: float,
+    factor: float = 1.5,
+    beta_min: float = 1e-3,
+    beta_max: float = 10.0,
+) -> float:
+    """Adaptive β: × factor when KL > target_max, ÷ factor when KL < target_min, kept in [min, max]."""
+    if kl > target_max:
+        beta *= factor
+    elif kl < target_min:
+        beta /= factor
+    return min(max(beta, beta_min), beta_max)

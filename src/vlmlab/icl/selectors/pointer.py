@@ -1,0 +1,140 @@
+"""`PointerSelector`: the v1–v4 pointer network (one network; the versions are options).
+
+- v1: a bi-encoder. The query and each pool item are encoded separately (two MLPs); at each step
+  the scores are scaled cosine similarities between the current query state and the items; the
+  chosen item is masked and the query state is updated by a GRU cell fed the chosen item (a
+  learnable query update), so the second pick depends on the first.
+- v2: before the first step, the query state attends over its pool through `num_layers` pre-norm
+  cross-attention blocks (`num_heads` heads, padding masked), so scores see the whole pool.
+- v3 and v4 use the v2 network unchanged; they differ only in training (ranking loss, RCE/GRPO).
+
+Padding positions are masked out of attention and scores, so a query's result does not depend on
+how far its pool was padded to share a batch, nor on the other queries in the batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from vlmlab.icl.selectors.base import LogitScale, SelectorModel, earlier_choices, masked_logits
+from vlmlab.icl.selectors.config import SelectorConfig
+
+
+class Encoder(nn.Module):
+    """Linear projection D -> H plus a residual MLP."""
+
+    def __init__(self, in_dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.proj = nn.Linear(in_dim, hidden)
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, hidden)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.proj(x)
+        return h + self.mlp(h)
+
+
+class CrossAttentionBlock(nn.Module):
+    """The query state attends over the pool (pre-norm attention + feed-forward, both residual)."""
+
+    def __init__(self, hidden: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.norm_q = nn.LayerNorm(hidden)
+        self.norm_kv = nn.LayerNorm(hidden)
+        self.q = nn.Linear(hidden, hidden)
+        self.k = nn.Linear(hidden, hidden)
+        self.v = nn.Linear(hidden, hidden)
+        self.out = nn.Linear(hidden, hidden)
+        self.norm_ff = nn.LayerNorm(hidden)
+        self.ff = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, query: Tensor, items: Tensor, item_mask: Tensor) -> Tensor:
+        """query [B, H], items [B, K, H], item_mask bool [B, K] -> new query [B, H]."""
+        b, k, h = items.shape
+        nh, dh = self.num_heads, h // self.num_heads
+        x, m = self.norm_q(query), self.norm_kv(items)
+        q = self.q(x).view(b, nh, 1, dh)
+        keys = self.k(m).view(b, k, nh, dh).transpose(1, 2)
+        values = self.v(m).view(b, k, nh, dh).transpose(1, 2)
+        att = (q @ keys.transpose(-1, -2)) / math.sqrt(dh)  # [B, nh, 1, K]
+        att = masked_logits(att, item_mask[:, None, None, :]).softmax(dim=-1)
+        mixed = (self.dropout(att) @ values).reshape(b, h)
+        query = query + self.dropout(self.out(mixed))
+        return query + self.dropout(self.ff(self.norm_ff(query)))
+
+
+class PointerSelector(SelectorModel):
+    """Pointer network over the query's own pool (v1; v2–v4 add cross-attention layers).
+
+    Args:
+        config: a validated `SelectorConfig` with version v1–v4.
+    """
+
+    def __init__(self, config: SelectorConfig) -> None:
+        super().__init__()
+        if config.version == "v0":
+            raise ValueError("PointerSelector is v1–v4; v0 is Gpt2Selector")
+        self.config = config
+        h = config.hidden_dim
+        self.query_encoder = Encoder(config.embedding_dim, h, config.dropout)
+        self.item_encoder = Encoder(config.embedding_dim, h, config.dropout)
+        self.cross_layers = nn.ModuleList(
+            CrossAttentionBlock(h, config.num_heads, config.dropout) for _ in range(config.num_layers or 0)
+        )
+        self.query_out = nn.Linear(h, h)
+        self.update = nn.GRUCell(h, h)
+        self.scale = LogitScale()
+        self.dropout = nn.Dropout(config.dropout)
+
+    def _encode(self, query_emb: Tensor, pool_emb: Tensor, pool_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Initial query state [B, H], encoded items [B, K, H], unit-norm items for scoring."""
+        items = self.item_encoder(pool_emb)
+        state = self.query_encoder(query_emb)
+        for layer in self.cross_layers:
+            state = layer(state, items, pool_mask)
+        keys = F.normalize(self.dropout(items), dim=-1)
+        return state, items, keys
+
+    def _scores(self, state: Tensor, keys: Tensor) -> Tensor:
+        """state [B, G, H], keys [B, K, H] -> scaled cosine scores [B, G, K]."""
+        q = F.normalize(self.query_out(self.dropout(state)), dim=-1)
+        return self.scale() * (q @ keys.transpose(-1, -2))
+
+    def _advance(self, state: Tensor, items: Tensor, chosen: Tensor) -> Tensor:
+        """GRU update of state [B, G, H] with the chosen items' encodings (chosen: long [B, G])."""
+        b, g, h = state.shape
+        picked = items.gather(1, chosen.reshape(b, g, 1).expand(b, g, h))
+        return self.update(picked.reshape(b * g, h), state.reshape(b * g, h)).view(b, g, h)
+
+    def sequence_logits(self, query_emb: Tensor, pool_emb: Tensor, pool_mask: Tensor, sequences: Tensor) -> Tensor:
+        b, g, s = sequences.shape
+        state0, items, keys = self._encode(query_emb, pool_emb, pool_mask)
+        state = state0.unsqueeze(1).expand(b, g, state0.shape[-1])
+        allowed = pool_mask[:, None, None, :] & ~earlier_choices(sequences, pool_emb.shape[1])
+        steps = []
+        for t in range(s):
+            steps.append(masked_logits(self._scores(state, keys), allowed[:, :, t]))
+            if t + 1 < s:
+                state = self._advance(state, items, sequences[:, :, t])
+        return torch.stack(steps, dim=2)
+
+    def greedy(self, query_emb: Tensor, pool_emb: Tensor, pool_mask: Tensor, shots: int) -> Tensor:
+        state0, items, keys = self._encode(query_emb, pool_emb, pool_mask)
+        state = state0.unsqueeze(1)
+        allowed = pool_mask.clone()
+        picks = []
+        for t in range(shots):
+            scores = masked_logits(self._scores(state, keys)[:, 0], allowed)
+            choice = scores.argmax(dim=-1)
+            picks.append(choice)
+            allowed = allowed.scatter(1, choice[:, None], False)
+            if t + 1 < shots:
+                state = self._advance(state, items, choice[:, None])
+        return torch.stack(picks, dim=1)

@@ -1,0 +1,117 @@
+"""Readers and validators for the icl stage files the selectors train on.
+
+- `load_index_embeddings`: `<index run>/embeddings/{text,image}.npy` + `ids.json`;
+- `read_jsonl`: `beams.jsonl` / `rl.jsonl`, a bad line named by file and line number;
+- `anchor_and_pool`, `sequence_positions`: one record's anchor, pool and ICD positions, checked
+  (the anchor is not in its own pool, pool ids exist in the index, `pool[position] == id`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from vlmlab.errors import DataError
+
+Modality = Literal["text", "image", "text+image"]
+
+
+def load_index_embeddings(index_dir: Path | str, modality: Modality = "text") -> tuple[list[str], np.ndarray]:
+    """Support ids and float32 [M, D] embeddings of one index run folder for `modality`."""
+    folder = Path(index_dir) / "embeddings"
+    ids_path = folder / "ids.json"
+    try:
+        ids = json.loads(ids_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{ids_path} not found; run the icl index stage first") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{ids_path} is not valid JSON ({exc.msg}); rebuild the index") from None
+    names = {"text": ["text"], "image": ["image"], "text+image": ["text", "image"]}.get(modality)
+    if names is None:
+        raise DataError(f"unknown modality {modality!r}; use text, image or text+image")
+    parts = []
+    for name in names:
+        path = folder / f"{name}.npy"
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise DataError(f"{path} not found; the index has no {name} embeddings (choose another modality)") from None
+        except ValueError as exc:
+            raise DataError(f"{path} cannot be read ({exc}); rebuild the index") from None
+        if arr.ndim != 2 or arr.shape[0] != len(ids):
+            raise DataError(f"{path} has shape {arr.shape} but {ids_path} lists {len(ids)} ids; rebuild the index")
+        parts.append(arr.astype(np.float32, copy=False))
+    return [str(i) for i in ids], np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Parse a JSONL file; a bad line is a DataError naming the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path} not found; run the stage that writes it first") from None
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path} line {n} is not valid JSON ({exc.msg}); re-run the stage that wrote it") from None
+        if not isinstance(rec, dict):
+            raise DataError(f"{path} line {n} is not a JSON object")
+        out.append(rec)
+    return out
+
+
+def required(rec: dict[str, Any], key: str, where: str) -> Any:
+    if key not in rec:
+        raise DataError(f"{where}: missing key {key!r}")
+    return rec[key]
+
+
+def number(rec: dict[str, Any], key: str, where: str) -> float:
+    value = required(rec, key, where)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: {key!r} must be a number, got {value!r}") from None
+
+
+def anchor_and_pool(rec: dict[str, Any], where: str, row_of: dict[str, int]) -> tuple[str, list[str]]:
+    anchor = str(required(rec, "id", where))
+    pool = required(rec, "pool", where)
+    if not isinstance(pool, list) or not pool:
+        raise DataError(f"{where} (anchor {anchor}): 'pool' must be a non-empty list of support ids")
+    pool = [str(q) for q in pool]
+    if len(set(pool)) != len(pool):
+        raise DataError(f"{where} (anchor {anchor}): the pool repeats an id; re-run the candidates stage")
+    if anchor in pool:
+        raise DataError(f"{where}: anchor {anchor} is in its own pool; re-run the candidates stage")
+    for qid in pool:
+        if qid not in row_of:
+            raise DataError(
+                f"{where} (anchor {anchor}): pool id {qid} is not in the index ids.json; use the index these candidates were built from"
+            )
+    return anchor, pool
+
+
+def sequence_positions(entry: dict[str, Any], pool: list[str], where: str) -> list[int]:
+    """Validated positions of one ICD sequence: in range, unique, and `pool[p] == ids[j]`."""
+    ids = [str(q) for q in required(entry, "ids", where)]
+    positions = required(entry, "positions", where)
+    if not isinstance(positions, list) or len(positions) != len(ids) or not ids:
+        raise DataError(f"{where}: 'ids' and 'positions' must be non-empty lists of the same length")
+    out = []
+    for qid, pos in zip(ids, positions):
+        if not isinstance(pos, int) or not 0 <= pos < len(pool):
+            raise DataError(f"{where}: position {pos!r} is outside the pool of {len(pool)}")
+        if pool[pos] != qid:
+            raise DataError(f"{where}: position {pos} is {pool[pos]} in the pool but the ICD id is {qid}")
+        out.append(pos)
+    if len(set(out)) != len(out):
+        raise DataError(f"{where}: an ICD repeats within one sequence")
+    return out

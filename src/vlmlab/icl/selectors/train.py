@@ -1,0 +1,358 @@
+"""`train_selector`: train one selector from `SelectorData`, log curves, save a strict checkpoint.
+
+The story, in order:
+
+1. check the data fits the config (shots, embedding width, pool size, rl data for v4);
+2. split anchors into train and held-out (seeded by `data_seed`);
+3. supervised epochs: CE on the best `ce_beams` beams, plus (v3/v4) a listwise or pairwise
+   ranking loss over all beams of each anchor;
+4. v4 only: RCE epochs (reward-weighted CE over rl-data candidates, temperature annealed), then
+   GRPO epochs (PPO-clip on group z-scored advantages, exact per-step KL to the frozen supervised
+   model, i.e. a copy taken after step 3 and before RCE, adaptive β; dropout off so that ratios
+   compare like with like);
+5. after every epoch, held-out top-1 / hit@5 / NDCG@10 / MRR (see `metrics.py`);
+6. write `selector.safetensors` + `selector.json`, `train_log.csv` (one row per optimiser step) and
+   `eval_log.csv` (one row per epoch) into `out_dir`.
+
+Everything random is seeded: weights and dropout by `config.seed` (inside `fork_rng`, so the
+caller's RNG is untouched), the split and batch order by `config.data_seed`. Two runs with the same
+config and data give identical weights and logs.
+
+Example::
+
+    report = train_selector(SelectorConfig(version="v3", embedding_dim=384), data, run.dir / "selector")
+    print(report.final["top1"], report.final["random_top1"])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vlmlab.errors import ConfigError, DataError
+from vlmlab.icl.selectors import objectives as obj
+from vlmlab.icl.selectors.base import SelectorModel
+from vlmlab.icl.selectors.checkpoint import save_selector
+from vlmlab.icl.selectors.config import SelectorConfig
+from vlmlab.icl.selectors.data import SelectorData
+from vlmlab.icl.selectors.metrics import ranking_metrics
+from vlmlab.icl.selectors.registry import build_selector
+from vlmlab.progress import progress_bar
+from vlmlab.runs import atomic_write_text
+
+TRAIN_LOG = "train_log.csv"
+EVAL_LOG = "eval_log.csv"
+EVAL_CHUNK = 256
+
+
+@dataclass
+class TrainReport:
+    """What training did: per-step losses, per-epoch held-out metrics, the final model's metrics.
+
+    Attributes:
+        config: the resolved config.
+        checkpoint_dir: folder with `selector.safetensors`, `selector.json` and the CSV logs.
+        steps: one dict per optimiser step (`phase`, `epoch`, `step`, `loss`, components).
+        evals: one dict per epoch (`phase`, `epoch`, held-out metrics, `val_ce`).
+        final: held-out metrics of the saved model (empty when there is no held-out split).
+        train_anchors / val_anchors: split sizes.
+        seconds: wall time.
+    """
+
+    config: SelectorConfig
+    checkpoint_dir: Path
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    final: dict[str, float] = field(default_factory=dict)
+    train_anchors: int = 0
+    val_anchors: int = 0
+    seconds: float = 0.0
+
+    def to_markdown(self) -> str:
+        """A short Markdown section for the stage's report.md."""
+        lines = [
+            f"### Selector {self.config.version}",
+            "",
+            f"{self.train_anchors} training anchors, {self.val_anchors} held-out, {len(self.steps)} steps, "
+            f"{self.seconds:.1f} s. Checkpoint: `{self.checkpoint_dir}`.",
+            "",
+        ]
+        if self.evals and self.final:
+            keys = ["top1", "hit@5", "ndcg@10", "mrr", "set_recall", "random_top1"]
+            lines += ["| phase | epoch | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+            for row in self.evals:
+                lines.append(f"| {row['phase']} | {row['epoch']} | " + " | ".join(f"{row[k]:.3f}" for k in keys) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def train_selector(
+    config: SelectorConfig, data: SelectorData, out_dir: Path | str, *, progress: bool = True
+) -> TrainReport:
+    """Train the selector `config` describes on `data`; save it and its logs into `out_dir`.
+
+    Args:
+        config: a validated `SelectorConfig`.
+        data: anchors with their own pools and beams (and rl candidates for v4).
+        out_dir: folder for the checkpoint and CSV logs (created).
+        progress: show a progress bar with ETA (only on a terminal).
+
+    Returns:
+        A `TrainReport` with loss curves and held-out metrics.
+
+    Raises:
+        ConfigError / DataError: when the data does not fit the config (named key and fix).
+    """
+    check_compatible(config, data)
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    train_rows, val_rows = split_anchors(len(data), config.val_fraction, config.data_seed)
+    train, val = data.subset(train_rows), data.subset(val_rows)
+    report = TrainReport(config, out_dir, train_anchors=len(train), val_anchors=len(val))
+    rng = np.random.default_rng(config.data_seed)
+    model = build_selector(config)
+
+    rl_rows = _rl_rows(train) if config.uses_rl else []
+    n_sup = _num_batches(len(train), config.batch_size)
+    n_rl = _num_batches(len(rl_rows), config.batch_size)
+    total = config.epochs * n_sup
+    if config.uses_rl:
+        total += config.rce_epochs * n_rl + config.grpo_epochs * n_rl * config.grpo_inner_steps
+
+    bar = progress_bar() if progress else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=[]), bar as bars:
+        torch.manual_seed(config.seed)
+        task = bars.add_task(f"train selector {config.version}", total=total) if bars is not None else None
+
+        def tick() -> None:
+            if bars is not None:
+                bars.advance(task)
+
+        def end_epoch(phase: str, epoch: int) -> None:
+            report.evals.append({"phase": phase, "epoch": epoch, **evaluate(model, val, config.shots)})
+            _write_logs(out_dir, report)  # curves can be watched while training runs
+
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        for epoch in range(config.epochs):
+            model.train()
+            for rows in _batches(len(train), config.batch_size, rng):
+                loss, parts = supervised_loss(model, config, train, rows)
+                _step(model, optimizer, loss, config.grad_clip)
+                report.steps.append({"phase": "supervised", "epoch": epoch, "step": len(report.steps), **parts})
+                tick()
+            end_epoch("supervised", epoch)
+
+        if config.uses_rl and rl_rows:
+            rl_data = train.subset(rl_rows)
+            reference = copy.deepcopy(model).eval().requires_grad_(False)  # the frozen supervised model
+            optimizer = torch.optim.AdamW(model.parameters(), lr=config.rl_lr or config.lr, weight_decay=config.weight_decay)
+            rce_total, rce_step = config.rce_epochs * n_rl, 0
+            for epoch in range(config.rce_epochs):
+                model.train()
+                for rows in _batches(len(rl_data), config.batch_size, rng):
+                    tau = obj.rce_temperature(rce_step, rce_total, config.rce_temperature_start, config.rce_temperature_end)
+                    loss, parts = rce_step_loss(model, config, rl_data, rows, tau)
+                    _step(model, optimizer, loss, config.grad_clip)
+                    report.steps.append({"phase": "rce", "epoch": epoch, "step": len(report.steps), **parts})
+                    rce_step += 1
+                    tick()
+                end_epoch("rce", epoch)
+
+            beta = config.kl_beta
+            for epoch in range(config.grpo_epochs):
+                model.eval()  # no dropout: ratios and KL compare deterministic policies
+                for rows in _batches(len(rl_data), config.batch_size, rng):
+                    for parts in grpo_updates(model, reference, optimizer, config, rl_data, rows, beta):
+                        beta = parts["beta_next"]
+                        report.steps.append({"phase": "grpo", "epoch": epoch, "step": len(report.steps), **parts})
+                        tick()
+                end_epoch("grpo", epoch)
+
+    model.eval()
+    report.final = evaluate(model, val, config.shots)
+    report.seconds = time.perf_counter() - started
+    extra = {"metrics": report.final, "train": {"anchors": len(train), "val_anchors": len(val), "steps": len(report.steps)}}
+    save_selector(model, out_dir, data.fingerprint, extra=extra)
+    _write_logs(out_dir, report)
+    return report
+
+
+def check_compatible(config: SelectorConfig, data: SelectorData) -> None:
+    """Raise a one-line error when `data` cannot train `config`."""
+    if data.embedding_dim != config.embedding_dim:
+        raise ConfigError(
+            f"embedding_dim is {config.embedding_dim} but the index embeddings have width {data.embedding_dim}; "
+            f"set embedding_dim: {data.embedding_dim}"
+        )
+    if data.shots != config.shots:
+        raise ConfigError(f"shots is {config.shots} but the beams have {data.shots} ICDs each; set shots: {data.shots}")
+    if data.pool_size > config.pool_size:
+        raise ConfigError(f"pools have up to {data.pool_size} candidates but pool_size is {config.pool_size}; raise pool_size")
+    if config.uses_rl and (not data.has_rl or not _rl_rows(data)):
+        raise DataError("v4 trains on rl-data candidates but the data has none; build SelectorData with rl.jsonl")
+
+
+def split_anchors(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded train/held-out split of anchor rows (at least one held-out anchor when val_fraction > 0)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = 0 if val_fraction <= 0 or n < 2 else min(n - 1, max(1, round(n * val_fraction)))
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def _batch_inputs(data: SelectorData, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    return data.query_emb[rows], data.pool_embeddings(rows), data.pool_mask[rows]
+
+
+def _fill_padding(sequences: Tensor, mask: Tensor) -> Tensor:
+    """Replace padded sequences by the group's first one, so every forward pass stays finite."""
+    return torch.where(mask[..., None], sequences, sequences[:, :1])
+
+
+def supervised_loss(model: SelectorModel, config: SelectorConfig, data: SelectorData, rows: Tensor) -> tuple[Tensor, dict[str, float]]:
+    """CE on the best `ce_beams` beams (+ ranking loss over all beams for v3/v4)."""
+    query, pool, pool_mask = _batch_inputs(data, rows)
+    groups = data.beam_positions.shape[1] if config.ranking_loss != "none" else min(config.ce_beams, data.beam_positions.shape[1])
+    mask = data.beam_mask[rows, :groups]
+    seqs = _fill_padding(data.beam_positions[rows, :groups], mask)
+    logits = model.sequence_logits(query, pool, pool_mask, seqs)
+    ce_mask = mask & (torch.arange(groups) < config.ce_beams)
+    ce = obj.masked_mean(obj.cross_entropy(logits, seqs, config.label_smoothing), ce_mask)
+    loss = config.ce_weight * ce
+    parts = {"ce": float(ce.detach())}
+    if config.ranking_loss != "none":
+        scores = (data.beam_cumulative if config.beam_score == "cumulative" else data.beam_marginal)[rows]
+        seq_logp = obj.sequence_log_prob(logits, seqs)
+        if config.ranking_loss == "listwise":
+            rank = obj.listwise_loss(seq_logp, scores, mask, config.listwise_temperature)
+        else:
+            rank = obj.pairwise_loss(seq_logp, scores, mask, config.pairwise_margin)
+        loss = loss + config.ranking_weight * rank
+        parts["ranking"] = float(rank.detach())
+    parts["loss"] = float(loss.detach())
+    return loss, parts
+
+
+def _rl_batch(config: SelectorConfig, data: SelectorData, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    assert data.rl_positions is not None and data.rl_mask is not None
+    mask = data.rl_mask[rows]
+    seqs = _fill_padding(data.rl_positions[rows], mask)
+    reward = obj.rewards(
+        data.rl_correct[rows],  # type: ignore[index]
+        data.rl_acc[rows],  # type: ignore[index]
+        data.rl_beam_score[rows],  # type: ignore[index]
+        config.reward_mode,
+        config.hard_weight,
+        config.soft_weight,
+        config.infoscore_weight,
+    )
+    return seqs, mask, reward
+
+
+def rce_step_loss(
+    model: SelectorModel, config: SelectorConfig, data: SelectorData, rows: Tensor, temperature: float
+) -> tuple[Tensor, dict[str, float]]:
+    """Reward-weighted CE over each anchor's rl candidates at RCE temperature `temperature`."""
+    query, pool, pool_mask = _batch_inputs(data, rows)
+    seqs, mask, reward = _rl_batch(config, data, rows)
+    logits = model.sequence_logits(query, pool, pool_mask, seqs)
+    loss = obj.rce_loss(obj.cross_entropy(logits, seqs, config.label_smoothing), reward, mask, temperature)
+    return loss, {"loss": float(loss.detach()), "rce": float(loss.detach()), "rce_temperature": temperature}
+
+
+def grpo_updates(
+    model: SelectorModel,
+    reference: SelectorModel,
+    optimizer: torch.optim.Optimizer,
+    config: SelectorConfig,
+    data: SelectorData,
+    rows: Tensor,
+    beta: float,
+) -> Iterator[dict[str, float]]:
+    """`grpo_inner_steps` PPO-clip updates on one batch of groups; yields each step's log row."""
+    query, pool, pool_mask = _batch_inputs(data, rows)
+    seqs, mask, reward = _rl_batch(config, data, rows)
+    advantages = obj.group_advantages(reward, mask, config.advantage_clip)
+    with torch.no_grad():
+        old_logp = obj.sequence_log_prob(model.sequence_logits(query, pool, pool_mask, seqs), seqs)
+        ref_logits = reference.sequence_logits(query, pool, pool_mask, seqs)
+    for _ in range(config.grpo_inner_steps):
+        logits = model.sequence_logits(query, pool, pool_mask, seqs)
+        logp = obj.sequence_log_prob(logits, seqs)
+        kl = obj.sequence_kl(logits, ref_logits)
+        loss, stats = obj.grpo_loss(logp, old_logp, advantages, mask, config.clip_epsilon, kl, beta)
+        _step(model, optimizer, loss, config.grad_clip)
+        next_beta = obj.adapt_kl_beta(
+            beta, stats["kl"], config.kl_target_min, config.kl_target_max, config.kl_adapt_factor, config.kl_beta_min, config.kl_beta_max
+        )
+        yield {"loss": float(loss.detach()), **stats, "beta": beta, "beta_next": next_beta}
+        beta = next_beta
+
+
+def evaluate(model: SelectorModel, data: SelectorData, shots: int) -> dict[str, float]:
+    """Held-out ranking metrics (see `metrics.py`) and mean CE of the best beam; {} without data."""
+    if len(data) == 0:
+        return {}
+    was_training = model.training
+    model.eval()
+    firsts, picks, ces = [], [], []
+    with torch.no_grad():
+        for start in range(0, len(data), EVAL_CHUNK):
+            rows = torch.arange(start, min(start + EVAL_CHUNK, len(data)))
+            query, pool, pool_mask = _batch_inputs(data, rows)
+            gold = data.beam_positions[rows, :1]
+            logits = model.sequence_logits(query, pool, pool_mask, gold)
+            firsts.append(logits[:, 0, 0])
+            ces.append(obj.cross_entropy(logits, gold)[:, 0])
+            picks.append(model.greedy(query, pool, pool_mask, shots))
+    model.train(was_training)
+    metrics = ranking_metrics(torch.cat(firsts), torch.cat(picks), data.beam_positions[:, 0], data.pool_mask)
+    metrics["val_ce"] = float(torch.cat(ces).mean())
+    return metrics
+
+
+def _rl_rows(data: SelectorData) -> list[int]:
+    if data.rl_mask is None:
+        return []
+    return data.rl_mask.any(dim=1).nonzero().flatten().tolist()
+
+
+def _num_batches(n: int, batch_size: int) -> int:
+    return (n + batch_size - 1) // batch_size
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[Tensor]:
+    order = torch.from_numpy(rng.permutation(n))
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def _step(model: SelectorModel, optimizer: torch.optim.Optimizer, loss: Tensor, grad_clip: float) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+
+
+def _write_logs(out_dir: Path, report: TrainReport) -> None:
+    atomic_write_text(out_dir / TRAIN_LOG, _csv(report.steps))
+    atomic_write_text(out_dir / EVAL_LOG, _csv(report.evals))
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

@@ -1,0 +1,144 @@
+"""Objectives checked by hand: advantages, PPO clipping, the KL term, β adaptation, rewards, losses."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vlmlab.icl.selectors import objectives as obj
+
+NEG = float("-inf")
+
+
+def test_group_advantages_are_z_scores_within_each_group():
+    rewards = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 5.0, 5.0, 0.0], [0.0, 10.0, 7.0, 7.0]])
+    mask = torch.tensor([[True, True, True, True], [True, True, True, False], [True, True, False, False]])
+    adv = obj.group_advantages(rewards, mask, clip=5.0)
+    std = math.sqrt(1.25)  # population std of 1..4
+    assert adv[0].tolist() == pytest.approx([-1.5 / std, -0.5 / std, 0.5 / std, 1.5 / std])
+    assert adv[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # equal rewards: no preference; masked member 0
+    assert adv[2].tolist() == pytest.approx([-1.0, 1.0, 0.0, 0.0])
+    # groups are independent: scaling one group's rewards leaves the others alone
+    scaled = rewards.clone()
+    scaled[0] *= 100
+    assert torch.allclose(obj.group_advantages(scaled, mask), adv)
+    assert obj.group_advantages(torch.tensor([[0.0, 0.0, 0.0, 100.0]]), torch.ones(1, 4, dtype=torch.bool), clip=1.0).max() == 1.0
+
+
+def _grad_of_surrogate(ratio: float, advantage: float, eps: float = 0.2) -> tuple[float, float, float]:
+    logp = torch.tensor([[math.log(ratio)]], requires_grad=True)
+    loss, stats = obj.grpo_loss(
+        logp, torch.zeros(1, 1), torch.tensor([[advantage]]), torch.ones(1, 1, dtype=torch.bool), eps, torch.zeros(1, 1), 0.0
+    )
+    loss.backward()
+    return float(loss.detach()), float(logp.grad), stats["clip_fraction"]
+
+
+def test_ppo_clip_stops_the_gradient_outside_the_trust_region():
+    # ratio inside [1-ε, 1+ε]: gradient −A·ρ
+    loss, grad, clipped = _grad_of_surrogate(1.1, 2.0)
+    assert loss == pytest.approx(-2.2) and grad == pytest.approx(-2.2) and clipped == 0.0
+    # positive advantage, ratio above 1+ε: clipped, no push further up
+    loss, grad, clipped = _grad_of_surrogate(1.5, 2.0)
+    assert loss == pytest.approx(-2.4) and grad == 0.0 and clipped == 1.0
+    # negative advantage, ratio below 1-ε: clipped, no push further down
+    loss, grad, _ = _grad_of_surrogate(0.5, -1.0)
+    assert loss == pytest.approx(0.8) and grad == 0.0
+    # negative advantage, ratio above 1+ε: min() keeps the unclipped (pessimistic) term, gradient flows
+    loss, grad, _ = _grad_of_surrogate(1.5, -1.0)
+    assert loss == pytest.approx(1.5) and grad == pytest.approx(1.5)
+
+
+def test_kl_term_is_exact_and_weighted_by_beta():
+    logits = torch.tensor([[[[0.0, 1.0, NEG], [2.0, NEG, 0.0]]]])  # [1,1,S=2,K=3]
+    ref = torch.tensor([[[[1.0, 0.0, NEG], [0.0, NEG, 0.0]]]])
+    kl = obj.sequence_kl(logits, ref)
+    expected = 0.0
+    for t in range(2):
+        p = torch.softmax(logits[0, 0, t], -1)
+        q = torch.softmax(ref[0, 0, t], -1)
+        keep = p > 0
+        expected += float((p[keep] * (p[keep].log() - q[keep].log())).sum())
+    assert float(kl) == pytest.approx(expected)
+    assert float(obj.sequence_kl(logits, logits)) == pytest.approx(0.0, abs=1e-7)
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    zeros = torch.zeros(1, 1)
+    loss0, _ = obj.grpo_loss(zeros, zeros, zeros, mask, 0.2, kl.view(1, 1), 0.0)
+    loss2, stats = obj.grpo_loss(zeros, zeros, zeros, mask, 0.2, kl.view(1, 1), 2.0)
+    assert float(loss2 - loss0) == pytest.approx(2 * expected) and stats["kl"] == pytest.approx(expected)
+
+
+def test_adaptive_beta_moves_towards_the_kl_target():
+    assert obj.adapt_kl_beta(0.1, kl=0.5, target_min=0.01, target_max=0.1, factor=2.0) == pytest.approx(0.2)
+    assert obj.adapt_kl_beta(0.1, kl=0.001, target_min=0.01, target_max=0.1, factor=2.0) == pytest.approx(0.05)
+    assert obj.adapt_kl_beta(0.1, kl=0.05, target_min=0.01, target_max=0.1, factor=2.0) == pytest.approx(0.1)
+    assert obj.adapt_kl_beta(8.0, kl=1.0, target_min=0.01, target_max=0.1, factor=2.0, beta_max=10.0) == 10.0
+
+
+def test_reward_modes():
+    correct = torch.tensor([1.0, 0.0, 0.0])
+    acc = torch.tensor([0.6, 0.9, 0.0])
+    beam = torch.tensor([0.5, float("nan"), -0.2])
+    assert obj.rewards(correct, acc, beam, "hard_plus_soft").tolist() == pytest.approx([1.6, 0.9, 0.0])
+    sep = obj.rewards(correct, acc, beam, "separated")
+    assert sep.tolist() == pytest.approx([2.6, 0.9, 0.0]) and sep[0] - sep[1:].max() >= 1.0
+    assert obj.rewards(correct, acc, beam, "hybrid", infoscore_weight=2.0).tolist() == pytest.approx([2.6, 0.9, -0.4])
+
+
+def test_cross_entropy_smoothing_ignores_masked_positions():
+    logits = torch.tensor([[[0.0, 0.0, NEG, NEG]]])  # one step, two allowed positions
+    ce = obj.cross_entropy(logits, torch.tensor([[0]]), label_smoothing=0.2)
+    assert float(ce) == pytest.approx(math.log(2))  # uniform over the allowed: smoothing changes nothing
+    assert torch.isfinite(ce).all()
+
+
+def test_listwise_and_pairwise_losses():
+    scores = torch.tensor([[3.0, 1.0, 0.0]])
+    mask = torch.tensor([[True, True, False]])
+    target_logp = torch.log_softmax(torch.tensor([3.0, 1.0]), -1)
+    matched = torch.tensor([[float(target_logp[0]), float(target_logp[1]), -50.0]])
+    assert float(obj.listwise_loss(matched, scores, mask)) == pytest.approx(0.0, abs=1e-6)
+    assert float(obj.listwise_loss(matched.flip(-1), scores, torch.ones(1, 3, dtype=torch.bool))) > 0.1
+    lp = torch.tensor([[-1.0, -1.5, -9.0]])
+    # one valid pair (0 better than 1): max(0, 1 − 0.5)
+    assert float(obj.pairwise_loss(lp, scores, mask, margin=1.0)) == pytest.approx(0.5)
+
+
+def test_rce_weights_follow_softmax_of_rewards_and_temperature():
+    ce = torch.tensor([[1.0, 3.0]])
+    reward = torch.tensor([[1.0, 0.0]])
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    w = torch.softmax(torch.tensor([1.0, 0.0]) / 0.5, -1)
+    assert float(obj.rce_loss(ce, reward, mask, 0.5)) == pytest.approx(float(w[0] * 1 + w[1] * 3))
+    assert obj.rce_temperature(0, 10, 2.0, 0.5) == 2.0
+    assert obj.rce_temperature(9, 10, 2.0, 0.5) == 0.5
+    assert obj.rce_temperature(3, 7, 2.0, 0.5) == pytest.approx(1.25)
+
+
+def test_grpo_updates_raise_the_better_candidate_and_stay_near_the_reference(make_config, data):
+    import copy
+
+    from vlmlab.icl.selectors import build_selector
+    from vlmlab.icl.selectors.train import _rl_batch, grpo_updates
+
+    cfg = make_config("v4", grpo_inner_steps=4, lr=1e-2)
+    model = build_selector(cfg).eval()
+    reference = copy.deepcopy(model).requires_grad_(False)
+    rows = torch.arange(8)
+    seqs, mask, reward = _rl_batch(cfg, data, rows)
+    adv = obj.group_advantages(reward, mask)
+
+    def advantage_weighted_logp() -> float:
+        with torch.no_grad():
+            q, p, m = data.query_emb[rows], data.pool_embeddings(rows), data.pool_mask[rows]
+            lp = obj.sequence_log_prob(model.sequence_logits(q, p, m, seqs), seqs)
+        return float((adv * lp).sum())
+
+    before = advantage_weighted_logp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    logs = list(grpo_updates(model, reference, optimizer, cfg, data, rows, beta=0.1))
+    assert advantage_weighted_logp() > before
+    assert logs[0]["ratio_mean"] == pytest.approx(1.0) and logs[0]["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert logs[-1]["kl"] > 0.0 and len(logs) == 4
