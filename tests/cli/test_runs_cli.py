@@ -30,3 +30,28 @@ def test_runs_show_bad_folder_is_one_line_exit_2(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "not a run folder" in err and "Traceback" not in err
+
+
+def test_runs_report_collects_reports_and_metrics(tmp_path, capsys):
+    from vlmlab.report import Report, Table, write_report
+    from vlmlab.report.plots import bar_chart
+
+    a = Run.open(tmp_path / "study" / "a", {"a": 1}, stage="caption.score")
+    a.append("x", {"status": "ok"})
+    a.write_metrics({"CIDEr": 0.42, "BLEU": {"4": 0.1}})
+    b = Run.open(tmp_path / "study" / "b", {"b": 1}, stage="icl.eval")
+    sub = Report("eval of <b>")
+    sub.table(Table(["method", "acc"], [["random", 0.3], ["<script>x</script>", 0.5]], best={"acc": "max"}))
+    sub.figure(bar_chart(["random", "selector"], {"acc": [0.3, 0.5]}), "acc")
+    write_report(sub, b.dir)
+    with pytest.raises(SystemExit):
+        main(["runs", "report", str(tmp_path / "study")])
+    html = (tmp_path / "study" / "report.html").read_text()
+    md = (tmp_path / "study" / "report.md").read_text()
+    assert "caption.score" in html and "icl.eval" in html and "0.4200" in html
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    assert html.count("data:image/png") == 1
+    assert "figures/b__acc.png" in md and (tmp_path / "study" / "figures" / "b__acc.png").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["runs", "report", str(tmp_path / "nothing")])
+    assert exit_info.value.code == 2

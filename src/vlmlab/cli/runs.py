@@ -55,3 +55,17 @@ def show_run(
         _console.print(table)
     if s["report"]:
         _console.print(f"report: {s['report']}")
+
+
+@app.command("report")
+def report_runs(
+    folder: Path = typer.Argument(..., help="A run folder or a folder of runs."),
+    title: str = typer.Option(None, "--title", help="Title of the report."),
+    png: bool = typer.Option(False, "--png", help="Also render report.png with headless Chromium."),
+) -> None:
+    """One report.md + self-contained report.html for every run under FOLDER."""
+    from vlmlab.report.collect import build_folder_report
+
+    paths = build_folder_report(folder, title=title, png=png)
+    for kind, path in paths.items():
+        _console.print(f"{kind}: {path}")
