@@ -220,7 +220,8 @@ def _text_cell(row: Row, column: str, where: str, *, allow_empty: bool = False) 
 def read_coco_captions(path: Path | str, images: Path | str | None = None) -> list[CaptionRecord]:
     """Read a COCO captions JSON (`images` with `id`/`file_name`, `annotations` with `image_id`/`caption`).
 
-    One record per entry of `images`, in file order, id = the image id, references in annotation
+    One record per entry of `images`, in file order, id = the image id, the entry's optional
+    `query` (panorama captioning: one entry per image-query pair), references in annotation
     order (an image without annotations gets `references=[]`: generation only).
 
     Raises:
@@ -242,7 +243,10 @@ def read_coco_captions(path: Path | str, images: Path | str | None = None) -> li
         if image_id in by_id:
             raise DataError(f"{path}: {where} duplicate image id {image_id} (first at images[{by_id[image_id]['index']}]); make ids unique")
         image = image_under_root(root, file_name, f"{path}:{where}")
-        by_id[image_id] = {"index": i, "image": image, "refs": []}
+        query = entry.get("query", "")
+        if not isinstance(query, str):
+            raise DataError(f"{path}: {where} 'query' is {type(query).__name__}, expected text")
+        by_id[image_id] = {"index": i, "image": image, "refs": [], "query": query}
     for i, ann in enumerate(annotations):
         where = f"annotations[{i}]"
         image_id = str(require_key(ann, "image_id", path, where, (int, str)))
@@ -251,6 +255,6 @@ def read_coco_captions(path: Path | str, images: Path | str | None = None) -> li
             raise DataError(f"{path}: {where} refers to image_id {image_id}, which is not in 'images'; use the matching images list")
         by_id[image_id]["refs"].extend(_references(caption, f"{path}:{where}"))
     return [
-        CaptionRecord(id=image_id, image=item["image"], query="", references=item["refs"], source=f"{path}:images[{item['index']}]")
+        CaptionRecord(id=image_id, image=item["image"], query=item["query"], references=item["refs"], source=f"{path}:images[{item['index']}]")
         for image_id, item in by_id.items()
     ]

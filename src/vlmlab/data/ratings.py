@@ -5,7 +5,7 @@ A ratings file is a CSV, TSV or JSONL table, one rating per row:
 | column | accepted names | |
 |---|---|---|
 | image id | `image_id`, `image` | required |
-| image file | `path`, `file_name`, `image_path` | optional; else the image id is the file name |
+| image file | `path`, `file_name`, `image_path` (or `image` when `image_id` is the id) | optional; else the image id is the file name |
 | emotion | `emotion` | category label; empty cell -> None |
 | valence, arousal | `valence`, `arousal` | numbers on the scale (default 1-9); empty -> None |
 | rater | `rater_id`, `rater` | optional; (image, rater) must be unique |
@@ -92,6 +92,8 @@ def read_ratings(
     root = Path(images) if images is not None else table.path.parent
     id_col = table.find_column(ID_COLUMNS, "the image id")
     path_col = table.find_column(PATH_COLUMNS, "the image file", required=False)
+    if path_col is None and id_col != "image" and "image" in table.columns:
+        path_col = "image"  # `image_id` names the image, `image` holds its file (toy world faces)
     rater_col = table.find_column(RATER_COLUMNS, "the rater", required=False)
     emotion_col = table.find_column(("emotion",), "the emotion", required=False)
     valence_col = table.find_column(("valence",), "the valence", required=False)

@@ -1,0 +1,65 @@
+"""The toy world: deterministic synthetic datasets with known ground truth.
+
+Every study can run on a laptop against data whose truth is known, in the same file formats as
+the real datasets. One entry point::
+
+    from vlmlab.toyworld import generate
+    manifest = generate("vqa", "data/toy_vqa", n=3000, seed=0)
+
+Kinds: `captions` (shapes scenes, COCO captions JSON + QuIC-360 TSV), `panorama` (2:1 scenes
+with query-dependent captions), `vqa` (ambiguous VQA v2 for in-context learning), `faces`
+(cartoon faces + simulated human ratings with planted effects). Same seed, same bytes; the
+`manifest.json` in the output folder lists every file with its sha256.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Callable
+
+from vlmlab.errors import ConfigError
+from vlmlab.toyworld.writers import Manifest
+
+__all__ = ["KINDS", "DEFAULT_SIZES", "Manifest", "generate"]
+
+DEFAULT_SIZES: dict[str, int] = {"captions": 2000, "panorama": 1000, "vqa": 3000, "faces": 1200}
+KINDS: tuple[str, ...] = tuple(DEFAULT_SIZES)
+
+
+def _generator(kind: str) -> Callable[..., Manifest]:
+    # Imported lazily so that importing one kind does not load the others.
+    if kind == "captions":
+        from vlmlab.toyworld.captions import generate_captions
+        return generate_captions
+    if kind == "panorama":
+        from vlmlab.toyworld.panorama import generate_panorama
+        return generate_panorama
+    if kind == "vqa":
+        from vlmlab.toyworld.vqa import generate_vqa
+        return generate_vqa
+    from vlmlab.toyworld.faces import generate_faces
+    return generate_faces
+
+
+def generate(kind: str, out_dir: str | Path, n: int | None = None, seed: int = 0, overwrite: bool = False) -> Manifest:
+    """Generate one toy dataset into `out_dir` and return its manifest.
+
+    Args:
+        kind: one of `KINDS`.
+        out_dir: output folder; must be empty or hold a previous toy-world output (replaced).
+        n: size (images for captions/panorama/faces, questions for vqa); `DEFAULT_SIZES` if None.
+        seed: the only source of randomness; same seed, same bytes.
+        overwrite: allow writing into a non-empty folder that is not a toy-world output.
+
+    Raises:
+        ConfigError: unknown kind (with a suggestion) or a non-positive `n`.
+    """
+    if kind not in DEFAULT_SIZES:
+        close = difflib.get_close_matches(kind, KINDS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"toyworld kind {kind!r} is unknown; {hint}choose one of {', '.join(KINDS)}")
+    size = DEFAULT_SIZES[kind] if n is None else n
+    if size < 1:
+        raise ConfigError(f"toyworld --n must be at least 1, got {size}")
+    return _generator(kind)(out_dir, n=size, seed=seed, overwrite=overwrite)
