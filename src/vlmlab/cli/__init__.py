@@ -28,6 +28,9 @@ _state = {"debug": False}
 # (module under vlmlab.cli, command name). Only sub-apps that do something are listed.
 SUBAPPS: list[tuple[str, str]] = [
     ("runs", "runs"),
+    ("rating", "rating"),
+    ("data", "data"),
+    ("toyworld", "toyworld"),
 ]
 
 
