@@ -1,0 +1,68 @@
+"""`vlmlab models`: list the model names, check that a model loads and runs, build tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vlmlab.models.registry import check_model, list_specs
+
+app = typer.Typer(help="Model names, checks and tiny offline models.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_models() -> None:
+    """Every model name you can pass to a study, with its source and family facts.
+
+    dtype "ckpt" = the checkpoint's own; vcache = how vision features are cached per image.
+    """
+    table = Table()
+    for header in ("name", "source", "family", "dtype", "score", "vcache"):
+        table.add_column(header, no_wrap=True)
+    short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", None: "ckpt"}
+    for spec in list_specs():
+        table.add_row(
+            spec.name,
+            spec.hf_id or "local",
+            spec.family.family,
+            short.get(spec.dtype, spec.dtype),
+            "yes" if spec.supports_score else "no",
+            spec.vision_cache or "-",
+        )
+    Console().print(table)
+
+
+@app.command("check")
+def check(
+    name_or_path: str = typer.Argument(..., help="A name from `vlmlab models list` or a checkpoint folder."),
+    dtype: str = typer.Option("auto", help="auto, bfloat16, float16 or float32."),
+    device_map: Optional[str] = typer.Option(None, help="e.g. auto, cpu, cuda:0."),
+    adapter: Optional[Path] = typer.Option(None, help="A PEFT LoRA adapter folder."),
+    tiny_root: Optional[Path] = typer.Option(None, help="Where tiny-* models are built (default ~/.cache/vlmlab/tiny)."),
+) -> None:
+    """Load NAME_OR_PATH, run one generate and one score on a generated image, print timings."""
+    options: dict = {"device_map": device_map, "adapter": adapter}
+    if dtype != "auto":
+        options["dtype"] = dtype
+    facts = check_model(name_or_path, tiny_root=tiny_root, **{k: v for k, v in options.items() if v is not None})
+    table = Table("fact", "value")
+    for key, value in facts.items():
+        table.add_row(key, repr(value) if isinstance(value, str) and key == "generated_text" else str(value))
+    Console().print(table)
+
+
+@app.command("tiny")
+def tiny(
+    family: str = typer.Argument(..., help="qwen2-vl, qwen2.5-vl, llava, idefics3 or gemma3."),
+    out: Path = typer.Option(..., "--out", help="Folder to write the checkpoint to."),
+    seed: int = typer.Option(0, help="Seed of the weight initialisation."),
+) -> None:
+    """Build a tiny offline checkpoint of FAMILY (real architecture, locally trained tokenizer)."""
+    from vlmlab.models.tiny import build_tiny
+
+    path = build_tiny(family, out, seed=seed)
+    typer.echo(f"built tiny {family} (seed {seed}) in {path}")

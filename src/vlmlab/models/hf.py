@@ -1,0 +1,461 @@
+"""The `hf` backend: any Hugging Face `AutoModelForImageTextToText` checkpoint, local or cached.
+
+    backend = HFBackend("/path/to/checkpoint", dtype="bfloat16", batch_size=8)
+    results = backend.generate([GenerationRequest(id="q1", conversation=[Turn("user", [img, "Colour?"])])])
+    scores = backend.score([ScoreRequest(id="q1", conversation=..., target="red")])
+
+Generation:
+- requests are batched (left padding) whatever their decoding options; batched output equals
+  unbatched output. `temperature == 0` is greedy; `temperature > 0` samples (after top-p) from
+  the request's own `torch.Generator` seeded with its `seed` (None = 0), so the same seed gives
+  the same text, different seeds differ, and batching does not change a request's draws.
+- `top_logprobs=k` returns per step the chosen token's logprob and the k best alternatives.
+  `logprob_source` is "raw" by default: log-softmax of the model's logits, before temperature and
+  top-p; construct with `logprob_source="processed"` for the distribution actually sampled from.
+- `hidden_layers` returns hidden states of the prompt, from HF's `hidden_states` tuple
+  (index 0 = embedding output, i = output of decoder layer i, negative counts from the end), each
+  mean-pooled per `hidden_pool` into a float32 vector of shape (hidden_size,): "image" = over the
+  image tokens (a prompt without images is an error for that item), "text" = over the other
+  prompt tokens, "last" = the last prompt token (the one that predicts the first new token).
+- A prompt longer than `max_length` is an error for that item (never truncated: truncation would
+  cut image tokens). Any per-item problem (missing image, ...) is `status="error"`, not a crash.
+
+Scoring: `encode_conversation` locates the target tokens; the batch is right-padded; the
+log-probabilities are log-softmax(logits) in float32 at the positions before each target token,
+so `-mean(token_logprobs)` equals the model's own cross-entropy loss on that span.
+
+Vision-feature cache (`vision_cache=True`; families whose registry entry has a `vision_cache`
+kind: Qwen2-VL, Qwen2.5-VL, LLaVA, Gemma3): each image's features are computed once per content
+hash (LRU, `vision_cache_size` images) and passed to the model via `mm_encoder_outputs` instead
+of pixel values; results equal the uncached path within 1e-5 (tested), since these vision towers
+see each image independently. `vision_cache_hits`/`vision_cache_misses` count its use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from vlmlab.errors import ModelError, VlmlabError
+from vlmlab.models.base import (
+    GenerationRequest,
+    GenerationResult,
+    ScoreRequest,
+    ScoreResult,
+    StepLogprobs,
+    conversation_images,
+)
+from vlmlab.models.hf_encode import Encoded, collate, encode_conversation, image_token_id, load_processor
+
+DType = Literal["auto", "bfloat16", "float16", "float32"]
+
+
+class _SeededSampler:
+    """A logits processor that picks each row's next token itself: argmax for greedy rows, a draw
+    from the row's own `torch.Generator` (seeded with the request's seed) for sampling rows.
+
+    It returns logits that are -inf except at the chosen token, and `generate` runs greedy, so
+    a request's text depends only on its own prompt and seed, not on what it was batched with.
+    With `keep_processed`, `processed[step]` holds each row's log-distribution after temperature
+    and top-p (for greedy rows, the plain log-softmax).
+    """
+
+    def __init__(self, reqs: Sequence[GenerationRequest], *, keep_processed: bool) -> None:
+        self.reqs = list(reqs)
+        self.keep_processed = keep_processed
+        self.processed: list[Any] = []
+        self._gens: list[Any] | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if self._gens is None:
+            self._gens = []
+            for r in self.reqs:
+                g = torch.Generator(device=scores.device)
+                g.manual_seed(r.seed if r.seed is not None else 0)
+                self._gens.append(g)
+        chosen = torch.full_like(scores, float("-inf"))
+        logps = []
+        for b, r in enumerate(self.reqs):
+            logits = scores[b].float()
+            if r.temperature == 0:
+                lp = torch.log_softmax(logits, dim=-1)
+                tok = int(torch.argmax(logits))
+            else:
+                lp = torch.log_softmax(logits / r.temperature, dim=-1)
+                if r.top_p < 1.0:
+                    srt, idx = torch.sort(lp, descending=True)
+                    cum = torch.cumsum(srt.exp(), dim=-1)
+                    drop = cum - srt.exp() >= r.top_p  # keep the smallest prefix whose mass reaches top_p
+                    lp = lp.clone()
+                    lp[idx[drop]] = float("-inf")
+                    lp = torch.log_softmax(lp, dim=-1)
+                tok = int(torch.multinomial(lp.exp(), 1, generator=self._gens[b]))
+            chosen[b, tok] = 0.0
+            if self.keep_processed:
+                logps.append(lp)
+        if self.keep_processed:
+            self.processed.append(torch.stack(logps))
+        return chosen
+
+
+def resolve_checkpoint(path_or_id: str | Path) -> Path:
+    """A local folder as is; otherwise a Hugging Face id resolved through the local HF cache/hub."""
+    p = Path(path_or_id).expanduser()
+    if p.is_dir():
+        return p
+    if p.exists():
+        raise ModelError(f"{p}: is a file; pass the checkpoint folder that holds config.json")
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
+        raise ModelError(f"{path_or_id}: not a folder, and huggingface_hub is not installed") from None
+    try:
+        return Path(snapshot_download(str(path_or_id)))
+    except (LocalEntryNotFoundError, HFValidationError, OSError) as exc:
+        raise ModelError(
+            f"{path_or_id}: not a local folder and not downloadable ({type(exc).__name__}); "
+            "pass a checkpoint folder or download it first"
+        ) from None
+
+
+class HFBackend:
+    """Generate and score with a Hugging Face vision-language checkpoint (see module doc)."""
+
+    name = "hf"
+    supports_score = True
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        dtype: DType = "auto",
+        device_map: str | None = None,
+        adapter: Path | str | None = None,
+        quantization: Literal["4bit", "8bit"] | None = None,
+        batch_size: int = 8,
+        vision_cache: bool = True,
+        max_length: int | None = None,
+        logprob_source: Literal["raw", "processed"] = "raw",
+        vision_cache_size: int = 4096,
+    ) -> None:
+        import torch
+        import transformers
+
+        from vlmlab.models.registry import spec_for_checkpoint
+
+        self.path = resolve_checkpoint(path)
+        if not (self.path / "config.json").exists():
+            raise ModelError(f"{self.path}: no config.json; pass a Hugging Face checkpoint folder")
+        self.spec = spec_for_checkpoint(self.path)
+        if batch_size < 1:
+            raise ModelError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.logprob_source = logprob_source
+        kwargs: dict[str, Any] = {}
+        if dtype == "auto":
+            kwargs["dtype"] = getattr(torch, self.spec.dtype) if self.spec.dtype else "auto"
+        elif dtype in ("bfloat16", "float16", "float32"):
+            kwargs["dtype"] = getattr(torch, dtype)
+        else:
+            raise ModelError(f"dtype must be auto, bfloat16, float16 or float32, got {dtype!r}")
+        if device_map is not None:
+            kwargs["device_map"] = device_map
+        if quantization is not None:
+            if quantization not in ("4bit", "8bit"):
+                raise ModelError(f"quantization must be 4bit or 8bit, got {quantization!r}")
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise ModelError(f"quantization={quantization} needs bitsandbytes; pip install bitsandbytes (needs a CUDA GPU)")
+            kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
+                load_in_4bit=quantization == "4bit", load_in_8bit=quantization == "8bit"
+            )
+        self.processor = load_processor(self.path, default_chat_template=self.spec.family.default_chat_template)
+        try:
+            model = transformers.AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"{self.path}: cannot load the model ({type(exc).__name__}: {exc})") from None
+        if adapter is not None:
+            adapter = Path(adapter)
+            if not (adapter / "adapter_config.json").exists():
+                raise ModelError(f"{adapter}: no adapter_config.json; pass a PEFT LoRA adapter folder")
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter)
+        model.eval()
+        self.model = model
+        self.device = next(model.parameters()).device
+        tok = self.processor.tokenizer
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self.image_token_id = image_token_id(self.processor)
+        self._vision_kind = self.spec.vision_cache if vision_cache else None
+        self._vision: OrderedDict[str, Any] = OrderedDict()
+        self._vision_cache_size = vision_cache_size
+        self.vision_cache_hits = 0
+        self.vision_cache_misses = 0
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def _base(self) -> Any:
+        """The inner multimodal model (`model.model`), under a PEFT wrapper if any."""
+        m = self.model
+        if hasattr(m, "get_base_model"):
+            m = m.get_base_model()
+        return m.model
+
+    def _encode(self, conversation: list, target: str | None) -> Encoded:
+        fam = self.spec.family
+        n = sum(len(t.images) for t in conversation)
+        if (fam.max_images is not None and n > fam.max_images) or n < fam.min_images:
+            most = "any number of" if fam.max_images is None else f"at most {fam.max_images}"
+            raise ModelError(f"{fam.family} takes {most} image(s) per prompt and at least {fam.min_images}, got {n}")
+        enc = encode_conversation(self.processor, conversation, target)
+        if self.max_length is not None and enc.input_ids.shape[0] > self.max_length:
+            raise ModelError(
+                f"input has {enc.input_ids.shape[0]} tokens ({enc.num_image_tokens} image tokens), more than "
+                f"max_length={self.max_length}; raise max_length or shorten the prompt (never truncated)"
+            )
+        return enc
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def _apply_vision_cache(self, batch: dict, images: list) -> dict:
+        """Replace pixel_values by cached per-image features (`mm_encoder_outputs`)."""
+        import torch
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        if self._vision_kind is None or "pixel_values" not in batch or not images:
+            return batch
+        pv = batch["pixel_values"]
+        feats = []
+        if self._vision_kind == "grid":
+            grid = batch["image_grid_thw"]
+            sizes = grid.prod(-1).tolist()
+            rows = torch.split(pv, sizes)
+            for im, row, g in zip(images, rows, grid):
+                feats.append(self._cached(im.sha256, lambda: self._base.get_image_features(row, g[None], return_dict=True)))
+        elif self._vision_kind in ("stacked", "stacked-tensor"):
+            for i, im in enumerate(images):
+                feats.append(self._cached(im.sha256, lambda: self._base.get_image_features(pixel_values=pv[i : i + 1], return_dict=True)))
+        else:  # pragma: no cover - registry validates the kind
+            raise ModelError(f"unknown vision cache kind {self._vision_kind!r}")
+        out = {k: v for k, v in batch.items() if k != "pixel_values"}
+        # "stacked-tensor" families (Gemma3) take one (images, tokens, dim) tensor; the others a
+        # tuple of per-image (tokens, dim) tensors.
+        pooled = torch.stack(feats) if self._vision_kind == "stacked-tensor" else tuple(feats)
+        out["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=pooled)}
+        return out
+
+    def _cached(self, key: str, compute: Any) -> Any:
+        import torch
+
+        if key in self._vision:
+            self._vision.move_to_end(key)
+            self.vision_cache_hits += 1
+            return self._vision[key]
+        self.vision_cache_misses += 1
+        with torch.no_grad():
+            pooled = compute().pooler_output
+        feat = torch.cat(list(pooled), dim=0) if isinstance(pooled, (tuple, list)) else pooled.reshape(-1, pooled.shape[-1])
+        self._vision[key] = feat
+        if len(self._vision) > self._vision_cache_size:
+            self._vision.popitem(last=False)
+        return feat
+
+    def clear_vision_cache(self) -> None:
+        self._vision.clear()
+
+    # ------------------------------------------------------------------ generate
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """One result per request, in order; see the module doc for batching, seeds and logprobs."""
+        results: dict[int, GenerationResult] = {}
+        encoded: dict[int, Encoded] = {}
+        for i, req in enumerate(requests):
+            try:
+                encoded[i] = self._encode(req.conversation, None)
+            except VlmlabError as exc:
+                results[i] = GenerationResult(id=req.id, status="error", error=str(exc))
+        order = list(encoded)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            results.update(self._generate_batch([requests[i] for i in chunk], [encoded[i] for i in chunk], chunk))
+        return [results[i] for i in range(len(requests))]
+
+    def _generate_batch(self, reqs: list[GenerationRequest], encs: list[Encoded], idx: list[int]) -> dict[int, GenerationResult]:
+        try:
+            return dict(zip(idx, self._generate_batch_unsafe(reqs, encs)))
+        except (RuntimeError, ValueError, VlmlabError) as exc:
+            if len(reqs) > 1:  # isolate the bad item
+                out: dict[int, GenerationResult] = {}
+                for r, e, i in zip(reqs, encs, idx):
+                    out.update(self._generate_batch([r], [e], [i]))
+                return out
+            msg = str(exc) if isinstance(exc, VlmlabError) else f"{type(exc).__name__}: {exc}"
+            return {idx[0]: GenerationResult(id=reqs[0].id, status="error", error=" ".join(msg.split()))}
+
+    def _generate_batch_unsafe(self, reqs: list[GenerationRequest], encs: list[Encoded]) -> list[GenerationResult]:
+        import torch
+
+        t0 = time.perf_counter()
+        tok = self.processor.tokenizer
+        batch = self._to_device(collate(encs, "left", self.pad_id))
+        images = [im for r in reqs for im in conversation_images(r.conversation)]
+        model_batch = self._apply_vision_cache(batch, images)
+        want_lp = any(r.top_logprobs > 0 for r in reqs)
+        want_hidden = any(r.hidden_layers for r in reqs)
+        max_new = max(r.max_new_tokens for r in reqs)
+        sampler = _SeededSampler(reqs, keep_processed=want_lp and self.logprob_source == "processed")
+        sampling = any(r.temperature != 0 for r in reqs)
+        gen_kwargs: dict[str, Any] = dict(
+            max_new_tokens=max_new,
+            do_sample=False,  # sampling, if any, is done per row by _SeededSampler
+            temperature=None, top_p=None, top_k=None,
+            pad_token_id=self.pad_id,
+            return_dict_in_generate=True,
+            output_logits=want_lp,
+            output_hidden_states=want_hidden,
+        )
+        if sampling or sampler.keep_processed:
+            from transformers import LogitsProcessorList
+
+            gen_kwargs["logits_processor"] = LogitsProcessorList([sampler])
+        with torch.no_grad():
+            out = self.model.generate(**model_batch, **gen_kwargs)
+        prompt_len = batch["input_ids"].shape[1]
+        new_tokens = out.sequences[:, prompt_len:]
+        step_logprobs = (
+            [torch.log_softmax(x.float(), dim=-1) for x in out.logits] if self.logprob_source == "raw" and want_lp
+            else sampler.processed if want_lp else None
+        )
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        seconds = (time.perf_counter() - t0) / len(reqs)
+        results = []
+        for b, (req, enc) in enumerate(zip(reqs, encs)):
+            ids = new_tokens[b].tolist()[: req.max_new_tokens]
+            n = len(ids)
+            for j, t in enumerate(ids):
+                if t in eos_ids or t == self.pad_id:
+                    n = j
+                    break
+            ids = ids[:n]
+            text = tok.decode(ids, skip_special_tokens=True)
+            logprobs = None
+            if req.top_logprobs > 0 and step_logprobs is not None:
+                logprobs = []
+                for j, t in enumerate(ids):
+                    lp = step_logprobs[j][b]
+                    top = torch.topk(lp, min(req.top_logprobs, lp.shape[-1]))
+                    top_ids = top.indices.tolist()
+                    logprobs.append(StepLogprobs(
+                        token=tok.decode([t]), logprob=float(lp[t]), token_id=t,
+                        top=[(tok.decode([k]), float(v)) for k, v in zip(top_ids, top.values.tolist())],
+                        top_ids=top_ids,
+                    ))
+            hidden = None
+            if req.hidden_layers:
+                hidden = self._pool_hidden(out.hidden_states[0], batch, b, req)
+            results.append(GenerationResult(
+                id=req.id, status=GenerationResult.status_for(text), text=text, logprobs=logprobs,
+                logprob_source=self.logprob_source if logprobs is not None else None, hidden_states=hidden,
+                prompt_tokens=int(enc.input_ids.shape[0]), generated_tokens=len(ids), seconds=seconds,
+            ))
+        return results
+
+    def _pool_hidden(self, layers: tuple, batch: dict, b: int, req: GenerationRequest) -> dict[int, np.ndarray]:
+        ids = batch["input_ids"][b]
+        valid = batch["attention_mask"][b].bool()
+        is_img = ids == self.image_token_id if self.image_token_id is not None else valid & False
+        if req.hidden_pool == "image":
+            mask = valid & is_img
+            if not bool(mask.any()):
+                raise ModelError(f"request {req.id!r}: hidden_pool='image' but the prompt has no image tokens")
+        elif req.hidden_pool == "text":
+            mask = valid & ~is_img
+        else:
+            mask = valid & False
+            mask[-1] = True  # left padding: the last position is the last prompt token
+        out = {}
+        for layer in req.hidden_layers:
+            if not -len(layers) <= layer < len(layers):
+                raise ModelError(f"request {req.id!r}: hidden layer {layer} out of range; the model has {len(layers)} (0 = embeddings)")
+            h = layers[layer][b][mask].float().mean(dim=0)
+            out[layer] = h.cpu().numpy().astype(np.float32)
+        return out
+
+    # ------------------------------------------------------------------ score
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        """Teacher-forced log-probabilities of each request's target tokens (see module doc)."""
+        results: dict[int, ScoreResult] = {}
+        encoded: dict[int, Encoded] = {}
+        for i, req in enumerate(requests):
+            try:
+                encoded[i] = self._encode(req.conversation, req.target)
+            except VlmlabError as exc:
+                results[i] = ScoreResult(id=req.id, status="error", error=str(exc))
+        order = list(encoded)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            results.update(self._score_batch([requests[i] for i in chunk], [encoded[i] for i in chunk], chunk))
+        return [results[i] for i in range(len(requests))]
+
+    def _score_batch(self, reqs: list[ScoreRequest], encs: list[Encoded], idx: list[int]) -> dict[int, ScoreResult]:
+        try:
+            return dict(zip(idx, self._score_batch_unsafe(reqs, encs)))
+        except (RuntimeError, ValueError) as exc:
+            if len(reqs) > 1:
+                out: dict[int, ScoreResult] = {}
+                for r, e, i in zip(reqs, encs, idx):
+                    out.update(self._score_batch([r], [e], [i]))
+                return out
+            return {idx[0]: ScoreResult(id=reqs[0].id, status="error", error=" ".join(f"{type(exc).__name__}: {exc}".split()))}
+
+    def _score_batch_unsafe(self, reqs: list[ScoreRequest], encs: list[Encoded]) -> list[ScoreResult]:
+        import torch
+
+        tok = self.processor.tokenizer
+        batch = self._to_device(collate(encs, "right", self.pad_id))
+        images = [im for r in reqs for im in conversation_images(r.conversation)]
+        model_batch = self._apply_vision_cache(batch, images)
+        with torch.no_grad():
+            logits = self.model(**model_batch, use_cache=False).logits
+        results = []
+        for b, (req, enc) in enumerate(zip(reqs, encs)):
+            sl = enc.target_slice
+            assert sl is not None
+            ids = enc.input_ids[sl].tolist()
+            if ids:
+                lp = torch.log_softmax(logits[b, sl.start - 1 : sl.stop - 1].float(), dim=-1)
+                vals = lp.gather(-1, torch.tensor(ids, device=lp.device)[:, None])[:, 0].cpu().numpy()
+            else:
+                vals = np.zeros(0, dtype=np.float32)
+            results.append(ScoreResult(
+                id=req.id, status="ok", token_logprobs=vals.astype(np.float32), token_ids=ids,
+                tokens=[tok.decode([t]) for t in ids],
+            ))
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the loaded model for logs and `vlmlab models check`."""
+        cfg = json.loads((self.path / "config.json").read_text())
+        return {
+            "path": str(self.path),
+            "family": self.spec.family.family,
+            "model_type": cfg.get("model_type"),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
+            "device": str(self.device),
+            "vision_cache": self._vision_kind,
+        }

@@ -1,0 +1,335 @@
+"""Turn a conversation (and optionally a target reply) into model inputs for a Hugging Face VLM.
+
+This is the one place where `Turn`s become token ids, used by `HFBackend.generate`/`score` AND by
+fine-tuning, so the training template is the inference template by construction.
+
+How the target span is found (never by re-tokenising a prefix string):
+
+1. The prompt segment is rendered by the processor's own chat template with the generation prompt
+   (`<|im_start|>assistant\\n`, `ASSISTANT:`, ...) and run through the processor with the images,
+   so each image placeholder is expanded to its real number of image tokens. These ids are exactly
+   what `generate()` feeds the model.
+2. The conversation plus an assistant turn holding the target is rendered by the same template; the
+   prompt text must be a prefix of it (else `ModelError`), and the rest - the reply segment, e.g.
+   `red<|im_end|>\\n` - is tokenised on its own (no special tokens added) and appended.
+3. `target_slice` covers the reply-segment tokens whose characters overlap the target text: they
+   decode to the target, plus any whitespace the template puts between the prompt and the reply
+   (LLaVA's `ASSISTANT: red` scores the token ` red`). `label_slice` extends it through the
+   end-of-turn token (`<|im_end|>`, `</s>`, `<end_of_turn>`, ...): what fine-tuning supervises,
+   so the model learns to stop. Scoring uses `target_slice` only.
+
+`collate()` batches `Encoded`s with left padding (generation) or right padding (scoring/training).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import torch
+
+from vlmlab.errors import ModelError
+from vlmlab.models.base import Turn, conversation_images
+
+# Per-sample tensors with a leading batch dimension (Idefics3 pads images per sample); all other
+# vision tensors are per-image and concatenated along dim 0.
+_PER_SAMPLE_KEYS = ("pixel_attention_mask",)
+
+
+@dataclass
+class Encoded:
+    """One encoded conversation.
+
+    Attributes:
+        input_ids: 1-D LongTensor, prompt (with images expanded) followed by the reply segment if any.
+        attention_mask: 1-D LongTensor of ones, same length.
+        target_slice: positions of exactly the target's tokens (see module doc), or None.
+        label_slice: target tokens plus the end-of-turn token(s): what training supervises.
+        prompt_length: number of prompt tokens (what generation would be fed).
+        model_inputs: per-image tensors (pixel_values, image_grid_thw, ...) and per-token extras
+            (mm_token_type_ids, token_type_ids) as 1-D tensors aligned with `input_ids`.
+        num_image_tokens: image placeholder tokens in `input_ids`.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    target_slice: slice | None
+    label_slice: slice | None
+    prompt_length: int
+    model_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    num_image_tokens: int = 0
+
+    def labels(self, ignore_index: int = -100) -> torch.Tensor:
+        """Labels for causal-LM loss: `ignore_index` everywhere except `label_slice`."""
+        labels = torch.full_like(self.input_ids, ignore_index)
+        if self.label_slice is not None:
+            labels[self.label_slice] = self.input_ids[self.label_slice]
+        return labels
+
+
+def image_only_processor_class(base: type) -> type:
+    """A subclass of a processor class without its video processor.
+
+    In transformers 5.x the Qwen2-VL/Qwen2.5-VL/InternVL processors require a video processor that
+    needs torchvision. vlmlab never feeds video, so we drop it. The subclass keeps the base class's
+    name, so `save_pretrained` writes a `processor_class` that stock transformers can load.
+    """
+
+    import inspect
+
+    # Keep the base's parameters (minus video_processor) as real parameters: ProcessorMixin reads
+    # `__init__.__code__.co_varnames` to pass saved options (e.g. InternVL's image_seq_length)
+    # and saves exactly those parameters, so a `**kwargs`-only wrapper would silently drop them.
+    params = [
+        p for n, p in inspect.signature(base.__init__).parameters.items()
+        if n not in ("self", "video_processor") and p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
+    names = [p.name for p in params]
+    defaults = {p.name: (None if p.default is p.empty else p.default) for p in params}
+    source = (
+        f"def __init__(self, {', '.join(f'{n}=_defaults[{n!r}]' for n in names)}, **kwargs):\n"
+        f"    _base.__init__(self, video_processor=None, {', '.join(f'{n}={n}' for n in names)}, **kwargs)\n"
+    )
+    namespace: dict[str, Any] = {"_defaults": defaults, "_base": base}
+    exec(source, namespace)  # noqa: S102 - builds a fixed-shape wrapper from the base's own parameter names
+    __init__ = namespace["__init__"]
+    return type(base.__name__, (base,), {"__init__": __init__, "__module__": base.__module__})
+
+
+def _processor_class_name(path: Path) -> str | None:
+    """The processor class a checkpoint declares (newer repos: processor_config.json; older:
+    preprocessor_config.json or tokenizer_config.json), else the one transformers maps its
+    model_type to."""
+    for name in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        f = path / name
+        if f.exists():
+            try:
+                cls_name = json.loads(f.read_text()).get("processor_class")
+            except json.JSONDecodeError as exc:
+                raise ModelError(f"{f}: not valid JSON ({exc})") from None
+            if cls_name:
+                return cls_name
+    try:
+        model_type = json.loads((path / "config.json").read_text()).get("model_type")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+    return PROCESSOR_MAPPING_NAMES.get(model_type)
+
+
+def load_processor(path: str | Path, *, default_chat_template: str | None = None) -> Any:
+    """Load the processor of a local checkpoint folder, without a video processor.
+
+    The chat template is the processor's, else the tokenizer's, else `default_chat_template`
+    (the registry's family default, e.g. BLIP-2's, which ships none).
+
+    Raises:
+        ModelError: no processor can be found or loaded; the message names the folder.
+    """
+    import transformers
+
+    path = Path(path)
+    cls_name = _processor_class_name(path)
+    if cls_name is None:
+        raise ModelError(f"{path}: no processor_class in its configs and no known model_type; is this a vision-language checkpoint?")
+    cls = getattr(transformers, cls_name, None)
+    if cls is None:
+        raise ModelError(f"{path}: processor class {cls_name!r} is not in transformers {transformers.__version__}; upgrade transformers")
+    if "video_processor" in cls.get_attributes():
+        cls = image_only_processor_class(cls)
+    try:
+        processor = cls.from_pretrained(path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelError(f"{path}: cannot load processor {cls_name} ({type(exc).__name__}: {exc})") from None
+    if not getattr(processor, "chat_template", None):
+        processor.chat_template = getattr(processor.tokenizer, "chat_template", None) or default_chat_template
+    if not processor.chat_template:
+        raise ModelError(f"{path}: the processor has no chat template; add chat_template.jinja to the checkpoint folder")
+    return processor
+
+
+def to_messages(conversation: Sequence[Turn]) -> list[dict[str, Any]]:
+    """`Turn`s as the list-of-dicts format every HF chat template takes (images as placeholders)."""
+    messages = []
+    for turn in conversation:
+        parts: list[dict[str, Any]] = []
+        for c in turn.content:
+            parts.append({"type": "text", "text": c} if isinstance(c, str) else {"type": "image"})
+        messages.append({"role": turn.role, "content": parts})
+    return messages
+
+
+def render_prompt(processor: Any, conversation: Sequence[Turn], *, add_generation_prompt: bool = True) -> str:
+    """The chat-template text of a conversation (image placeholders not yet expanded)."""
+    return processor.apply_chat_template(
+        to_messages(conversation), add_generation_prompt=add_generation_prompt, tokenize=False
+    )
+
+
+def _processor_call(processor: Any, text: str, images: list) -> dict[str, torch.Tensor]:
+    tok = processor.tokenizer
+    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
+    if images:
+        kwargs["images"] = images
+    if tok.bos_token is not None and text.startswith(tok.bos_token):
+        kwargs["add_special_tokens"] = False
+    out = processor(**kwargs)
+    return dict(out)
+
+
+def image_token_id(processor: Any) -> int | None:
+    """The id of the token that stands for one image feature vector (after expansion), if any.
+
+    The tokenizer's `image_token` wins over the processor's: Gemma3's processor calls the
+    begin-of-image token its image token, while the per-feature token is `<image_soft_token>`.
+    """
+    tok_token = getattr(processor.tokenizer, "image_token", None)
+    if isinstance(tok_token, str) and tok_token:
+        return processor.tokenizer.convert_tokens_to_ids(tok_token)
+    tid = getattr(processor, "image_token_id", None)
+    if isinstance(tid, int):
+        return tid
+    token = getattr(processor, "image_token", None)
+    if token is not None:  # a str, or an AddedToken (BLIP-2) whose str() is its content
+        return processor.tokenizer.convert_tokens_to_ids(str(token))
+    return None
+
+
+def encode_conversation(
+    processor: Any,
+    conversation: Sequence[Turn],
+    target: str | None = None,
+    *,
+    add_generation_prompt: bool = True,
+) -> Encoded:
+    """Encode a conversation, and if given a target reply, with the target's token span.
+
+    Args:
+        processor: a loaded HF processor with a chat template (see `load_processor`).
+        conversation: turns ending with the user turn to answer.
+        target: the assistant reply to score or train on; None for a generation prompt.
+        add_generation_prompt: only for `target=None`; with a target the generation prompt is
+            always used, since that is what the model sees at inference.
+
+    Raises:
+        DataError: an image is missing or corrupt (from `Image.load`).
+        ModelError: the chat template renders the reply so that the target cannot be located.
+    """
+    images = [im.load() for im in conversation_images(conversation)]
+    prompt_text = render_prompt(processor, conversation, add_generation_prompt=add_generation_prompt or target is not None)
+    out = _processor_call(processor, prompt_text, images)
+    ids = out.pop("input_ids")[0]
+    mask = out.pop("attention_mask")[0]
+    prompt_len = int(ids.shape[0])
+    token_extras = {k: v[0] for k, v in out.items() if v.ndim == 2 and v.shape[0] == 1 and v.shape[1] == prompt_len
+                    and k not in ("pixel_values", "image_grid_thw")}
+    model_inputs = {k: v for k, v in out.items() if k not in token_extras}
+    target_slice = label_slice = None
+    if target is not None:
+        full = render_prompt(processor, list(conversation) + [Turn("assistant", target)], add_generation_prompt=False)
+        if not full.startswith(prompt_text):
+            raise ModelError(
+                "the chat template renders an assistant reply that does not start with its own generation prompt; "
+                "this model's template cannot be used for scoring"
+            )
+        suffix = full[len(prompt_text):]
+        start = suffix.find(target) if target else suffix.find("")
+        if start < 0:
+            raise ModelError(f"the chat template changed the target text {target!r} (e.g. trimmed it); strip the target")
+        end = start + len(target)
+        tok = processor.tokenizer
+        enc = tok(suffix, add_special_tokens=False, return_offsets_mapping=True)
+        sids, offsets = enc["input_ids"], enc["offset_mapping"]
+        inside = [i for i, (a, b) in enumerate(offsets) if a < end and b > start]
+        if target and not inside:
+            raise ModelError(f"target {target!r} produced no tokens")
+        t0 = prompt_len + (inside[0] if inside else 0)
+        t1 = prompt_len + (inside[-1] + 1 if inside else 0)
+        special = set(tok.all_special_ids)
+        last = inside[-1] + 1 if inside else 0
+        label_end = last
+        for j in range(last, len(sids)):
+            label_end = j + 1
+            if sids[j] in special:
+                break
+        else:
+            label_end = len(sids)
+        target_slice = slice(t0, t1)
+        label_slice = slice(t0, prompt_len + label_end)
+        sids_t = torch.tensor(sids, dtype=ids.dtype)
+        ids = torch.cat([ids, sids_t])
+        mask = torch.cat([mask, torch.ones(len(sids), dtype=mask.dtype)])
+        for k, v in token_extras.items():
+            token_extras[k] = torch.cat([v, torch.zeros(len(sids), dtype=v.dtype)])
+    img_id = image_token_id(processor)
+    n_img = int((ids == img_id).sum()) if img_id is not None else 0
+    return Encoded(
+        input_ids=ids,
+        attention_mask=mask,
+        target_slice=target_slice,
+        label_slice=label_slice,
+        prompt_length=prompt_len,
+        model_inputs=model_inputs | token_extras,
+        num_image_tokens=n_img,
+    )
+
+
+def collate(
+    encoded: Sequence[Encoded],
+    padding_side: Literal["left", "right"],
+    pad_token_id: int,
+    *,
+    with_labels: bool = False,
+    ignore_index: int = -100,
+) -> dict[str, torch.Tensor]:
+    """Pad a list of `Encoded` into one batch dict ready for `model(**batch)` / `model.generate`.
+
+    Per-token tensors (input_ids, attention_mask, mm_token_type_ids, ...) are padded on
+    `padding_side`; per-image tensors (pixel_values, image_grid_thw, ...) are concatenated in batch
+    order; per-sample image tensors (Idefics3's 5-D pixel_values) are zero-padded to the largest
+    image count. With `with_labels`, `labels` holds `Encoded.labels()` padded with `ignore_index`.
+    """
+    if not encoded:
+        raise ValueError("collate needs at least one Encoded")
+    longest = max(int(e.input_ids.shape[0]) for e in encoded)
+
+    def pad(t: torch.Tensor, value: int) -> torch.Tensor:
+        n = longest - int(t.shape[0])
+        filler = torch.full((n,), value, dtype=t.dtype)
+        return torch.cat([filler, t]) if padding_side == "left" else torch.cat([t, filler])
+
+    batch: dict[str, torch.Tensor] = {
+        "input_ids": torch.stack([pad(e.input_ids, pad_token_id) for e in encoded]),
+        "attention_mask": torch.stack([pad(e.attention_mask, 0) for e in encoded]),
+    }
+    if with_labels:
+        batch["labels"] = torch.stack([pad(e.labels(ignore_index), ignore_index) for e in encoded])
+    keys: list[str] = []
+    for e in encoded:
+        keys += [k for k in e.model_inputs if k not in keys]
+    for key in keys:
+        values = [e.model_inputs.get(key) for e in encoded]
+        present = [v for v in values if v is not None]
+        first = present[0]
+        per_token = all(v.ndim == 1 and v.shape[0] == e.input_ids.shape[0] for v, e in zip(values, encoded) if v is not None)
+        if per_token:
+            batch[key] = torch.stack([
+                pad(v if v is not None else torch.zeros_like(e.input_ids, dtype=first.dtype), 0)
+                for v, e in zip(values, encoded)
+            ])
+        elif key in _PER_SAMPLE_KEYS or (key == "pixel_values" and first.ndim == 5):
+            most = max(v.shape[1] for v in present)
+            padded = []
+            for v, e in zip(values, encoded):
+                if v is None:
+                    v = torch.zeros((1, most, *first.shape[2:]), dtype=first.dtype)
+                if v.shape[1] < most:
+                    v = torch.cat([v, torch.zeros((1, most - v.shape[1], *v.shape[2:]), dtype=v.dtype)], dim=1)
+                padded.append(v)
+            batch[key] = torch.cat(padded, dim=0)
+        else:
+            batch[key] = torch.cat(present, dim=0)
+    return batch

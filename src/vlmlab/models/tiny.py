@@ -1,0 +1,490 @@
+"""Tiny but real VLM checkpoints built offline, for tests, the toy world and benchmarks.
+
+`build_tiny("qwen2-vl", out_dir)` builds the real `transformers` architecture of a family from a
+small config (a few hundred thousand to ~2 M parameters), a byte-level BPE tokenizer trained
+locally on a fixed built-in corpus, the family's processor (image processor configured by hand)
+and chat template, and saves them with `save_pretrained`. The folder then loads through the `hf`
+backend exactly like a real checkpoint. Nothing touches the network.
+
+Determinism: the same family, seed and overrides give the same bytes (weights are initialised
+under a forked torch RNG seeded with `seed`; the tokenizer trainer is deterministic).
+
+`tiny_model_path(family, cache_root)` builds once per recipe hash and reuses the folder.
+
+Families (see `TINY_FAMILIES`): qwen2-vl, qwen2.5-vl, llava, idefics3, gemma3, internvl, blip2
+(one image per prompt; BLIP-2 has no chat template, so `registry.BLIP2_TEMPLATE` is used). Each image is
+resized to 56x56 pixels; the number of image tokens per image is recorded in
+`vlmlab_tiny.json` next to the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from vlmlab.errors import ModelError
+from vlmlab.models.registry import BLIP2_TEMPLATE
+
+IMAGE_SIZE = 56
+RECIPE_VERSION = 1  # bump when any recipe changes, so cached tiny models are rebuilt
+
+# Toy-world words: every one should become a single token or a few.
+_COLOURS = "red green blue yellow purple orange black white grey pink brown cyan"
+_SHAPES = "circle square triangle star cross diamond heart ring shape shapes"
+_NUMBERS = "zero one two three four five six seven eight nine ten"
+_EMOTIONS = "happy sad angry surprised fearful disgusted neutral calm excited emotion valence arousal"
+_WORDS = (
+    "What is the colour color of this image picture photo ? How many are there in it . "
+    "Describe describe a an and with on left right top bottom middle centre center yes no "
+    "answer question Answer Question caption Caption about one object objects large small "
+    "panorama scene view rate rating from to scale JSON json label emotion face person "
+    "You are a helpful assistant User Assistant user assistant system model"
+)
+
+
+def _corpus() -> list[str]:
+    """The fixed built-in training corpus of the tiny tokenizers."""
+    lines: list[str] = []
+    words = " ".join([_COLOURS, _SHAPES, _NUMBERS, _EMOTIONS, _WORDS]).split()
+    for i in range(40):
+        lines.append(" ".join(words))
+        lines.append(" ".join(reversed(words)))
+    colours, shapes, numbers = _COLOURS.split(), _SHAPES.split(), _NUMBERS.split()
+    for i, c in enumerate(colours):
+        for j, s in enumerate(shapes):
+            lines.append(f"A {c} {s}. There are {numbers[(i + j) % 10]} {c} {s}s on the {('left', 'right')[j % 2]}.")
+            lines.append(f"What is the colour? {c.capitalize()}. What shape? {s}. How many? {(i + j) % 9 + 1}")
+    for e in _EMOTIONS.split():
+        for d in range(1, 10):
+            lines.append(f'{{"emotion": "{e}", "valence": {d}, "arousal": {10 - d}}}')
+    lines.append(" ".join(str(d) for d in range(10)) * 5)
+    return lines
+
+
+@dataclass(frozen=True)
+class TinyRecipe:
+    """How to build one family: its special tokens, chat template and model/processor builders."""
+
+    family: str
+    special_tokens: tuple[str, ...]
+    bos: str | None
+    eos: str
+    pad: str
+    chat_template: str
+    build: Callable[["_Tok", dict[str, Any]], tuple[Any, Any]]  # -> (model, processor)
+    defaults: dict[str, Any]
+    image_tokens: int  # image tokens per 56x56 image
+    extra_special: tuple[tuple[str, str], ...] = ()  # (tokenizer attribute, token) e.g. image_token
+
+
+class _Tok:
+    """The trained tokenizer plus id lookup, handed to the model builders."""
+
+    def __init__(self, hf_tokenizer: Any) -> None:
+        self.hf = hf_tokenizer
+
+    def id(self, token: str) -> int:
+        tid = self.hf.convert_tokens_to_ids(token)
+        assert isinstance(tid, int) and tid != self.hf.unk_token_id, token
+        return tid
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.hf)
+
+
+def _train_tokenizer(recipe: TinyRecipe, vocab_size: int) -> _Tok:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    # Digits are split individually so 1-9 are always single tokens.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(recipe.special_tokens),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(), trainer)
+    kwargs: dict[str, Any] = {"eos_token": recipe.eos, "pad_token": recipe.pad}
+    if recipe.bos is not None:
+        kwargs["bos_token"] = recipe.bos
+    if recipe.extra_special:
+        kwargs["extra_special_tokens"] = dict(recipe.extra_special)
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, **kwargs)
+    hf.chat_template = recipe.chat_template
+    return _Tok(hf)
+
+
+# ---------------------------------------------------------------- chat templates (family formats)
+
+_QWEN_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+_LLAVA_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{{ ' ' }}"
+    "{% else %}{{ message['role'].upper() + ': ' }}"
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}{{ '<image>\n' }}{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ ' ' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+_IDEFICS3_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+_GEMMA3_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "<start_of_turn>{{ 'model' if message['role'] == 'assistant' else message['role'] }}\n"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<start_of_image>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] | trim }}{% endif %}{% endfor %}<end_of_turn>\n"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+_INTERNVL_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] %}{% if content['type'] == 'image' %}{{ '<IMG_CONTEXT>\n' }}"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+# ---------------------------------------------------------------- family builders
+
+
+def _text_defaults(o: dict[str, Any]) -> dict[str, Any]:
+    return dict(
+        hidden_size=o["hidden_size"],
+        intermediate_size=o["intermediate_size"],
+        num_hidden_layers=o["num_layers"],
+        num_attention_heads=o["num_heads"],
+        num_key_value_heads=o["num_kv_heads"],
+        head_dim=o["hidden_size"] // o["num_heads"],
+        max_position_embeddings=2048,
+    )
+
+
+def _qwen_image_processor() -> Any:
+    import transformers.models.qwen2_vl.image_processing_pil_qwen2_vl as m
+
+    return m.Qwen2VLImageProcessorPil(
+        min_pixels=IMAGE_SIZE * IMAGE_SIZE,
+        max_pixels=IMAGE_SIZE * IMAGE_SIZE,
+        patch_size=14,
+        merge_size=2,
+        temporal_patch_size=2,
+    )
+
+
+def _build_qwen2_vl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+
+    from vlmlab.models.hf_encode import image_only_processor_class
+
+    head = o["hidden_size"] // o["num_heads"]
+    q = head // 8
+    text = _text_defaults(o) | dict(
+        vocab_size=tok.vocab_size,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [q, (head // 2 - q) // 2, head // 2 - q - (head // 2 - q) // 2]},
+        bos_token_id=tok.id("<|endoftext|>"),
+        eos_token_id=tok.id("<|im_end|>"),
+        pad_token_id=tok.id("<|endoftext|>"),
+    )
+    vision = dict(depth=o["vision_depth"], embed_dim=o["vision_dim"], hidden_size=o["hidden_size"], num_heads=4,
+                  mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
+    config = Qwen2VLConfig(
+        text_config=text, vision_config=vision,
+        image_token_id=tok.id("<|image_pad|>"), video_token_id=tok.id("<|video_pad|>"),
+        vision_start_token_id=tok.id("<|vision_start|>"), vision_end_token_id=tok.id("<|vision_end|>"),
+        tie_word_embeddings=True,
+    )
+    model = Qwen2VLForConditionalGeneration(config)
+    proc = image_only_processor_class(Qwen2VLProcessor)(
+        image_processor=_qwen_image_processor(), tokenizer=tok.hf, chat_template=_QWEN_TEMPLATE
+    )
+    return model, proc
+
+
+def _build_qwen2_5_vl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+
+    from vlmlab.models.hf_encode import image_only_processor_class
+
+    head = o["hidden_size"] // o["num_heads"]
+    q = head // 8
+    text = _text_defaults(o) | dict(
+        vocab_size=tok.vocab_size,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [q, (head // 2 - q) // 2, head // 2 - q - (head // 2 - q) // 2]},
+        bos_token_id=tok.id("<|endoftext|>"),
+        eos_token_id=tok.id("<|im_end|>"),
+        pad_token_id=tok.id("<|endoftext|>"),
+    )
+    vision = dict(depth=o["vision_depth"], hidden_size=o["vision_dim"], intermediate_size=2 * o["vision_dim"],
+                  num_heads=4, out_hidden_size=o["hidden_size"], patch_size=14, spatial_merge_size=2,
+                  temporal_patch_size=2, window_size=56, fullatt_block_indexes=[o["vision_depth"] - 1])
+    config = Qwen2_5_VLConfig(
+        text_config=text, vision_config=vision,
+        image_token_id=tok.id("<|image_pad|>"), video_token_id=tok.id("<|video_pad|>"),
+        vision_start_token_id=tok.id("<|vision_start|>"), vision_end_token_id=tok.id("<|vision_end|>"),
+        tie_word_embeddings=True,
+    )
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    proc = image_only_processor_class(Qwen2_5_VLProcessor)(
+        image_processor=_qwen_image_processor(), tokenizer=tok.hf, chat_template=_QWEN_TEMPLATE
+    )
+    return model, proc
+
+
+def _llama_text(tok: _Tok, o: dict[str, Any], bos: str, eos: str, pad: str) -> dict[str, Any]:
+    return _text_defaults(o) | dict(
+        model_type="llama", vocab_size=tok.vocab_size, bos_token_id=tok.id(bos), eos_token_id=tok.id(eos),
+        pad_token_id=tok.id(pad), tie_word_embeddings=True,
+    )
+
+
+def _build_llava(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
+    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    vision = CLIPVisionConfig(hidden_size=o["vision_dim"], intermediate_size=2 * o["vision_dim"],
+                              num_hidden_layers=o["vision_depth"], num_attention_heads=4,
+                              image_size=IMAGE_SIZE, patch_size=14, projection_dim=o["vision_dim"])
+    config = LlavaConfig(
+        vision_config=vision, text_config=_llama_text(tok, o, "<s>", "</s>", "<pad>"),
+        image_token_index=tok.id("<image>"), image_seq_length=16, vision_feature_layer=-1,
+        vision_feature_select_strategy="default", tie_word_embeddings=True,
+    )
+    model = LlavaForConditionalGeneration(config)
+    ip = CLIPImageProcessorPil(size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    proc = LlavaProcessor(image_processor=ip, tokenizer=tok.hf, patch_size=14, vision_feature_select_strategy="default",
+                          num_additional_image_tokens=1, image_token="<image>", chat_template=_LLAVA_TEMPLATE)
+    return model, proc
+
+
+def _build_idefics3(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    vision = dict(hidden_size=o["vision_dim"], intermediate_size=2 * o["vision_dim"], num_hidden_layers=o["vision_depth"],
+                  num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=14)
+    config = Idefics3Config(
+        vision_config=vision, text_config=_llama_text(tok, o, "<|im_start|>", "<end_of_utterance>", "<|endoftext|>"),
+        image_token_id=tok.id("<image>"), scale_factor=2, tie_word_embeddings=True,
+    )
+    model = Idefics3ForConditionalGeneration(config)
+    ip = Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": IMAGE_SIZE},
+                                   max_image_size={"longest_edge": IMAGE_SIZE}, do_resize=True)
+    proc = Idefics3Processor(image_processor=ip, tokenizer=tok.hf, image_seq_len=4, chat_template=_IDEFICS3_TEMPLATE)
+    return model, proc
+
+
+def _build_gemma3(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    head = o["hidden_size"] // o["num_heads"]
+    text = _text_defaults(o) | dict(
+        vocab_size=tok.vocab_size, bos_token_id=tok.id("<bos>"), eos_token_id=tok.id("<end_of_turn>"),
+        pad_token_id=tok.id("<pad>"), query_pre_attn_scalar=head, sliding_window=64,
+    )
+    vision = dict(model_type="siglip_vision_model", hidden_size=o["vision_dim"], intermediate_size=2 * o["vision_dim"],
+                  num_hidden_layers=o["vision_depth"], num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=14)
+    config = Gemma3Config(
+        text_config=text, vision_config=vision, mm_tokens_per_image=4,
+        boi_token_index=tok.id("<start_of_image>"), eoi_token_index=tok.id("<end_of_image>"),
+        image_token_index=tok.id("<image_soft_token>"), tie_word_embeddings=True,
+    )
+    model = Gemma3ForConditionalGeneration(config)
+    ip = Gemma3ImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_pan_and_scan=False)
+    proc = Gemma3Processor(image_processor=ip, tokenizer=tok.hf, image_seq_length=4, chat_template=_GEMMA3_TEMPLATE)
+    return model, proc
+
+
+def _build_internvl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    from vlmlab.models.hf_encode import image_only_processor_class
+
+    text = _text_defaults(o) | dict(
+        model_type="qwen2", vocab_size=tok.vocab_size, bos_token_id=tok.id("<|endoftext|>"),
+        eos_token_id=tok.id("<|im_end|>"), pad_token_id=tok.id("<|endoftext|>"), tie_word_embeddings=True,
+    )
+    vision = dict(hidden_size=o["vision_dim"], intermediate_size=2 * o["vision_dim"], num_hidden_layers=o["vision_depth"],
+                  num_attention_heads=4, image_size=[IMAGE_SIZE, IMAGE_SIZE], patch_size=[14, 14])
+    config = InternVLConfig(vision_config=vision, text_config=text, image_token_id=tok.id("<IMG_CONTEXT>"),
+                            image_seq_length=4, downsample_ratio=0.5, tie_word_embeddings=True)
+    model = InternVLForConditionalGeneration(config)
+    ip = GotOcr2ImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, crop_to_patches=False,
+                                  min_patches=1, max_patches=1)
+    proc = image_only_processor_class(InternVLProcessor)(
+        image_processor=ip, tokenizer=tok.hf, image_seq_length=4, chat_template=_INTERNVL_TEMPLATE
+    )
+    return model, proc
+
+
+def _build_blip2(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor
+    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+    vision = dict(hidden_size=o["vision_dim"], intermediate_size=2 * o["vision_dim"], num_hidden_layers=o["vision_depth"],
+                  num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=14)
+    qformer = dict(hidden_size=o["vision_dim"], intermediate_size=2 * o["vision_dim"], num_hidden_layers=2,
+                   num_attention_heads=4, encoder_hidden_size=o["vision_dim"], vocab_size=32)
+    text = dict(model_type="opt", vocab_size=tok.vocab_size, hidden_size=o["hidden_size"], ffn_dim=o["intermediate_size"],
+                num_hidden_layers=o["num_layers"], num_attention_heads=o["num_heads"], word_embed_proj_dim=o["hidden_size"],
+                max_position_embeddings=2048, bos_token_id=tok.id("<s>"), eos_token_id=tok.id("</s>"),
+                pad_token_id=tok.id("<pad>"))
+    config = Blip2Config(vision_config=vision, qformer_config=qformer, text_config=text, num_query_tokens=4,
+                         image_token_index=tok.id("<image>"))
+    model = Blip2ForConditionalGeneration(config)
+    ip = BlipImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    proc = Blip2Processor(image_processor=ip, tokenizer=tok.hf, num_query_tokens=4)
+    proc.chat_template = BLIP2_TEMPLATE  # Blip2Processor.__init__ drops the chat_template argument
+    return model, proc
+
+
+_DEFAULTS = dict(hidden_size=128, intermediate_size=256, num_layers=4, num_heads=4, num_kv_heads=2,
+                 vision_depth=2, vision_dim=128, vocab_size=768)
+_QWEN_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                 "<|image_pad|>", "<|video_pad|>")
+
+TINY_FAMILIES: dict[str, TinyRecipe] = {
+    "qwen2-vl": TinyRecipe("qwen2-vl", _QWEN_SPECIAL, None, "<|im_end|>", "<|endoftext|>", _QWEN_TEMPLATE,
+                           _build_qwen2_vl, _DEFAULTS, 4),
+    "qwen2.5-vl": TinyRecipe("qwen2.5-vl", _QWEN_SPECIAL, None, "<|im_end|>", "<|endoftext|>", _QWEN_TEMPLATE,
+                             _build_qwen2_5_vl, _DEFAULTS, 4),
+    "llava": TinyRecipe("llava", ("<unk>", "<s>", "</s>", "<pad>", "<image>"), "<s>", "</s>", "<pad>",
+                        _LLAVA_TEMPLATE, _build_llava, _DEFAULTS | dict(vision_dim=64), 16,
+                        (("image_token", "<image>"),)),
+    "idefics3": TinyRecipe("idefics3", ("<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>",
+                                        "<fake_token_around_image>", "<global-img>"),
+                           "<|im_start|>", "<end_of_utterance>", "<|endoftext|>", _IDEFICS3_TEMPLATE,
+                           _build_idefics3, _DEFAULTS | dict(vision_dim=64), 4,
+                           (("image_token", "<image>"), ("fake_image_token", "<fake_token_around_image>"),
+                            ("global_image_token", "<global-img>"), ("end_of_utterance_token", "<end_of_utterance>"))),
+    "gemma3": TinyRecipe("gemma3", ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>",
+                                    "<start_of_image>", "<end_of_image>", "<image_soft_token>"),
+                         "<bos>", "<end_of_turn>", "<pad>", _GEMMA3_TEMPLATE, _build_gemma3,
+                         _DEFAULTS | dict(vision_dim=64), 4,
+                         (("image_token", "<image_soft_token>"), ("boi_token", "<start_of_image>"),
+                          ("eoi_token", "<end_of_image>"))),
+    "internvl": TinyRecipe("internvl", _QWEN_SPECIAL[:3] + ("<img>", "</img>", "<IMG_CONTEXT>", "<video>"),
+                           None, "<|im_end|>", "<|endoftext|>", _INTERNVL_TEMPLATE, _build_internvl,
+                           _DEFAULTS | dict(vision_dim=64), 4,
+                           (("start_image_token", "<img>"), ("end_image_token", "</img>"),
+                            ("context_image_token", "<IMG_CONTEXT>"), ("video_token", "<video>"))),
+    "blip2": TinyRecipe("blip2", ("<unk>", "<s>", "</s>", "<pad>", "<image>"), "<s>", "</s>", "<pad>",
+                        BLIP2_TEMPLATE, _build_blip2, _DEFAULTS | dict(vision_dim=64), 4),
+}
+
+
+def _recipe(family: str) -> TinyRecipe:
+    if family not in TINY_FAMILIES:
+        import difflib
+
+        close = difflib.get_close_matches(family, TINY_FAMILIES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ModelError(f"unknown tiny model family {family!r}{hint} (known: {', '.join(TINY_FAMILIES)})")
+    return TINY_FAMILIES[family]
+
+
+def _options(recipe: TinyRecipe, overrides: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(overrides) - set(recipe.defaults))
+    if unknown:
+        raise ModelError(f"unknown tiny model option(s) {unknown} for {recipe.family}; valid: {sorted(recipe.defaults)}")
+    return recipe.defaults | overrides
+
+
+def recipe_hash(family: str, *, seed: int = 0, **config_overrides: Any) -> str:
+    """12 hex chars identifying what `build_tiny` would build (family, options, seed, versions)."""
+    import transformers
+
+    recipe = _recipe(family)
+    payload = {"family": family, "seed": seed, "options": _options(recipe, config_overrides),
+               "recipe": RECIPE_VERSION, "transformers": transformers.__version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def build_tiny(family: str, out_dir: Path, *, seed: int = 0, **config_overrides: Any) -> Path:
+    """Build a tiny checkpoint of `family` into `out_dir` (created) and return it.
+
+    Args:
+        family: one of `TINY_FAMILIES` (e.g. "qwen2-vl").
+        out_dir: folder to write; existing files with the same names are overwritten.
+        seed: seeds the weight initialisation only.
+        **config_overrides: hidden_size, intermediate_size, num_layers, num_heads, num_kv_heads,
+            vision_depth, vision_dim, vocab_size.
+
+    Returns:
+        `out_dir`, loadable with `vlmlab.models.hf.HFBackend(out_dir)`.
+    """
+    import torch
+
+    recipe = _recipe(family)
+    opts = _options(recipe, config_overrides)
+    tok = _train_tokenizer(recipe, opts["vocab_size"])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, processor = recipe.build(tok, opts)
+    model.eval()
+    model.generation_config.pad_token_id = tok.id(recipe.pad)
+    model.generation_config.eos_token_id = tok.id(recipe.eos)
+    if recipe.bos is not None:
+        model.generation_config.bos_token_id = tok.id(recipe.bos)
+    model.generation_config.do_sample = False
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    meta = {"family": family, "seed": seed, "options": opts, "image_size": IMAGE_SIZE,
+            "image_tokens_per_image": recipe.image_tokens, "recipe_hash": recipe_hash(family, seed=seed, **config_overrides)}
+    (out_dir / "vlmlab_tiny.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return out_dir
+
+
+def tiny_model_path(family: str, cache_root: Path, seed: int = 0, **config_overrides: Any) -> Path:
+    """The folder of a tiny model under `cache_root`, built on first use (atomically, by rename)."""
+    key = recipe_hash(family, seed=seed, **config_overrides)
+    final = Path(cache_root) / f"{family}-{key}"
+    if (final / "vlmlab_tiny.json").exists():
+        return final
+    Path(cache_root).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{family}-", dir=cache_root))
+    try:
+        build_tiny(family, tmp, seed=seed, **config_overrides)
+        try:
+            tmp.rename(final)
+        except OSError:  # another process built it first
+            if not (final / "vlmlab_tiny.json").exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
