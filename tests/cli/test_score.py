@@ -1,0 +1,126 @@
+"""`vlmlab score` through the real entry point: JSON contract, file formats, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vlmlab.cli import main
+
+FAST = ["--metrics", "BLEU,ROUGE-L,CIDEr,SPICE"]
+
+
+def _run(args, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    captured = capsys.readouterr()
+    return info.value.code or 0, captured.out, captured.err
+
+
+def _caption_files(tmp_path):
+    preds = tmp_path / "pred.jsonl"
+    preds.write_text(
+        "\n".join(json.dumps({"id": i, "prediction": p}) for i, p in
+                  [("a", "A dog runs on the grass."), ("b", "Two cats on a sofa"), ("c", "")]) + "\n"
+    )
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text(
+        "\n".join(json.dumps({"id": i, "references": r}) for i, r in [
+            ("a", ["a dog running on grass", "the dog runs in a park"]),
+            ("b", ["two cats sleeping on a sofa", "cats on a couch"]),
+            ("c", ["a red car parked on the street"]),
+        ]) + "\n"
+    )
+    return preds, refs
+
+
+def test_score_caption_json_contract(tmp_path, capsys):
+    preds, refs = _caption_files(tmp_path)
+    code, out, _ = _run(["score", "caption", str(preds), str(refs), *FAST], capsys)
+    assert code == 0
+    data = json.loads(out)
+    for key in ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr", "SPICE", "mode", "n",
+                "mean_prediction_tokens", "mean_reference_tokens", "token_ratio", "empty_predictions"]:
+        assert key in data, key
+    assert data["mode"] == "grouped" and data["n"] == 3 and data["empty_predictions"] == 1
+    if data["SPICE"] is None:
+        assert data["SPICE_reason"]
+
+
+def test_score_caption_csv_predictions_and_per_row_references(tmp_path, capsys):
+    preds = tmp_path / "pred.csv"
+    preds.write_text('id,prediction\na,"a dog, running"\nb,two cats\n')
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text("\n".join(json.dumps({"id": i, "reference": r}) for i, r in
+                              [("a", "a dog running"), ("a", "dog on grass"), ("b", "two cats")]) + "\n")
+    code, out, _ = _run(["score", "caption", str(preds), str(refs), "--mode", "per-row", "--metrics", "BLEU",
+                         "--per-item"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["mode"] == "per-row" and data["n"] == 3
+    assert set(data["per_item"]) == {"a#0", "a#1", "b#0"}
+    code, out, _ = _run(["score", "caption", str(preds), str(refs), "--metrics", "BLEU", "--format", "table"], capsys)
+    assert code == 0 and "BLEU-1" in out
+
+
+# The default metric set (with METEOR, whose JVM costs ~10 s to start) is exercised through the CLI
+# by tests/metrics/test_caption.py::test_meteor_equals_pycocoevalcap_on_3000_messy_items_through_the_cli.
+
+
+def test_score_caption_missing_ids_is_one_line_exit_2(tmp_path, capsys):
+    preds, refs = _caption_files(tmp_path)
+    preds.write_text(preds.read_text() + json.dumps({"id": "zz", "prediction": "x"}) + "\n")
+    code, _, err = _run(["score", "caption", str(preds), str(refs), *FAST], capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "'zz'" in err and "--allow-missing" in err
+    code, out, _ = _run(["score", "caption", str(preds), str(refs), *FAST, "--allow-missing"], capsys)
+    assert code == 0 and json.loads(out)["n"] == 3
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('{"id": "a", "prediction": "x"}\nnot json\n', "pred.jsonl:2"),
+    ('{"id": "a"}\n', "missing 'prediction'"),
+])
+def test_score_caption_bad_file_is_one_line_exit_2(tmp_path, capsys, content, expected):
+    _, refs = _caption_files(tmp_path)
+    bad = tmp_path / "pred.jsonl"
+    bad.write_text(content)
+    code, _, err = _run(["score", "caption", str(bad), str(refs), *FAST], capsys)
+    assert code == 2 and expected in err and "Traceback" not in err
+
+
+def test_score_caption_unknown_metric_suggests(tmp_path, capsys):
+    preds, refs = _caption_files(tmp_path)
+    code, _, err = _run(["score", "caption", str(preds), str(refs), "--metrics", "BLUE"], capsys)
+    assert code == 2 and "did you mean 'BLEU'" in err
+
+
+def _vqa_files(tmp_path):
+    anns = {"annotations": [
+        {"question_id": 1, "answer_type": "number", "question_type": "how many",
+         "answers": [{"answer": a, "answer_id": i} for i, a in enumerate(["2"] * 3 + ["3"] * 7)]},
+        {"question_id": 2, "answer_type": "yes/no", "question_type": "is this",
+         "answers": [{"answer": "yes", "answer_id": i} for i in range(10)]},
+    ]}
+    (tmp_path / "ann.json").write_text(json.dumps(anns))
+    (tmp_path / "pred.json").write_text(json.dumps([{"question_id": 1, "answer": "two"}, {"question_id": 2, "answer": "Yes."}]))
+    (tmp_path / "q.json").write_text(json.dumps({"questions": [{"question_id": 2, "question": "Is this a cat?"}]}))
+    return tmp_path / "pred.json", tmp_path / "ann.json", tmp_path / "q.json"
+
+
+def test_score_vqa_json_contract(tmp_path, capsys):
+    pred, ann, _ = _vqa_files(tmp_path)
+    code, out, _ = _run(["score", "vqa", str(pred), str(ann)], capsys)
+    data = json.loads(out)
+    assert code == 0
+    assert data["per_question"] == {"1": 90.0, "2": 100.0}
+    assert data["accuracy"] == 95.0 and data["per_answer_type"] == {"number": 90.0, "yes/no": 100.0}
+    code, out, _ = _run(["score", "vqa", str(pred), str(ann), "--mode", "openflamingo", "--format", "table"], capsys)
+    assert code == 0 and "accuracy" in out
+
+
+def test_score_vqa_questions_restrict_and_missing_ids(tmp_path, capsys):
+    pred, ann, questions = _vqa_files(tmp_path)
+    code, _, err = _run(["score", "vqa", str(pred), str(ann), "--questions", str(questions)], capsys)
+    assert code == 2 and "[1]" in err
+    code, out, _ = _run(["score", "vqa", str(pred), str(ann), "--questions", str(questions), "--allow-missing"], capsys)
+    assert code == 0 and json.loads(out)["per_question"] == {"2": 100.0}
