@@ -6,6 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# Java runs pycocoevalcap's PTB tokenizer and METEOR jar.
+if ! command -v java >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
+      || echo "note: could not install Java; caption metrics (PTB tokenizer, METEOR) need it"
+  else
+    echo "note: java not found; install a Java 17 runtime for caption metrics (PTB tokenizer, METEOR)"
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
