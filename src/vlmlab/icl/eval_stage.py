@@ -1,0 +1,140 @@
+"""Stage `eval`: VQA accuracy of each demonstration-choice method at 1..N shots on a test split.
+
+Story: load the index and its support split, the test split and its fixed seeded subsets; choose
+demonstrations for every (method, shots, query); generate answers in batches (data-parallel by
+query under torchrun); score official (or OK-VQA) VQA accuracy; write per-cell accuracy with
+bootstrap CIs (`metrics.json`), the subsets (`subsets.json`) and a table (`report.md`) with rows
+test size x shots and one column per method. Zero-shot is the row with shots 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vlmlab.embed.cache import EmbeddingCache
+from vlmlab.embed.registry import build_embedder
+from vlmlab.errors import DataError
+from vlmlab.icl.candidates import pools_for_queries
+from vlmlab.icl.configs import EvalConfig, IndexConfig
+from vlmlab.icl.data import load_split
+from vlmlab.icl.evaluate import bootstrap_ci, nested_subset, random_demos, results_markdown, retrieved_demos, size_label
+from vlmlab.icl.index import SupportIndex, embed_records
+from vlmlab.icl.prompts import generation_request
+from vlmlab.icl.stages import index_support, load_backend, open_sharded
+from vlmlab.models.base import Backend
+from vlmlab.progress import track
+
+
+def _key(qid: str) -> int:
+    return int(hashlib.sha256(qid.encode()).hexdigest()[:8], 16)
+
+
+def selector_demos(folder: Path, index: SupportIndex, q_text: np.ndarray, q_image: np.ndarray, exclude: list[list[int]],
+                   qids: list[str], shots: int, pool_sampler: str, k: int, seed: int) -> np.ndarray:
+    """[Q, shots] support positions chosen by a selector checkpoint from each query's own pool."""
+    import torch
+
+    from vlmlab.icl.selectors.checkpoint import load_selector, read_selector_meta
+    from vlmlab.icl.selectors.data import DataFingerprint
+    from vlmlab.icl.selectors.inference import select
+
+    _, saved, _ = read_selector_meta(folder)
+    parts = {"text": [index.text], "image": [index.image], "text+image": [index.text, index.image]}.get(saved.modality)
+    qparts = {"text": [q_text], "image": [q_image], "text+image": [q_text, q_image]}.get(saved.modality)
+    if parts is None or qparts is None:
+        raise DataError(f"{folder}: selector modality {saved.modality!r} is not one of text, image, text+image")
+    support_emb = np.concatenate(parts, axis=1)
+    query_emb = np.concatenate(qparts, axis=1)
+    here = DataFingerprint.from_ids(saved.dataset, index.ids, support_emb.shape[1], saved.modality)
+    model = load_selector(folder, fingerprint=here)
+    pools = np.array(pools_for_queries(index, q_text, q_image, exclude, [_key(q) for q in qids], pool_sampler, k, seed), dtype=np.int64)
+    picks = select(model, torch.from_numpy(query_emb), torch.from_numpy(support_emb[pools]), shots).numpy()
+    return np.take_along_axis(pools, picks, axis=1)
+
+
+def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = None, overwrite: bool = False) -> Path | None:
+    """Evaluate `config.methods` at `config.shots` on `config.test`; see the module docstring."""
+    from vlmlab.metrics.vqa import question_accuracy
+
+    out = Path(out)
+    icfg: IndexConfig
+    icfg, support, index = index_support(config.index)
+    test = load_split(config.test)
+    order = nested_subset(test.ids, None, config.seed)
+    sizes = [None if s == "full" else int(s) for s in config.sizes]
+    for s in sizes:
+        nested_subset(test.ids, s, config.seed)  # validates the size
+    n_eval = len(order) if None in sizes else max(s for s in sizes if s is not None)
+    eval_ids = order[:n_eval]
+    max_shots = max(config.shots) if config.shots else 0
+    for q in eval_ids:
+        if not test.get(q).answers:
+            raise DataError(f"{config.test.annotations}: question {q} has no answers; evaluation needs annotations for every test question")
+    support_ids = set(index.ids)
+    exclude = [[index.position(q)] if q in support_ids else [] for q in eval_ids]
+    if max_shots > len(index) - 1:
+        raise DataError(f"shots={max_shots} is larger than the support set ({len(index)} items); lower shots")
+    records = test.subset(eval_ids)
+    needs_emb = any(m in ("text", "image", "selector") for m in config.methods)
+    if needs_emb:
+        cache = EmbeddingCache(icfg.cache_dir if icfg.cache_dir is not None else Path(config.index) / "embed_cache")
+        q_text, q_image = embed_records(records, build_embedder(icfg.text_embedder, **icfg.text_embedder_options),
+                                        build_embedder(icfg.image_embedder, **icfg.image_embedder_options), cache, icfg.batch_size)
+    # demonstrations for every (method, shots, query): positions in the support set
+    plan: list[tuple[str, int, str, list[int]]] = []
+    for method in config.methods:
+        if method == "zero-shot":
+            plan += [(method, 0, q, []) for q in eval_ids]
+            continue
+        for shots in config.shots:
+            if method == "random":
+                demos = [random_demos(len(index), q, shots, config.seed, ex) for q, ex in zip(eval_ids, exclude)]
+            elif method in ("text", "image"):
+                demos = retrieved_demos(q_text if method == "text" else q_image, index.matrix(method), shots, exclude).tolist()
+            else:
+                assert config.selector is not None
+                demos = selector_demos(config.selector, index, q_text, q_image, exclude, eval_ids, shots, config.selector_pool, config.selector_k, config.seed).tolist()
+            plan += [(method, shots, q, d) for q, d in zip(eval_ids, demos)]
+    run, rank, world, barrier = open_sharded(out, config, "icl-eval", overwrite, config.device)
+    mine_q = set(eval_ids[rank::world])
+    todo = [p for p in plan if p[2] in mine_q and f"{p[0]}|{p[1]}|{p[2]}" not in run.done_ids()]
+    started = time.perf_counter()
+    if todo:
+        backend = backend if backend is not None else load_backend(config.model)
+    batches = [todo[i : i + config.batch_size] for i in range(0, len(todo), config.batch_size)]
+    for batch in track(batches, f"eval (rank {rank})"):
+        requests = [generation_request(f"{m}|{s}|{q}", [support.records[p] for p in d], test.get(q), config.max_new_tokens) for m, s, q, d in batch]
+        for (m, s, q, d), res in zip(batch, backend.generate(requests)):
+            acc = float(question_accuracy(res.text, list(test.get(q).answers), mode=config.vqa_mode)) if res.status == "ok" else 0.0
+            run.append(f"{m}|{s}|{q}", {"method": m, "shots": s, "question_id": q, "demos": [index.ids[p] for p in d],
+                                        "prediction": res.text if res.status != "error" else None, "status": res.status,
+                                        "error": res.error, "acc": acc})
+    elapsed = time.perf_counter() - started
+    barrier()
+    if rank != 0:
+        return None
+    ids_order = [f"{m}|{s}|{q}" for m, s, q, _ in plan]
+    if world > 1:
+        run.merge_shards(ids_order)
+    by_id = {r["id"]: r for r in run.records()}
+    subsets = {size_label(s, len(test)): order[: len(order) if s is None else s] for s in sizes}
+    cells = []
+    for label, ids in subsets.items():
+        for method in config.methods:
+            for shots in ([0] if method == "zero-shot" else config.shots):
+                rows = [by_id[f"{method}|{shots}|{q}"] for q in ids]
+                accs = [r["acc"] for r in rows]
+                lo, hi = bootstrap_ci(accs, config.n_boot, config.seed)
+                cells.append({"size": label, "shots": shots, "method": method, "accuracy": float(np.mean(accs)), "ci_low": lo, "ci_high": hi,
+                              "n": len(accs), "errors": sum(r["status"] == "error" for r in rows), "empty": sum(r["status"] == "empty" for r in rows)})
+    run.write_json("subsets.json", subsets)
+    run.write_metrics({"cells": cells, "test_questions": len(test), "vqa_mode": config.vqa_mode, "seconds_this_invocation": elapsed})
+    run.write_report(f"# icl eval\n\ntest: `{config.test.questions}` ({len(test)} questions), support: {len(index)}, "
+                     f"VQA accuracy ({config.vqa_mode}) in %, 95% bootstrap CI\n\n" + results_markdown(cells, config.methods))
+    errors = sum(c["errors"] for c in cells)
+    run.finish("complete" if not errors else "degraded", errors=errors)
+    return out

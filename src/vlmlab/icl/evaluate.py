@@ -1,0 +1,88 @@
+"""Evaluation of demonstration choices: pick ICDs per test query, generate, score VQA accuracy.
+
+Methods (names users type): `zero-shot`, `random`, `text` / `image` (most similar support items by
+the index's embeddings), `selector` (a trained selector choosing from the query's own pool). The
+support item with the query's own question id is never a demonstration. Retrieved demonstrations
+are placed with the most similar LAST, next to the query.
+
+Test subsets are nested prefixes of one seeded permutation of the test split, so "size 100" is a
+fixed set that is also contained in "size 1000" and results of different sizes are comparable.
+`bootstrap_ci` gives percentile confidence intervals of a mean.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Sequence
+
+import numpy as np
+
+from vlmlab.errors import ConfigError, DataError
+from vlmlab.icl.index import nearest
+from vlmlab.icl.rl_data import anchor_seed
+
+METHODS = ("zero-shot", "random", "text", "image", "selector")
+
+
+def check_method(name: str) -> str:
+    if name not in METHODS:
+        close = difflib.get_close_matches(name, METHODS, n=1)
+        raise ConfigError(f"unknown eval method {name!r}; " + (f"did you mean {close[0]!r}?" if close else f"choose from {', '.join(METHODS)}"))
+    return name
+
+
+def nested_subset(ids: Sequence[str], size: int | None, seed: int) -> list[str]:
+    """The first `size` ids of a `seed`ed permutation (all of them, permuted, when size is None)."""
+    if size is not None and size > len(ids):
+        raise DataError(f"test size {size} is larger than the test split ({len(ids)} questions); lower it or use 'full'")
+    perm = np.random.default_rng(seed).permutation(len(ids))
+    return [ids[i] for i in perm[: len(ids) if size is None else size]]
+
+
+def random_demos(n_support: int, query_id: str, shots: int, seed: int, exclude: Sequence[int] = ()) -> list[int]:
+    """`shots` distinct support positions for one query, seeded by (seed, query id), excluding `exclude`."""
+    if shots > n_support - len(exclude):
+        raise DataError(f"shots={shots} is larger than the support set ({n_support - len(exclude)} usable items)")
+    rng = np.random.default_rng(anchor_seed(seed, query_id))
+    banned = set(exclude)
+    out: list[int] = []
+    while len(out) < shots:
+        for p in rng.choice(n_support, size=min(n_support, shots + len(banned)), replace=False):
+            if len(out) < shots and int(p) not in banned and int(p) not in out:
+                out.append(int(p))
+    return out
+
+
+def retrieved_demos(query_emb: np.ndarray, support_emb: np.ndarray, shots: int, exclude: Sequence[Sequence[int]]) -> np.ndarray:
+    """[Q, shots] support positions, most similar LAST (closest to the query in the prompt)."""
+    return nearest(query_emb, support_emb, shots, exclude)[:, ::-1].copy()
+
+
+def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (vectorised)."""
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    return (float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2)))
+
+
+def size_label(size: int | None, n_total: int) -> str:
+    return f"full ({n_total})" if size is None else str(size)
+
+
+def results_markdown(cells: list[dict], methods: Sequence[str], title: str = "VQA accuracy") -> str:
+    """Rows: test size x shots; columns: methods; each cell `acc [lo, hi]` in percent."""
+    rows: dict[tuple[str, int], dict[str, dict]] = {}
+    for c in cells:
+        rows.setdefault((c["size"], c["shots"]), {})[c["method"]] = c
+    head = "| size | shots | " + " | ".join(methods) + " |\n|---|---|" + "---|" * len(methods) + "\n"
+    body = ""
+    for (size, shots), by_method in rows.items():
+        vals = []
+        for m in methods:
+            c = by_method.get(m)
+            vals.append("" if c is None else f"{100 * c['accuracy']:.2f} [{100 * c['ci_low']:.1f}, {100 * c['ci_high']:.1f}]")
+        body += f"| {size} | {shots} | " + " | ".join(vals) + " |\n"
+    return f"## {title}\n\n{head}{body}"

@@ -1,0 +1,157 @@
+"""The support-set index: text and image embeddings of every support question, and k-NN over them.
+
+On disk (the format the selectors read): `<run>/embeddings/text.npy` and `image.npy`, float32
+[M, D] L2-normalised, and `<run>/embeddings/ids.json`, the support question ids in row order.
+Nearest neighbours use faiss inner product (= cosine on normalised rows) and exclude items BY ID:
+with several questions per image, rank 0 of an image search is not necessarily the query itself.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vlmlab.data.records import VQARecord
+from vlmlab.embed.base import Embedder
+from vlmlab.embed.cache import EmbeddingCache, embed_images, embed_texts
+from vlmlab.errors import DataError
+from vlmlab.runs import atomic_write_bytes, atomic_write_text
+
+Modality = str  # "text" | "image"
+
+
+@dataclass
+class SupportIndex:
+    """Embeddings of the support set; row i belongs to question `ids[i]`."""
+
+    ids: list[str]
+    text: np.ndarray
+    image: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("text", "image"):
+            arr = getattr(self, name)
+            if arr.shape[0] != len(self.ids):
+                raise DataError(f"index: {name} embeddings have {arr.shape[0]} rows for {len(self.ids)} ids; rebuild the index")
+        self._pos = {q: i for i, q in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def position(self, qid: str) -> int:
+        try:
+            return self._pos[qid]
+        except KeyError:
+            raise DataError(f"question id {qid} is not in the support index; rebuild the index for this data") from None
+
+    def matrix(self, modality: Modality) -> np.ndarray:
+        if modality not in ("text", "image"):
+            raise ValueError(f"modality must be text or image, got {modality!r}")
+        return self.text if modality == "text" else self.image
+
+    def save(self, folder: Path | str) -> None:
+        folder = Path(folder) / "embeddings"
+        for name in ("text", "image"):
+            buf = io.BytesIO()
+            np.save(buf, np.ascontiguousarray(getattr(self, name), dtype=np.float32), allow_pickle=False)
+            atomic_write_bytes(folder / f"{name}.npy", buf.getvalue())
+        atomic_write_text(folder / "ids.json", json.dumps(self.ids))
+
+    @classmethod
+    def load(cls, folder: Path | str) -> "SupportIndex":
+        folder = Path(folder) / "embeddings"
+        try:
+            ids = json.loads((folder / "ids.json").read_text())
+            text = np.load(folder / "text.npy", allow_pickle=False)
+            image = np.load(folder / "image.npy", allow_pickle=False)
+        except FileNotFoundError as exc:
+            raise DataError(f"{folder}: missing index file {Path(exc.filename).name}; run `vlmlab icl index` first") from None
+        return cls(ids=[str(i) for i in ids], text=text, image=image)
+
+
+def embed_records(
+    records: Sequence[VQARecord],
+    text_embedder: Embedder,
+    image_embedder: Embedder,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(text [N, Dt], image [N, Di]) embeddings of the questions and images of `records`."""
+    text = embed_texts(text_embedder, [r.question for r in records], cache, batch_size)
+    image = embed_images(image_embedder, [r.image for r in records], cache, batch_size)
+    return text, image
+
+
+def build_index(
+    records: Sequence[VQARecord],
+    text_embedder: Embedder,
+    image_embedder: Embedder,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 32,
+) -> SupportIndex:
+    """Embed the support set once (cached by content hash)."""
+    text, image = embed_records(records, text_embedder, image_embedder, cache, batch_size)
+    return SupportIndex(ids=[r.question_id for r in records], text=text, image=image)
+
+
+TIE_DECIMALS = 5  # scores equal to this many decimals are ties, broken by lower support position
+
+
+def _ranked(scores: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Positions sorted by score (rounded) descending, ties by position ascending."""
+    order = np.lexsort((positions, -np.round(scores.astype(np.float64), TIE_DECIMALS)))
+    return positions[order]
+
+
+def nearest(
+    queries: np.ndarray,
+    keys: np.ndarray,
+    k: int,
+    exclude: Sequence[Sequence[int]] | None = None,
+) -> np.ndarray:
+    """Top-`k` rows of `keys` by inner product for each query row, skipping excluded rows.
+
+    Deterministic under ties (many questions share a wording or an image): scores equal to
+    `TIE_DECIMALS` decimals are ordered by support position. faiss finds a few more than needed;
+    when a tie reaches past what it returned, that query is ranked exactly over all rows.
+
+    Args:
+        queries: [Q, D] float32.
+        keys: [M, D] float32.
+        k: neighbours per query.
+        exclude: per query, row positions that must not be returned (e.g. the query's own id).
+
+    Returns:
+        [Q, k] int64 positions, best first.
+    """
+    import faiss
+
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    keys = np.ascontiguousarray(keys, dtype=np.float32)
+    exclude = exclude if exclude is not None else [[] for _ in range(len(queries))]
+    extra = max((len(e) for e in exclude), default=0)
+    if k > len(keys) - extra:
+        raise DataError(f"asked for {k} neighbours but the support set has only {len(keys)} items ({extra} excluded); lower k")
+    depth = min(len(keys), k + extra + 16)
+    index = faiss.IndexFlatIP(keys.shape[1])
+    index.add(keys)
+    scores, found = index.search(queries, depth)
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for q in range(len(queries)):
+        banned = set(int(e) for e in exclude[q])
+        ok = found[q] >= 0
+        ranked = _ranked(scores[q][ok], found[q][ok].astype(np.int64))
+        kept = [int(p) for p in ranked if int(p) not in banned][:k]
+        last = np.round(float(scores[q][ok].min()), TIE_DECIMALS)
+        boundary = np.round(float(keys[kept[-1]] @ queries[q]), TIE_DECIMALS) if kept else last
+        if depth < len(keys) and (len(kept) < k or boundary <= last):
+            every = np.arange(len(keys), dtype=np.int64)
+            ranked = _ranked(keys @ queries[q], every)
+            kept = [int(p) for p in ranked if int(p) not in banned][:k]
+        out[q] = kept
+    return out

@@ -1,0 +1,77 @@
+"""compare_runs on two toy eval runs; Lever-LM export/import round trip; bootstrap helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from icl_toy import data_config
+from vlmlab.errors import DataError, RunError
+from vlmlab.icl.compare import compare_runs, paired_bootstrap_p
+from vlmlab.icl.configs import BackendConfig, EvalConfig
+from vlmlab.icl.eval_stage import run_eval
+from vlmlab.icl.evaluate import bootstrap_ci, nested_subset, random_demos
+from vlmlab.icl.lever_lm import export_lever_lm, import_lever_lm
+
+
+def test_compare_two_eval_runs(tmp_path: Path, index_run: Path, toy_test, toy_backend) -> None:
+    base = dict(index=index_run, test=data_config(toy_test), model=BackendConfig(ref="x"), shots=[1, 2], sizes=[6, "full"], n_boot=50)
+    a = run_eval(EvalConfig(methods=["zero-shot", "random"], **base), tmp_path / "a", backend=toy_backend)
+    b = run_eval(EvalConfig(methods=["zero-shot", "random"], seed=1, **base), tmp_path / "b", backend=toy_backend)
+    t = compare_runs([a, b], n_boot=200)
+    assert len(t.cells) == 2 * (1 + 2)  # sizes x (zero-shot + random at 1, 2 shots)
+    ma = {(c["size"], c["shots"], c["method"]): c["accuracy"] for c in json.loads((a / "metrics.json").read_text())["cells"]}
+    mb = {(c["size"], c["shots"], c["method"]): c["accuracy"] for c in json.loads((b / "metrics.json").read_text())["cells"]}
+    for row in t.cells:
+        key = (row["size"], row["shots"], row["method"])
+        assert row["B-A"] == pytest.approx(100 * (mb[key] - ma[key]))
+        assert 0.0 <= row["p(B)"] <= 1.0
+    overall = next(s for s in t.summary if s["scope"] == "all")
+    diffs = [r["B-A"] for r in t.cells]
+    assert overall["mean_diff"] == pytest.approx(np.mean(diffs))
+    assert overall["up"] + overall["down"] + overall["equal"] == len(diffs)
+    assert {s["scope"] for s in t.summary} == {"all", "shots", "size"}
+    paths = t.write(tmp_path / "cmp")
+    assert "## Summary" in paths[0].read_text() and paths[1].read_text().startswith("size,shots,method")
+
+
+def test_compare_needs_eval_runs(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    with pytest.raises(RunError, match="not a finished icl eval run"):
+        compare_runs([tmp_path / "x", tmp_path / "x"])
+
+
+def test_paired_bootstrap_p() -> None:
+    a = np.zeros(200)
+    assert paired_bootstrap_p(a, a) == 1.0
+    assert paired_bootstrap_p(a, np.ones(200)) < 0.01
+    rng = np.random.default_rng(0)
+    assert paired_bootstrap_p(rng.random(200), rng.random(200)) > 0.05
+
+
+def test_lever_lm_round_trip(tmp_path: Path) -> None:
+    records = [{"id": "5", "pool": ["7", "9", "11"], "beams": [
+        {"ids": ["9", "7"], "positions": [1, 0], "step_scores": [0.2, 0.1], "marginal": 0.1, "cumulative": 0.3},
+        {"ids": ["11", "7"], "positions": [2, 0], "step_scores": [0.2, 0.05], "marginal": 0.05, "cumulative": 0.25}]}]
+    up = export_lever_lm(records)
+    assert up == {"5": {"id_list": [[9, 7, 5], [11, 7, 5]], "score_list": [0.1, 0.05]}}
+    path = tmp_path / "up.json"
+    path.write_text(json.dumps(up))
+    back = import_lever_lm(path, pools={"5": ["7", "9", "11"]})
+    assert back[0]["pool"] == ["7", "9", "11"]
+    assert [b["positions"] for b in back[0]["beams"]] == [[1, 0], [2, 0]]
+    assert [b["marginal"] for b in back[0]["beams"]] == [0.1, 0.05]
+    with pytest.raises(DataError, match="not in its pool"):
+        import_lever_lm(path, pools={"5": ["7"]})
+
+
+def test_bootstrap_and_subsets_and_random_demos() -> None:
+    lo, hi = bootstrap_ci([0.0, 1.0] * 50, n_boot=500, seed=0)
+    assert lo < 0.5 < hi
+    ids = [str(i) for i in range(20)]
+    assert nested_subset(ids, 5, 0) == nested_subset(ids, 10, 0)[:5]
+    d = random_demos(20, "q1", 3, seed=0, exclude=[4])
+    assert len(set(d)) == 3 and 4 not in d and d == random_demos(20, "q1", 3, seed=0, exclude=[4])

@@ -1,0 +1,36 @@
+"""rl-data helpers: candidate sequences, balancing, statistics."""
+
+from __future__ import annotations
+
+from vlmlab.icl.rl_data import balance, balance_records, candidate_sequences, rl_statistics
+
+
+def _beams():
+    return {"id": "a", "pool": [str(i) for i in range(6)], "beams": [
+        {"ids": ["1", "2"], "positions": [1, 2], "marginal": 0.2, "cumulative": 0.5},
+        {"ids": ["3", "2"], "positions": [3, 2], "marginal": 0.1, "cumulative": 0.4}]}
+
+
+def test_candidate_sequences_are_distinct_and_seeded() -> None:
+    c = candidate_sequences(_beams(), n_sampled=6, shots=2, seed=0)
+    assert [x["source"] for x in c] == ["beam"] * 2 + ["sampled"] * 6
+    assert len({tuple(x["positions"]) for x in c}) == 8
+    assert c[0]["beam_score"] == 0.5 and c[-1]["beam_score"] is None
+    assert c == candidate_sequences(_beams(), n_sampled=6, shots=2, seed=0)
+    assert c != candidate_sequences(_beams(), n_sampled=6, shots=2, seed=1)
+
+
+def _cand(acc, beam_score, source="beam"):
+    return {"positions": [0], "vqa_acc_score": acc, "vqa_correct": acc >= 0.5, "beam_score": beam_score, "source": source}
+
+
+def test_balance_keeps_top_positives_and_hard_negatives() -> None:
+    cands = [_cand(1.0, 0.1), _cand(0.6, 0.9), _cand(1.0, 0.5), _cand(0.0, 0.8), _cand(0.0, None, "sampled"), _cand(0.3, 0.2)]
+    kept = balance(cands, top_positives=2, top_negatives=1)
+    assert kept == [cands[2], cands[0], cands[3]]
+    recs = [{"id": "x", "candidates": cands}, {"id": "y", "candidates": [_cand(0.0, 0.1)]}]
+    out = balance_records(recs, 2, 1, min_positives=1)
+    assert [r["id"] for r in out] == ["x"]
+    before, after = rl_statistics(recs), rl_statistics(out)
+    assert before["queries"] == 2 and after["queries"] == 1
+    assert before["positives"] == 3 and after["positive_ratio"] == 2 / 3
