@@ -1,4 +1,4 @@
-"""`vlmlab icl`: the ICL study's stages (index, candidates, beam, rl-data, eval), compare, Lever-LM files.
+"""`vlmlab icl`: the ICL study's stages (index, candidates, beam, rl-data, train, eval), compare, Lever-LM files.
 
 Each stage: `vlmlab icl STAGE CONFIG [--set key=value ...] [--out DIR] [--overwrite]`. Without
 `--out` the run goes to `runs/icl-STAGE/<config hash>`. Re-running the same command resumes.
@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(help="In-context demonstration study: index, candidates, beam, rl-data, eval, compare.", no_args_is_help=True)
+app = typer.Typer(help="In-context demonstration study: index, candidates, beam, rl-data, train, eval, compare.", no_args_is_help=True)
 
 _SET = typer.Option(None, "--set", help="Override a config key: --set beam_size=3 (repeatable).")
 _OUT = typer.Option(None, "--out", help="Run folder (default runs/icl-STAGE/<config hash>).")
@@ -22,13 +22,14 @@ _OVERWRITE = typer.Option(False, "--overwrite", help="Replace a run folder that 
 def _run(stage: str, config: Path, overrides: Optional[list[str]], out: Optional[Path], overwrite: bool) -> None:
     from vlmlab.config import config_hash, load_config
     from vlmlab.icl import configs
-    from vlmlab.icl import eval_stage, stages
+    from vlmlab.icl import eval_stage, stages, train_stage
 
     model, fn = {
         "index": (configs.IndexConfig, stages.run_index),
         "candidates": (configs.CandidatesConfig, stages.run_candidates),
         "beam": (configs.BeamConfig, stages.run_beam),
         "rl-data": (configs.RLDataConfig, stages.run_rl_data),
+        "train": (configs.TrainStageConfig, train_stage.run_train),
         "eval": (configs.EvalConfig, eval_stage.run_eval),
     }[stage]
     cfg = load_config(config, model, overrides or [])
@@ -78,6 +79,12 @@ def compare_cmd(runs: list[Path] = typer.Argument(..., help="Eval run folders; t
     if out is not None:
         for p in tables.write(out):
             typer.echo(f"wrote {p}")
+
+
+@app.command("train")
+def train_cmd(config: Path = typer.Argument(..., help="Train config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE) -> None:
+    """Train a selector (v0-v4) on the beams (and rl-data for v4)."""
+    _run("train", config, set_, out, overwrite)
 
 
 @app.command("export-lever-lm")

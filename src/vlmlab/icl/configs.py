@@ -123,3 +123,32 @@ class EvalConfig(StrictModel):
         if "selector" in self.methods and self.selector is None:
             raise ValueError("method `selector` needs `selector:` (a selector checkpoint folder)")
         return self
+
+
+class TrainStageConfig(StrictModel):
+    """Stage `train`: a selector (v0–v4) from the index embeddings, beams and (for v4) rl-data.
+
+    `selector` holds `SelectorConfig` fields; `embedding_dim` may be left out (it is read from
+    the index for the chosen modality).
+    """
+
+    index: Path
+    beams: Path  # beam run folder (holding beams.jsonl)
+    rl: Path | None = None  # rl-data run folder (holding rl.jsonl); needed for v4
+    modality: Literal["text", "image", "text+image"] = "text+image"
+    dataset: str = "toy-vqa"
+    selector: dict[str, Any] = Field(default_factory=lambda: {"version": "v2"})
+
+    @model_validator(mode="after")
+    def _selector(self) -> "TrainStageConfig":
+        from vlmlab.icl.selectors.config import SelectorConfig
+
+        fields = {"embedding_dim": 1, **self.selector}
+        try:
+            config = SelectorConfig.model_validate(fields)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            first = str(exc).splitlines()
+            raise ValueError(f"selector: {first[1] if len(first) > 1 else first[0]} ({first[-1].strip()})") from None
+        if config.uses_rl and self.rl is None:
+            raise ValueError(f"selector version {config.version} trains on rl-data: set `rl:` to an rl-data run folder")
+        return self

@@ -1,0 +1,40 @@
+"""Stage `train`: fit a selector on the beams (and rl-data) of the earlier stages.
+
+The run folder holds the resolved config, the checkpoint (`selector.safetensors` +
+`selector.json`), the CSV logs, `metrics.json` (held-out top-k / NDCG / MRR) and a report with the
+loss curve. Training is deterministic, so a re-run after a crash gives the same checkpoint; a
+finished run is not trained again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vlmlab.icl.configs import TrainStageConfig
+from vlmlab.icl.selectors.config import SelectorConfig
+from vlmlab.icl.selectors.data import SelectorData
+from vlmlab.icl.selectors.train import train_selector
+from vlmlab.report import Report, Table, write_report
+from vlmlab.report.plots import line_chart
+from vlmlab.runs import Run, read_run_info
+
+
+def run_train(config: TrainStageConfig, out: Path | str, *, overwrite: bool = False) -> Path:
+    """Train the selector and write its run folder; returns the folder (the checkpoint lives in it)."""
+    run = Run.open(out, config, stage="icl.train", overwrite=overwrite)
+    if read_run_info(run.dir).get("status") == "complete" and (run.dir / "selector.safetensors").exists():
+        return run.dir
+    rl_path = Path(config.rl) / "rl.jsonl" if config.rl is not None else None
+    data = SelectorData.from_run(config.index, Path(config.beams) / "beams.jsonl", rl_path, dataset=config.dataset, modality=config.modality)
+    selector = SelectorConfig.model_validate({"embedding_dim": data.embedding_dim, **config.selector})
+    report = train_selector(selector, data, run.dir)
+    final = {k: v for k, v in report.final.items() if isinstance(v, (int, float))}
+    run.write_metrics({"final": final, "train_anchors": report.train_anchors, "val_anchors": report.val_anchors, "seconds": report.seconds})
+    doc = Report(f"ICL selector {selector.version} ({config.modality})")
+    doc.table(Table(["metric", "value"], [[k, v] for k, v in final.items()], caption="held-out anchors"))
+    steps = [s for s in report.steps if "loss" in s]
+    if len(steps) > 1:
+        doc.figure(line_chart(list(range(1, len(steps) + 1)), {"loss": [s["loss"] for s in steps]}, title="training loss", xlabel="step", ylabel="loss"), "loss")
+    write_report(doc, run.dir)
+    run.finish("complete")
+    return run.dir
