@@ -30,6 +30,9 @@ SUBAPPS: list[tuple[str, str]] = [
     ("runs", "runs"),
     ("rating", "rating"),
     ("data", "data"),
+    ("icl", "icl"),
+    ("score", "score"),
+    ("models", "models"),
     ("toyworld", "toyworld"),
 ]
 
