@@ -32,6 +32,7 @@ SUBAPPS: list[tuple[str, str]] = [
     ("data", "data"),
     ("icl", "icl"),
     ("score", "score"),
+    ("caption", "caption"),
     ("models", "models"),
     ("toyworld", "toyworld"),
 ]
