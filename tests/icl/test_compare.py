@@ -36,6 +36,12 @@ def test_compare_two_eval_runs(tmp_path: Path, index_run: Path, toy_test, toy_ba
     assert {s["scope"] for s in t.summary} == {"all", "shots", "size"}
     paths = t.write(tmp_path / "cmp")
     assert "## Summary" in paths[0].read_text() and paths[1].read_text().startswith("size,shots,method")
+    from vlmlab.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["runs", "compare", str(a), str(b), "--out", str(tmp_path / "cmp2")])
+    assert exit_info.value.code in (0, None)
+    assert (tmp_path / "cmp2" / "compare.md").read_text() == paths[0].read_text()
 
 
 def test_compare_needs_eval_runs(tmp_path: Path) -> None:

@@ -69,3 +69,19 @@ def report_runs(
     paths = build_folder_report(folder, title=title, png=png)
     for kind, path in paths.items():
         _console.print(f"{kind}: {path}")
+
+
+@app.command("compare")
+def compare_runs_cmd(
+    runs: list[Path] = typer.Argument(..., help="Eval run folders; the first is the baseline."),
+    out: Path = typer.Option(None, "--out", help="Also write compare.md and CSVs into this folder."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the paired bootstrap."),
+) -> None:
+    """Runs side by side: per-cell differences, gains/losses, up/down/equal, paired bootstrap p-values."""
+    from vlmlab.icl.compare import compare_runs
+
+    tables = compare_runs(runs, seed=seed)
+    typer.echo(tables.to_markdown())
+    if out is not None:
+        for path in tables.write(out):
+            _console.print(f"wrote {path}")
