@@ -41,7 +41,7 @@ def test_compare_two_eval_runs(tmp_path: Path, index_run: Path, toy_test, toy_ba
     with pytest.raises(SystemExit) as exit_info:
         main(["runs", "compare", str(a), str(b), "--out", str(tmp_path / "cmp2")])
     assert exit_info.value.code in (0, None)
-    assert (tmp_path / "cmp2" / "compare.md").read_text() == paths[0].read_text()
+    assert (tmp_path / "cmp2" / "compare.md").read_text() == compare_runs([a, b]).to_markdown()
 
 
 def test_compare_needs_eval_runs(tmp_path: Path) -> None:
