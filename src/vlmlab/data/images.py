@@ -30,6 +30,8 @@ class Image:
     def __post_init__(self) -> None:
         if (self.path is None) == (self.data is None):
             raise ValueError("Image needs exactly one of path= or data=")
+        if self.path is not None and not isinstance(self.path, Path):
+            object.__setattr__(self, "path", Path(self.path))  # accept str paths from notebooks
 
     @classmethod
     def from_pil(cls, image: PIL.Image.Image, format: str = "PNG") -> "Image":
