@@ -26,6 +26,7 @@ from vlmlab.embed.registry import build_embedder
 from vlmlab.errors import DataError, ModelError
 from vlmlab.icl import beam as beam_mod
 from vlmlab.icl.candidates import build_pools, choose_anchors
+from vlmlab.icl.selectors.records import read_jsonl  # noqa: F401  (one JSONL reader for the study; re-exported)
 from vlmlab.icl.configs import BackendConfig, BeamConfig, CandidatesConfig, IndexConfig, RLDataConfig
 from vlmlab.icl.data import Split, load_split, target_answer
 from vlmlab.icl.index import SupportIndex, build_index
@@ -64,19 +65,6 @@ def index_support(index_dir: Path) -> tuple[IndexConfig, Split, SupportIndex]:
 
 def write_jsonl(path: Path, rows: Sequence[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        raise DataError(f"{path}: not found; run the stage that writes it first")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                raise DataError(f"{path}: line {n} is not valid JSON") from None
-    return rows
 
 
 def distributed(device: str) -> tuple[int, int, Callable[[], None]]:
