@@ -1,0 +1,81 @@
+"""Building toy models: cache layout, no rebuild on the second call, atomicity, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vlmlab.toymodels import ModelShape, Stage, ToyRecipe, build_toy_model, is_built, recipe_hash, toy_model_dir
+from vlmlab.toymodels import build as build_module
+
+MICRO = ToyRecipe(
+    name="micro", kind="icl-vqa", description="two steps of explicit VQA, for tests", data_size=60,
+    shape=ModelShape(image_side=84), stages=(Stage(data="explicit", steps=2, learning_rate=1e-3, batch_size=4),),
+)
+
+
+@pytest.fixture(scope="module")
+def micro_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_toy_model(MICRO, cache_root=tmp_path_factory.mktemp("cache-a"), progress=False)
+
+
+@pytest.mark.slow
+def test_build_writes_a_loadable_model_with_recipe_and_training_logs(micro_path: Path) -> None:
+    from vlmlab.models.base import GenerationRequest, Turn
+    from vlmlab.models.hf import HFBackend
+    from vlmlab.toyworld.vqa import VqaScene, draw_vqa_scene
+    from vlmlab.data.images import Image
+
+    assert micro_path.name == f"micro-{recipe_hash(MICRO)}"
+    recipe = json.loads((micro_path / "recipe.json").read_text())
+    assert recipe["hash"] == recipe_hash(MICRO) and recipe["recipe"]["name"] == "micro"
+    training = json.loads((micro_path / "training.json").read_text())
+    assert [len(s["losses"]) for s in training["stages"]] == [2] and training["seconds"] > 0
+    meta = json.loads((micro_path / "vlmlab_tiny.json").read_text())
+    assert meta["image_size"] == 84 and meta["image_tokens_per_image"] == 9
+    assert not [p for p in micro_path.parent.iterdir() if p.name.startswith(".")]  # temp folder removed
+
+    backend = HFBackend(micro_path)
+    image = Image.from_pil(draw_vqa_scene(VqaScene("red", "star", (0,), 11.0, 250)))
+    result = backend.generate([GenerationRequest("q", [Turn("user", [image, "What colour is it?"])], max_new_tokens=3)])[0]
+    assert result.status in ("ok", "empty"), result.error
+    assert result.prompt_tokens is None or result.prompt_tokens > 9
+
+
+@pytest.mark.slow
+def test_second_call_uses_the_cache(micro_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> Path:
+        raise AssertionError("rebuilt a cached toy model")
+
+    monkeypatch.setattr(build_module, "_build_into", fail)
+    assert build_toy_model(MICRO, cache_root=micro_path.parent) == micro_path
+    assert is_built(MICRO, micro_path.parent)
+
+
+@pytest.mark.slow
+def test_same_recipe_gives_the_same_weights(micro_path: Path, tmp_path: Path) -> None:
+    again = build_toy_model(MICRO, cache_root=tmp_path, progress=False)
+    assert again != micro_path
+    assert (again / "model.safetensors").read_bytes() == (micro_path / "model.safetensors").read_bytes()
+
+
+def test_a_failed_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash_midway(recipe: ToyRecipe, out_dir: Path) -> Path:
+        out_dir.mkdir(parents=True)
+        (out_dir / "model.safetensors").write_bytes(b"half written")
+        raise RuntimeError("killed mid-build")
+
+    monkeypatch.setattr(build_module, "init_model", crash_midway)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_toy_model(MICRO, cache_root=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    assert not is_built(MICRO, tmp_path)
+
+
+def test_default_cache_root_follows_vlmlab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLMLAB_HOME", str(tmp_path))
+    assert toy_model_dir("icl-vqa").parent == tmp_path / "toymodels"
+    monkeypatch.delenv("VLMLAB_HOME")
+    assert toy_model_dir("icl-vqa").parent == Path.home() / ".cache" / "vlmlab" / "toymodels"
