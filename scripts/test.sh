@@ -13,4 +13,6 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-exec .venv/bin/python -m pytest "$@"
+# Two workers (one torch thread each, see tests/conftest.py); tests that train the toy models are
+# grouped on one worker so each model is built once.
+exec .venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
