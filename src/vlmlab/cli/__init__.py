@@ -35,6 +35,7 @@ SUBAPPS: list[tuple[str, str]] = [
     ("caption", "caption"),
     ("models", "models"),
     ("toyworld", "toyworld"),
+    ("demo", "demo"),
     ("toymodels", "toymodels"),
 ]
 

@@ -1,0 +1,72 @@
+"""Science checks on one full demo run (toy world, tiny models): each effect with a stated margin.
+
+Numbers seen on the reference machine (seed 0, full plan) are in each test's docstring; the margins
+leave room for another CPU's floating point, not for a broken study.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_fine_tuning_raises_held_out_cider(demo_result) -> None:
+    """Held-out CIDEr (grouped references) of the captioner-base toy model on 60 panorama queries:
+    0.016 before, 0.141 after 120 LoRA steps on the reference machine."""
+    cap = demo_result.summary["caption"]
+    before, after = cap["before"]["CIDEr"], cap["after"]["CIDEr"]
+    assert after - before > 0.08, (before, after)
+    assert after > 4 * before, (before, after)
+    assert cap["after"]["empty_rate"] == 0.0
+
+
+def test_infoscore_demonstrations_beat_random_ones(demo_result) -> None:
+    """Anchors answered with their best InfoScore beam vs random sequences from the same pool:
+    0.785 vs 0.514 (gain 0.27, 95% CI [0.19, 0.35]) over 80 anchors on the reference machine."""
+    info = demo_result.summary["icl"]["infoscore"]
+    assert info["anchors"] >= 60
+    assert info["beam_accuracy"] - info["random_accuracy"] > 0.15, info
+    assert info["gain_ci"][0] > 0.1, info
+
+
+def test_selector_beats_random_and_matches_text_retrieval_at_two_shots(demo_result) -> None:
+    """2-shot VQA accuracy on 120 held-out queries, seed 0, reference machine: selector 0.622, text
+    0.597, image 0.562, random 0.400, zero-shot 0.545.
+
+    The selector clearly beats random demonstrations. Against text retrieval it is ahead here, but
+    by less than the noise of this size (other selector settings and 120/160 anchors gave 0.54-0.63),
+    so the test only asks it to be on par; beating text retrieval reliably needs more anchors than
+    the demo's time budget allows.
+    """
+    acc = demo_result.summary["icl"]["accuracy"]
+    selector, random_, text = (acc[m]["2"]["accuracy"] for m in ("selector", "random", "text"))
+    assert selector - random_ > 0.1, (selector, random_, text)
+    assert selector - text > -0.05, (selector, random_, text)
+
+
+def test_rating_analysis_recovers_planted_effects(demo_result) -> None:
+    """Planted in the toy faces (truth.json); seen on the reference machine: noise SD 1.057 (planted
+    1.083 before clipping), C valence offset -0.47 [-0.62, -0.33] (planted -0.5), B neutral->angry
+    +0.22 [-0.07, 0.51] (planted +0.15), valence identical in 19% of faces across two t=1 repeats."""
+    effects = {e["effect"]: e for e in demo_result.summary["rating"]["effects"]}
+    noise = effects["human rater noise SD (valence)"]
+    assert abs(noise["recovered"] - noise["planted"]) < 0.15, noise
+    offset = effects["group C valence offset"]
+    assert offset["low"] <= offset["planted"] <= offset["high"], offset
+    assert offset["high"] < 0, offset  # detected: group C is rated lower
+    angry = effects["group B neutral faces labelled angry"]
+    assert angry["low"] <= angry["planted"] <= angry["high"], angry
+    assert effects["repeats agree exactly at temperature 1"]["recovered"] < 0.9  # seeded repeats differ
+    rating = demo_result.summary["rating"]
+    assert rating["kappa"] > 0.6 and rating["valence_r"] > 0.5, rating  # the face-rater rates like the humans
+
+
+def test_rerun_resumes_every_stage(demo_result, demo_cache) -> None:
+    from vlmlab.demo import run_demo
+
+    again = run_demo(demo_result.out, quick=False, seed=0, cache_root=demo_cache, png=False)
+    stages = set(demo_result.timings["stages"]) - {"report"}
+    assert set(again.skipped) == stages
+    assert again.summary["icl"]["accuracy"] == demo_result.summary["icl"]["accuracy"]
+    assert again.summary["caption"] == demo_result.summary["caption"]
