@@ -13,6 +13,6 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-# Two workers (one torch thread each, see tests/conftest.py); tests that train the toy models are
-# grouped on one worker so each model is built once.
-exec .venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
+# Two workers (one torch thread each, see tests/conftest.py); the toy models are built once per run
+# in a cache both workers share (a file lock makes the second wait for the first).
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

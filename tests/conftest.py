@@ -29,17 +29,6 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
-# Tests that build or use the trained toy models share one cache per worker; under pytest-xdist
-# (`-n 2 --dist loadgroup`, as scripts/test.sh runs) they all go to one worker so each model is
-# built once, while the other worker runs the rest of the suite.
-TOY_MODEL_FOLDERS = ("toymodels", "demo")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        parts = Path(str(item.fspath)).parts
-        if any(folder in parts for folder in TOY_MODEL_FOLDERS) and "tests" in parts:
-            item.add_marker(pytest.mark.xdist_group("toymodels"))
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from vlmlab_test_support import shared_basetemp
+
 
 @pytest.fixture(scope="session")
 def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.getbasetemp() / "vlmlab-home" / "toymodels"
+    return shared_basetemp(tmp_path_factory) / "vlmlab-home" / "toymodels"
 
 
 @pytest.fixture(scope="session")

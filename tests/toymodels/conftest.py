@@ -16,10 +16,12 @@ from typing import Callable
 
 import pytest
 
+from vlmlab_test_support import shared_basetemp
+
 
 @pytest.fixture(scope="session")
 def toymodel_cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.getbasetemp() / "vlmlab-home" / "toymodels"
+    root = shared_basetemp(tmp_path_factory) / "vlmlab-home" / "toymodels"
     root.mkdir(parents=True, exist_ok=True)
     return root
 

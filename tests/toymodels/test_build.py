@@ -35,7 +35,8 @@ def test_build_writes_a_loadable_model_with_recipe_and_training_logs(micro_path:
     assert [len(s["losses"]) for s in training["stages"]] == [2] and training["seconds"] > 0
     meta = json.loads((micro_path / "vlmlab_tiny.json").read_text())
     assert meta["image_size"] == 84 and meta["image_tokens_per_image"] == 9
-    assert not [p for p in micro_path.parent.iterdir() if p.name.startswith(".")]  # temp folder removed
+    # the temp build folder is removed (only the folder of per-recipe lock files stays)
+    assert not [p for p in micro_path.parent.iterdir() if p.name.startswith(".") and p.name != ".locks"]
 
     backend = HFBackend(micro_path)
     image = Image.from_pil(draw_vqa_scene(VqaScene("red", "star", (0,), 11.0, 250)))
@@ -70,7 +71,7 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(build_module, "init_model", crash_midway)
     with pytest.raises(RuntimeError, match="killed"):
         build_toy_model(MICRO, cache_root=tmp_path, progress=False)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".locks"]  # no half-built model, only the lock folder
     assert not is_built(MICRO, tmp_path)
 
 
@@ -79,3 +80,23 @@ def test_default_cache_root_follows_vlmlab_home(tmp_path: Path, monkeypatch: pyt
     assert toy_model_dir("icl-vqa").parent == tmp_path / "toymodels"
     monkeypatch.delenv("VLMLAB_HOME")
     assert toy_model_dir("icl-vqa").parent == Path.home() / ".cache" / "vlmlab" / "toymodels"
+
+
+def test_concurrent_builds_of_one_recipe_build_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    calls = []
+    real = build_module._build_into
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "_build_into", counting)
+    paths: list[Path] = []
+    threads = [threading.Thread(target=lambda: paths.append(build_toy_model(MICRO, cache_root=tmp_path, progress=False))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(set(paths)) == 1 and is_built(MICRO, tmp_path)

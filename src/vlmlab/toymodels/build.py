@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from vlmlab.errors import ModelError
 from vlmlab.toymodels.recipes import ToyRecipe, get_recipe, recipe_hash, training_version
 
@@ -76,12 +78,23 @@ def build_toy_model(recipe: str | ToyRecipe, *, cache_root: Path | None = None, 
     final = toy_model_dir(r, root)
     if (final / DONE_FILE).is_file():
         return final
+    root.mkdir(parents=True, exist_ok=True)
+    # Two processes asking for the same recipe (the demo's workers, parallel test workers) build
+    # it once: the second waits for the first and then finds it done.
+    locks = root / ".locks"
+    locks.mkdir(exist_ok=True)
+    with FileLock(str(locks / f"{final.name}.lock")):
+        if (final / DONE_FILE).is_file():
+            return final
+        return _build_locked(r, root, final, progress, threads)
+
+
+def _build_locked(r: ToyRecipe, root: Path, final: Path, progress: bool, threads: int) -> Path:
     start_path = None
     if r.base is not None:
         start_path = build_toy_model(r.base, cache_root=root, progress=progress)
     import torch
 
-    root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
