@@ -61,3 +61,10 @@ def test_imports_run_one_way():
             if here.startswith("study:") and there in TOP:
                 problems.append(f"{module} ({here}) imports {target} ({there})")
     assert not problems, "\n".join(problems)
+
+
+def test_test_file_names_are_unique():
+    """Test folders have no __init__.py, so two test files with one name break collection."""
+    tests = Path(__file__).parent
+    names = [p.name for p in tests.rglob("*.py") if p.name != "conftest.py"]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
