@@ -202,20 +202,25 @@ def _qwen_image_processor() -> Any:
     )
 
 
-def _build_qwen2_vl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
-
-    from vlmlab.models.hf_encode import image_only_processor_class
-
+def _qwen_text_config(tok: _Tok, o: dict[str, Any]) -> dict[str, Any]:
+    """The text config shared by Qwen2-VL and Qwen2.5-VL (M-RoPE sections split from head_dim/2)."""
     head = o["hidden_size"] // o["num_heads"]
     q = head // 8
-    text = _text_defaults(o) | dict(
+    return _text_defaults(o) | dict(
         vocab_size=tok.vocab_size,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [q, (head // 2 - q) // 2, head // 2 - q - (head // 2 - q) // 2]},
         bos_token_id=tok.id("<|endoftext|>"),
         eos_token_id=tok.id("<|im_end|>"),
         pad_token_id=tok.id("<|endoftext|>"),
     )
+
+
+def _build_qwen2_vl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+
+    from vlmlab.models.hf_encode import image_only_processor_class
+
+    text = _qwen_text_config(tok, o)
     vision = dict(depth=o["vision_depth"], embed_dim=o["vision_dim"], hidden_size=o["hidden_size"], num_heads=4,
                   mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
     config = Qwen2VLConfig(
@@ -236,15 +241,7 @@ def _build_qwen2_5_vl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
 
     from vlmlab.models.hf_encode import image_only_processor_class
 
-    head = o["hidden_size"] // o["num_heads"]
-    q = head // 8
-    text = _text_defaults(o) | dict(
-        vocab_size=tok.vocab_size,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [q, (head // 2 - q) // 2, head // 2 - q - (head // 2 - q) // 2]},
-        bos_token_id=tok.id("<|endoftext|>"),
-        eos_token_id=tok.id("<|im_end|>"),
-        pad_token_id=tok.id("<|endoftext|>"),
-    )
+    text = _qwen_text_config(tok, o)
     vision = dict(depth=o["vision_depth"], hidden_size=o["vision_dim"], intermediate_size=2 * o["vision_dim"],
                   num_heads=4, out_hidden_size=o["hidden_size"], patch_size=14, spatial_merge_size=2,
                   temporal_patch_size=2, window_size=56, fullatt_block_indexes=[o["vision_depth"] - 1])
