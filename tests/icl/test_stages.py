@@ -22,10 +22,22 @@ def test_index_writes_normalised_embeddings_in_support_order(index_run: Path, to
     ids = json.loads((emb / "ids.json").read_text())
     qs = [str(q["question_id"]) for q in json.loads(Path(toy_support["questions"]).read_text())["questions"]]
     assert ids == qs
-    for name in ("text", "image"):
+    for name in ("text", "image", "demo_text"):
         arr = np.load(emb / f"{name}.npy")
         assert arr.dtype == np.float32 and arr.shape[0] == len(ids)
         assert np.allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-5)
+
+
+def test_index_embeds_demonstrations_with_their_answers(index_run: Path, toy_support) -> None:
+    """`demo_text.npy` row i embeds "question answer" of support item i (how a prompt shows it)."""
+    from vlmlab.embed import build_embedder
+    from vlmlab.icl.data import load_split, target_answer
+
+    records = load_split(data_config(toy_support)).records
+    demo = np.load(index_run / "embeddings" / "demo_text.npy")
+    expected = build_embedder("bag-of-words").embed([f"{r.question} {target_answer(r)}" for r in records])
+    assert np.allclose(demo, expected, atol=1e-6)
+    assert not np.allclose(demo, np.load(index_run / "embeddings" / "text.npy"))
 
 
 def test_candidates_pools_exclude_anchor_and_are_distinct(candidates_run: Path) -> None:

@@ -22,15 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from vlmlab.caption.config import CaptionConfig, DataConfig as CaptionData, FinetuneConfig, GenerationConfig, ImageConfig, ModelEntry, ScoringConfig
 from vlmlab.config import dump_yaml
 from vlmlab.demo.plan import DemoPlan
-from vlmlab.icl.configs import BackendConfig, BeamConfig, CandidatesConfig, EvalConfig, IndexConfig, RLDataConfig
+from vlmlab.icl.configs import BackendConfig, BeamConfig, CandidatesConfig, EvalConfig, IndexConfig, RLDataConfig, TrainStageConfig
 from vlmlab.icl.data import VQADataConfig
-from vlmlab.icl.selectors.config import SelectorConfig
 from vlmlab.rating.config import (
     CaptureConfig,
     ConditionsConfig,
@@ -48,9 +48,9 @@ BEFORE = "before-finetune"
 AFTER = "after-lora"
 RATER_NAME = "face-rater"
 # Text embedder MiniLM (bundled weights) and a pixel embedder for images: both offline.
+DATASET = "toy-vqa"  # recorded in the selector's data fingerprint
 TEXT_EMBEDDER = "minilm"
 IMAGE_EMBEDDER = "pixels"
-MINILM_DIM = 384
 PIXEL_SIZE = 8  # the pixel embedder's thumbnail side: 3 * 8 * 8 = 192 dimensions
 
 
@@ -127,11 +127,15 @@ def caption_config(layout: Layout, plan: DemoPlan) -> CaptionConfig:
 
 
 def icl_configs(layout: Layout, plan: DemoPlan) -> dict[str, BaseModel]:
-    """Stage configs index -> candidates -> beam -> rl-data -> selector -> eval on the toy VQA.
+    """Stage configs index -> candidates -> beam -> rl-data -> train -> eval on the toy VQA.
 
     Pools are the K text-nearest support items (MiniLM), in training and at eval: the selector
     re-ranks the text retriever's candidates using the query's image too, which is what it can add
-    over text similarity on this data (the hidden attribute depends on the image context).
+    over text similarity on this data (the hidden attribute depends on the image context). It sees
+    pool items as demonstrations (question + answer), so it can tell which attribute each answers.
+    Beams are ranked by cumulative InfoScore: upstream's marginal ranking prefers a useless first
+    demonstration followed by a good one (the second then adds the most), which teaches a selector
+    noise at the first position.
     """
     s = plan.icl
     model = BackendConfig(ref=str(layout.model(plan.icl_model)), options={"batch_size": s.batch_size})
@@ -140,22 +144,23 @@ def icl_configs(layout: Layout, plan: DemoPlan) -> dict[str, BaseModel]:
                              image_embedder_options={"size": PIXEL_SIZE}),
         "candidates": CandidatesConfig(index=layout.icl("index"), sampler="text", k=s.k, anchors=s.anchors, seed=plan.seed),
         "beam": BeamConfig(candidates=layout.icl("candidates"), scorer=model, beam_size=s.beam_size, shots=s.shots,
-                           order="left", rank_by="marginal", batch_size=s.batch_size),
+                           order="left", rank_by="cumulative", batch_size=s.batch_size),
         "rl-data": RLDataConfig(beams=layout.icl("beam"), n_sampled=s.rl_sampled, seed=plan.seed, max_new_tokens=4,
                                 batch_size=s.batch_size),
-        "selector": selector_config(plan),
+        "train": TrainStageConfig(index=layout.icl("index"), beams=layout.icl("beam"), modality="text+image", icd_answers=True,
+                                  dataset=DATASET, selector=selector_fields(plan)),
         "eval": EvalConfig(index=layout.icl("index"), test=_vqa(layout, "test"), model=model, methods=list(s.methods),
                            shots=list(s.eval_shots), sizes=[s.eval_queries], seed=plan.seed, selector=layout.icl("train"),
                            selector_pool="text", selector_k=s.k, max_new_tokens=4, batch_size=s.batch_size, n_boot=500),
     }
 
 
-def selector_config(plan: DemoPlan) -> SelectorConfig:
-    """The selector trained on the beams: it sees the query's text and image embeddings together."""
+def selector_fields(plan: DemoPlan) -> dict[str, Any]:
+    """The selector trained on the beams (`SelectorConfig` fields; the width comes from the index)."""
     s = plan.icl
-    return SelectorConfig(version=s.selector_version, embedding_dim=MINILM_DIM + 3 * PIXEL_SIZE**2, hidden_dim=s.selector_hidden,
-                          num_heads=2, pool_size=s.k, shots=s.shots, epochs=s.selector_epochs, batch_size=16,
-                          val_fraction=0.1, seed=plan.seed, data_seed=plan.seed, ce_beams=1)
+    return {"version": s.selector_version, "hidden_dim": s.selector_hidden, "num_heads": 2, "pool_size": s.k, "shots": s.shots,
+            "epochs": s.selector_epochs, "batch_size": 16, "val_fraction": 0.1, "seed": plan.seed, "data_seed": plan.seed,
+            "ce_beams": 1}
 
 
 def rating_config(layout: Layout, plan: DemoPlan) -> RatingConfig:
@@ -192,13 +197,9 @@ def study_configs(out: Path, plan: DemoPlan) -> dict[str, StudyConfig]:
     note = _DATA_NOTE.format(out=out)
     icl = icl_configs(layout, plan)
     configs = {"caption": StudyConfig("caption", caption_config(layout, plan), "vlmlab caption run {path}", note)}
-    for stage in ("index", "candidates", "beam", "rl-data", "eval"):
+    for stage in ("index", "candidates", "beam", "rl-data", "train", "eval"):
         name = f"icl_{stage.replace('-', '_')}"
         configs[name] = StudyConfig(name, icl[stage], f"vlmlab icl {stage} {{path}} --out {layout.icl(stage)}", note)
-    configs["icl_selector"] = StudyConfig(
-        "icl_selector", icl["selector"], f"vlmlab demo --out {out}" + (" --quick" if plan.quick else ""),
-        f"The selector the demo trains on {layout.icl('beam')}/beams.jsonl into {layout.icl('train')}\n"
-        "(vlmlab.icl.selectors.train_selector; text+image MiniLM/pixel embeddings of the index).")
     configs["rating"] = StudyConfig("rating", rating_config(layout, plan), "vlmlab rating run {path} --priority 1", note)
     return configs
 

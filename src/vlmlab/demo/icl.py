@@ -3,9 +3,8 @@
 Each function is one resumable stage of `vlmlab.icl` run on the toy ambiguous VQA with the
 `icl-vqa` toy model (scorer and answerer):
 
-    run_icl_stage("index", configs, layout)        # ... candidates, beam, rl-data
-    train_demo_selector(configs["selector"], layout)
-    run_icl_stage("eval", configs, layout)
+    for stage in STAGES:                            # index, candidates, beam, rl-data, train, eval
+        run_icl_stage(stage, configs, layout)
     summary = icl_summary(layout); write_icl_report(layout, summary)
 
 `icl_summary` reads the results back from the run folders: VQA accuracy per method and shots on
@@ -23,46 +22,22 @@ import numpy as np
 
 from vlmlab.demo.configs import Layout
 from vlmlab.errors import RunError
-from vlmlab.icl.selectors.config import SelectorConfig
 from vlmlab.report import Report, Table, write_report
 from vlmlab.runs import atomic_write_json
 
-STAGES = ("index", "candidates", "beam", "rl-data", "eval")
-DATASET = "toy-vqa"
-MODALITY = "text+image"
+STAGES = ("index", "candidates", "beam", "rl-data", "train", "eval")
 
 
 def run_icl_stage(stage: str, configs: dict[str, Any], layout: Layout) -> Path:
     """Run one of `STAGES` into `layout.icl(stage)` (resumes a finished or interrupted run)."""
-    from vlmlab.icl import eval_stage, stages
+    from vlmlab.icl import eval_stage, stages, train_stage
 
     fn = {"index": stages.run_index, "candidates": stages.run_candidates, "beam": stages.run_beam,
-          "rl-data": stages.run_rl_data, "eval": eval_stage.run_eval}[stage]
+          "rl-data": stages.run_rl_data, "train": train_stage.run_train, "eval": eval_stage.run_eval}[stage]
     done = fn(configs[stage], layout.icl(stage))
     if done is None:  # only non-zero ranks return None; the demo runs in one process
         raise RunError(f"icl {stage}: ran as a non-zero data-parallel rank; run the demo in one process")
     return Path(done)
-
-
-def train_demo_selector(config: SelectorConfig, layout: Layout) -> dict[str, Any]:
-    """Train the selector on the beams (text+image embeddings of the index) into `layout.icl('train')`.
-
-    Skips training when a checkpoint trained with the same config is already there.
-    """
-    from vlmlab.icl.selectors import SelectorData, train_selector
-
-    out = layout.icl("train")
-    done = out / "train_summary.json"
-    if done.is_file():
-        saved = json.loads(done.read_text(encoding="utf-8"))
-        if saved.get("config") == config.model_dump(mode="json"):
-            return saved
-    data = SelectorData.from_run(layout.icl("index"), layout.icl("beam") / "beams.jsonl", dataset=DATASET, modality=MODALITY)
-    report = train_selector(config, data, out)
-    summary = {"config": config.model_dump(mode="json"), "anchors": len(data), "train_anchors": report.train_anchors,
-               "val_anchors": report.val_anchors, "steps": len(report.steps), "seconds": report.seconds, "final": report.final}
-    atomic_write_json(done, summary)
-    return summary
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -100,7 +75,7 @@ def icl_summary(layout: Layout) -> dict[str, Any]:
         accuracy.setdefault(c["method"], {})[str(c["shots"])] = {"accuracy": c["accuracy"], "ci_low": c["ci_low"],
                                                                "ci_high": c["ci_high"], "n": c["n"]}
     beam = json.loads((layout.icl("beam") / "metrics.json").read_text(encoding="utf-8"))
-    train_path = layout.icl("train") / "train_summary.json"
+    train_path = layout.icl("train") / "metrics.json"
     selector = json.loads(train_path.read_text(encoding="utf-8")) if train_path.is_file() else {}
     return {
         "accuracy": accuracy,

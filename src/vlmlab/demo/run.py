@@ -154,10 +154,8 @@ def run_chain(chain: str, out: Path, plan: DemoPlan, cache_root: Path | None, th
 
         stages.model(plan.icl_model, layout, cache_root)
         cfgs = {k.removeprefix("icl_").replace("_", "-"): v.config for k, v in configs.items() if k.startswith("icl_")}
-        for name in ("index", "candidates", "beam", "rl-data"):
+        for name in icl.STAGES:
             stages.run(f"icl:{name}", lambda name=name: str(icl.run_icl_stage(name, cfgs, layout)))
-        stages.run("icl:train", lambda: icl.train_demo_selector(cfgs["selector"], layout))
-        stages.run("icl:eval", lambda: str(icl.run_icl_stage("eval", cfgs, layout)))
         result = icl.icl_summary(layout)
         icl.write_icl_report(layout, result)
     elif chain == "rating":

@@ -136,6 +136,7 @@ class TrainStageConfig(StrictModel):
     beams: Path  # beam run folder (holding beams.jsonl)
     rl: Path | None = None  # rl-data run folder (holding rl.jsonl); needed for v4
     modality: Literal["text", "image", "text+image"] = "text+image"
+    icd_answers: bool = True  # pool items embedded as demonstrations (question + answer); queries never show an answer
     dataset: str = "toy-vqa"
     selector: dict[str, Any] = Field(default_factory=lambda: {"version": "v2"})
 

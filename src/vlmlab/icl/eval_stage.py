@@ -23,7 +23,7 @@ from vlmlab.icl.configs import EvalConfig, IndexConfig
 from vlmlab.icl.data import load_split
 from vlmlab.icl.evaluate import bootstrap_ci, nested_subset, random_demos, results_markdown, retrieved_demos, size_label
 from vlmlab.icl.index import SupportIndex, embed_records
-from vlmlab.icl.prompts import generation_request
+from vlmlab.icl.prompts import check_backend_images, generation_request
 from vlmlab.icl.stages import index_support, load_backend, open_sharded
 from vlmlab.models.base import Backend
 from vlmlab.progress import track
@@ -42,17 +42,20 @@ def selector_demos(folder: Path, index: SupportIndex, q_text: np.ndarray, q_imag
     from vlmlab.icl.selectors.data import DataFingerprint
     from vlmlab.icl.selectors.inference import select
 
-    _, saved, _ = read_selector_meta(folder)
-    parts = {"text": [index.text], "image": [index.image], "text+image": [index.text, index.image]}.get(saved.modality)
+    _, saved, meta = read_selector_meta(folder)
+    icd_text = index.demo_matrix() if saved.icd_answers else index.text
+    parts = {"text": [icd_text], "image": [index.image], "text+image": [icd_text, index.image]}.get(saved.modality)
     qparts = {"text": [q_text], "image": [q_image], "text+image": [q_text, q_image]}.get(saved.modality)
     if parts is None or qparts is None:
         raise DataError(f"{folder}: selector modality {saved.modality!r} is not one of text, image, text+image")
     support_emb = np.concatenate(parts, axis=1)
     query_emb = np.concatenate(qparts, axis=1)
-    here = DataFingerprint.from_ids(saved.dataset, index.ids, support_emb.shape[1], saved.modality)
+    here = DataFingerprint.from_ids(saved.dataset, index.ids, support_emb.shape[1], saved.modality, saved.icd_answers)
     model = load_selector(folder, fingerprint=here)
     pools = np.array(pools_for_queries(index, q_text, q_image, exclude, [_key(q) for q in qids], pool_sampler, k, seed), dtype=np.int64)
     picks = select(model, torch.from_numpy(query_emb), torch.from_numpy(support_emb[pools]), shots).numpy()
+    if meta.get("order", "right") == "left":  # picks come in selection order; a left beam's first pick sits last
+        picks = picks[:, ::-1]
     return np.take_along_axis(pools, picks, axis=1)
 
 
@@ -105,6 +108,7 @@ def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = N
     started = time.perf_counter()
     if todo:
         backend = backend if backend is not None else load_backend(config.model)
+        check_backend_images(backend, max(len(d) for _, _, _, d in todo), "eval")
     batches = [todo[i : i + config.batch_size] for i in range(0, len(todo), config.batch_size)]
     for batch in track(batches, f"eval (rank {rank})"):
         requests = [generation_request(f"{m}|{s}|{q}", [support.records[p] for p in d], test.get(q), config.max_new_tokens) for m, s, q, d in batch]

@@ -2,6 +2,9 @@
 
 On disk (the format the selectors read): `<run>/embeddings/text.npy` and `image.npy`, float32
 [M, D] L2-normalised, and `<run>/embeddings/ids.json`, the support question ids in row order.
+`demo_text.npy` embeds the demonstration as a prompt shows it, question AND answer: a query has no
+answer yet, but a demonstration does, and which attribute its answer names is what decides whether
+it helps (a selector that only sees demonstration questions cannot tell "red" from "3").
 Nearest neighbours use faiss inner product (= cosine on normalised rows) and exclude items BY ID:
 with several questions per image, rank 0 of an image search is not necessarily the query itself.
 """
@@ -20,6 +23,7 @@ from vlmlab.data.records import VQARecord
 from vlmlab.embed.base import Embedder
 from vlmlab.embed.cache import EmbeddingCache, embed_images, embed_texts
 from vlmlab.errors import DataError
+from vlmlab.icl.data import target_answer
 from vlmlab.runs import atomic_write_bytes, atomic_write_text
 
 Modality = str  # "text" | "image"
@@ -32,11 +36,12 @@ class SupportIndex:
     ids: list[str]
     text: np.ndarray
     image: np.ndarray
+    demo_text: np.ndarray | None = None  # question + answer; None in an index built before it existed
 
     def __post_init__(self) -> None:
-        for name in ("text", "image"):
+        for name in ("text", "image", "demo_text"):
             arr = getattr(self, name)
-            if arr.shape[0] != len(self.ids):
+            if arr is not None and arr.shape[0] != len(self.ids):
                 raise DataError(f"index: {name} embeddings have {arr.shape[0]} rows for {len(self.ids)} ids; rebuild the index")
         self._pos = {q: i for i, q in enumerate(self.ids)}
 
@@ -54,9 +59,17 @@ class SupportIndex:
             raise ValueError(f"modality must be text or image, got {modality!r}")
         return self.text if modality == "text" else self.image
 
+    def demo_matrix(self) -> np.ndarray:
+        """[M, Dt] embeddings of "question answer"; an error for an index built without them."""
+        if self.demo_text is None:
+            raise DataError("the index has no demonstration embeddings (embeddings/demo_text.npy); rebuild it with `vlmlab icl index ... --overwrite`")
+        return self.demo_text
+
     def save(self, folder: Path | str) -> None:
         folder = Path(folder) / "embeddings"
-        for name in ("text", "image"):
+        for name in ("text", "image", "demo_text"):
+            if getattr(self, name) is None:
+                continue
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(getattr(self, name), dtype=np.float32), allow_pickle=False)
             atomic_write_bytes(folder / f"{name}.npy", buf.getvalue())
@@ -71,7 +84,9 @@ class SupportIndex:
             image = np.load(folder / "image.npy", allow_pickle=False)
         except FileNotFoundError as exc:
             raise DataError(f"{folder}: missing index file {Path(exc.filename).name}; run `vlmlab icl index` first") from None
-        return cls(ids=[str(i) for i in ids], text=text, image=image)
+        demo_path = folder / "demo_text.npy"
+        demo = np.load(demo_path, allow_pickle=False) if demo_path.is_file() else None
+        return cls(ids=[str(i) for i in ids], text=text, image=image, demo_text=demo)
 
 
 def embed_records(
@@ -94,9 +109,18 @@ def build_index(
     cache: EmbeddingCache | None = None,
     batch_size: int = 32,
 ) -> SupportIndex:
-    """Embed the support set once (cached by content hash)."""
+    """Embed the support set once (cached by content hash), demonstrations with their answers."""
     text, image = embed_records(records, text_embedder, image_embedder, cache, batch_size)
-    return SupportIndex(ids=[r.question_id for r in records], text=text, image=image)
+    demo = embed_texts(text_embedder, [demonstration_text(r) for r in records], cache, batch_size)
+    return SupportIndex(ids=[r.question_id for r in records], text=text, image=image, demo_text=demo)
+
+
+def demonstration_text(record: VQARecord) -> str:
+    """What a demonstration shows in text: its question and answer (the question alone when it has no answer)."""
+    try:
+        return f"{record.question} {target_answer(record)}"
+    except DataError:  # it can never be shown as a demonstration; the stage that needs its answer says so
+        return record.question
 
 
 TIE_DECIMALS = 5  # scores equal to this many decimals are ties, broken by lower support position

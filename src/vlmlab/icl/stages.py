@@ -31,6 +31,7 @@ from vlmlab.icl.configs import BackendConfig, BeamConfig, CandidatesConfig, Inde
 from vlmlab.icl.data import Split, load_split, target_answer
 from vlmlab.icl.index import SupportIndex, build_index
 from vlmlab.icl.lever_lm import write_lever_lm
+from vlmlab.icl.prompts import check_backend_images
 from vlmlab.icl.rl_data import answer_candidates, balance_records, candidate_sequences, rl_statistics
 from vlmlab.models.base import Backend
 from vlmlab.progress import track
@@ -156,6 +157,7 @@ def run_beam(config: BeamConfig, out: Path | str, *, backend: Backend | None = N
     started = time.perf_counter()
     if mine:
         backend = backend if backend is not None else load_backend(config.scorer)
+        check_backend_images(backend, config.shots, "beam")
     for c in track(mine, f"beam search (rank {rank})"):
         anchor = support.get(c["id"], str(config.candidates))
         pool = support.subset(c["pool"])
@@ -176,7 +178,7 @@ def run_beam(config: BeamConfig, out: Path | str, *, backend: Backend | None = N
         run.merge_shards(order)
     by_id = {r["id"]: r for r in run.records()}
     ok = [by_id[i] for i in order if i in by_id and by_id[i]["status"] == "ok"]
-    rows = [{"id": r["id"], "pool": r["pool"], "beams": r["beams"]} for r in ok]
+    rows = [{"id": r["id"], "pool": r["pool"], "order": config.order, "beams": r["beams"]} for r in ok]
     write_jsonl(out / "beams.jsonl", rows)
     write_lever_lm(rows, out / "lever_lm.json")
     errors = sum(1 for i in order if i in by_id and by_id[i]["status"] == "error")

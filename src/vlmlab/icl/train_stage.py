@@ -25,11 +25,13 @@ def run_train(config: TrainStageConfig, out: Path | str, *, overwrite: bool = Fa
     if read_run_info(run.dir).get("status") == "complete" and (run.dir / "selector.safetensors").exists():
         return run.dir
     rl_path = Path(config.rl) / "rl.jsonl" if config.rl is not None else None
-    data = SelectorData.from_run(config.index, Path(config.beams) / "beams.jsonl", rl_path, dataset=config.dataset, modality=config.modality)
+    data = SelectorData.from_run(config.index, Path(config.beams) / "beams.jsonl", rl_path, dataset=config.dataset, modality=config.modality,
+                                 icd_answers=config.icd_answers)
     selector = SelectorConfig.model_validate({"embedding_dim": data.embedding_dim, **config.selector})
     report = train_selector(selector, data, run.dir)
     final = {k: v for k, v in report.final.items() if isinstance(v, (int, float))}
-    run.write_metrics({"final": final, "train_anchors": report.train_anchors, "val_anchors": report.val_anchors, "seconds": report.seconds})
+    run.write_metrics({"final": final, "anchors": len(data), "train_anchors": report.train_anchors, "val_anchors": report.val_anchors,
+                       "steps": len(report.steps), "seconds": report.seconds})
     doc = Report(f"ICL selector {selector.version} ({config.modality})")
     doc.table(Table(["metric", "value"], [[k, v] for k, v in final.items()], caption="held-out anchors"))
     steps = [s for s in report.steps if "loss" in s]

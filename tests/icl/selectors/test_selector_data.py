@@ -116,3 +116,54 @@ def test_from_run_errors_name_the_file(tmp_path, task):
         SelectorData.from_run(index, beams)
     with pytest.raises(DataError, match=r"ids.json not found; run the icl index stage"):
         SelectorData.from_run(tmp_path / "nowhere", beams)
+
+
+def test_left_beams_are_learned_in_selection_order(task):
+    """A `left` beam puts each new ICD in front: the labels are the prompt order reversed (first pick
+    = the ICD next to the query), for beams and rl candidates alike; `right` keeps prompt order."""
+    beams = copy.deepcopy(task.beams[:3])
+    rl = copy.deepcopy(task.rl[:3])
+    right = SelectorData.from_records(beams, task.support_ids, task.support_emb, rl=rl)
+    for rec in beams:
+        rec["order"] = "left"
+    left = SelectorData.from_records(beams, task.support_ids, task.support_emb, rl=rl)
+    assert right.order == "right" and left.order == "left"
+    assert torch.equal(left.beam_positions, right.beam_positions.flip(-1))
+    assert torch.equal(left.rl_positions[left.rl_mask], right.rl_positions[right.rl_mask].flip(-1))
+    pool = left.pool_ids(0)
+    assert [pool[p] for p in left.beam_positions[0, 0].tolist()] == beams[0]["beams"][0]["ids"][::-1]
+    beams[1]["order"] = "right"
+    with pytest.raises(DataError, match="mixes beam orders"):
+        SelectorData.from_records(beams, task.support_ids, task.support_emb)
+
+
+def test_from_run_takes_the_order_from_the_beam_run_config(tmp_path, task):
+    """Older beams.jsonl files have no `order` field: the beam run's config.yaml says it."""
+    index, beams, _ = _write_run(tmp_path, task, task.beams[:4])
+    (beams.parent / "config.yaml").write_text("order: left\nbeam_size: 3\n")
+    data = SelectorData.from_run(index, beams)
+    assert data.order == "left"
+    pool = data.pool_ids(0)
+    assert [pool[p] for p in data.beam_positions[0, 0].tolist()] == task.beams[0]["beams"][0]["ids"][::-1]
+
+
+def test_icd_answers_embed_pools_as_demonstrations_and_queries_as_questions(tmp_path, task):
+    """With `icd_answers`, pool items are `demo_text` (question + answer) + image rows while the
+    anchor, like a test query, is its question's `text` + image row; the fingerprint records it."""
+    index, beams, _ = _write_run(tmp_path, task, task.beams[:5])
+    emb_dir = index / "embeddings"
+    text = np.load(emb_dir / "text.npy")
+    image = np.load(emb_dir / "image.npy")
+    demo = np.random.default_rng(0).standard_normal(text.shape).astype(np.float32)
+    with pytest.raises(DataError, match=r"demo_text.npy not found.*rebuild the index"):
+        SelectorData.from_run(index, beams, modality="text+image", icd_answers=True)
+    np.save(emb_dir / "demo_text.npy", demo)
+    data = SelectorData.from_run(index, beams, dataset="toy", modality="text+image", icd_answers=True)
+    row = task.support_ids.index(data.anchor_ids[2])
+    assert torch.equal(data.query_emb[2], torch.from_numpy(np.concatenate([text[row], image[row]])))
+    pool_rows = [task.support_ids.index(q) for q in data.pool_ids(2)]
+    expected = np.concatenate([demo[pool_rows], image[pool_rows]], axis=1)
+    assert torch.equal(data.pool_embeddings(torch.tensor([2]))[0], torch.from_numpy(expected))
+    assert data.fingerprint.icd_answers
+    plain = SelectorData.from_run(index, beams, dataset="toy", modality="text+image")
+    assert plain.fingerprint.mismatches(data.fingerprint) == ["icd_answers: False != True"]

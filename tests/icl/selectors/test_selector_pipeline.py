@@ -21,7 +21,10 @@ def test_stage_outputs_train_a_v4_selector(tmp_path: Path, candidates_run: Path,
     for row, anchor in enumerate(data.anchor_ids):
         pool = data.pool_ids(row)
         assert pool == beams[anchor]["pool"]
-        assert [pool[p] for p in data.beam_positions[row, 0].tolist()] == beams[anchor]["beams"][0]["ids"]
+        # labels are in selection order: a left beam's (the default) first pick is last in the prompt
+        assert beams[anchor]["order"] == "left"
+        assert [pool[p] for p in data.beam_positions[row, 0].tolist()] == beams[anchor]["beams"][0]["ids"][::-1]
+    assert data.order == "left"
     assert data.has_rl and bool(data.rl_mask.any())
 
     cfg = SelectorConfig(version="v4", embedding_dim=data.embedding_dim, hidden_dim=16, pool_size=8, shots=2, epochs=2,

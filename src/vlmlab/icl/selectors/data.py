@@ -7,6 +7,11 @@ Built from the outputs of the earlier icl stages:
 - beams: `beams.jsonl`, one line per anchor with its `pool` (support ids) and `beams` (best first);
 - rl-data (v4 only): `rl.jsonl`, one line per anchor with scored `candidates`.
 
+Sequences are kept in SELECTION order, the order the beam search chose them: a `left` beam puts
+each new ICD in front, so its prompt order is the reverse (the first pick sits next to the query).
+A selector learns to pick in selection order, and the eval stage lays its picks out as the beam
+did (checkpoint meta `order`); learning prompt order instead would teach the first step the least useful, last-added ICD.
+
 Every label is a position in the anchor's own pool. The files carry both the ICD ids and their
 positions; we check that `pool[position] == id` for every ICD, so a label can never silently point
 at the wrong item (upstream used a fixed pool and `index % K`). Pools are stored as rows into the
@@ -26,6 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+import yaml
 from torch import Tensor
 
 from vlmlab.errors import DataError
@@ -49,18 +55,21 @@ class DataFingerprint:
         support_ids_sha256: sha256 of the support ids in index row order.
         embedding_dim: width D of the embeddings the selector reads.
         modality: which index embeddings were used (`text`, `image` or `text+image`).
+        icd_answers: ICDs embedded with their answers (`demo_text.npy`) rather than as bare questions;
+            queries are always embedded without answers.
     """
 
     dataset: str
     support_ids_sha256: str
     embedding_dim: int
     modality: str
+    icd_answers: bool = False
 
     @classmethod
-    def from_ids(cls, dataset: str, support_ids: Sequence[str], embedding_dim: int, modality: str) -> "DataFingerprint":
+    def from_ids(cls, dataset: str, support_ids: Sequence[str], embedding_dim: int, modality: str, icd_answers: bool = False) -> "DataFingerprint":
         """Fingerprint an index (the eval stage calls this to check a checkpoint fits its data)."""
         digest = hashlib.sha256("\n".join(support_ids).encode("utf-8")).hexdigest()
-        return cls(dataset, digest, int(embedding_dim), modality)
+        return cls(dataset, digest, int(embedding_dim), modality, bool(icd_answers))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,19 +77,26 @@ class DataFingerprint:
             "support_ids_sha256": self.support_ids_sha256,
             "embedding_dim": self.embedding_dim,
             "modality": self.modality,
+            "icd_answers": self.icd_answers,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "DataFingerprint":
-        return cls(str(raw["dataset"]), str(raw["support_ids_sha256"]), int(raw["embedding_dim"]), str(raw["modality"]))
+        return cls(str(raw["dataset"]), str(raw["support_ids_sha256"]), int(raw["embedding_dim"]), str(raw["modality"]),
+                   bool(raw.get("icd_answers", False)))
 
     def mismatches(self, other: "DataFingerprint") -> list[str]:
         """Names of the fields that differ, as `field: mine != other` strings."""
         return [
             f"{name}: {getattr(self, name)!r} != {getattr(other, name)!r}"
-            for name in ("dataset", "support_ids_sha256", "embedding_dim", "modality")
+            for name in ("dataset", "support_ids_sha256", "embedding_dim", "modality", "icd_answers")
             if getattr(self, name) != getattr(other, name)
         ]
+
+
+def selection_order(prompt_positions: list[int], order: str) -> list[int]:
+    """Prompt order -> the order a beam search of `order` chose them (its own inverse)."""
+    return list(reversed(prompt_positions)) if order == "left" else list(prompt_positions)
 
 
 @dataclass
@@ -94,14 +110,15 @@ class SelectorData:
         support_emb: float32 [M, D].
         pool_rows: long [N, K] rows of `support_emb` forming each anchor's own pool (-1 = padding).
         pool_mask: bool [N, K] True where the pool has an item.
-        beam_positions: long [N, G, S] ICD positions (in the anchor's pool), prompt order, best beam first.
+        beam_positions: long [N, G, S] ICD positions (in the anchor's pool), selection order, best beam first.
         beam_mask: bool [N, G] True where a beam exists.
         beam_cumulative / beam_marginal: float32 [N, G] beam scores (0 where no beam).
-        rl_positions: long [N, C, S] or None; RL candidate sequences as pool positions.
+        rl_positions: long [N, C, S] or None; RL candidate sequences as pool positions (selection order).
         rl_mask: bool [N, C] or None.
         rl_correct / rl_acc: float32 [N, C] or None; `vqa_correct` as 0/1 and `vqa_acc_score`.
         rl_beam_score: float32 [N, C] or None; NaN where the candidate had no beam score.
         fingerprint: what the data is, for checkpoints.
+        order: the beam search's `order` (`left`: prompt order is selection order reversed).
     """
 
     anchor_ids: list[str]
@@ -115,6 +132,7 @@ class SelectorData:
     beam_cumulative: Tensor
     beam_marginal: Tensor
     fingerprint: DataFingerprint
+    order: str = "right"
     rl_positions: Tensor | None = None
     rl_mask: Tensor | None = None
     rl_correct: Tensor | None = None
@@ -183,8 +201,10 @@ class SelectorData:
         query_emb: np.ndarray | None = None,
         dataset: str = "",
         modality: str = "text",
+        icd_answers: bool = False,
         beams_source: str = "beams.jsonl",
         rl_source: str = "rl.jsonl",
+        order: str = "right",
     ) -> "SelectorData":
         """Build from parsed `beams.jsonl` (and optionally `rl.jsonl`) records.
 
@@ -197,8 +217,11 @@ class SelectorData:
                 `status: error` (the scorer failed) are left out rather than given reward 0.
             query_ids / query_emb: embeddings for anchors that are not in the index; anchors are
                 looked up here first, then in the index.
-            dataset / modality: recorded in the fingerprint.
+            dataset / modality / icd_answers: recorded in the fingerprint (`icd_answers`: `support_emb`
+                embeds the items as demonstrations, so anchors need `query_emb`).
             beams_source / rl_source: file names used in error messages.
+            order: the beam search's `order` for records without an `order` field (the beam stage
+                writes one; `right` = prompt order is selection order).
 
         Raises:
             DataError: naming the file, line and anchor for any malformed or inconsistent record.
@@ -222,15 +245,20 @@ class SelectorData:
         beam_lists: list[list[tuple[list[int], float, float]]] = []
         shots: int | None = None
         seen: set[str] = set()
+        orders: set[str] = set()
         for line_no, rec in enumerate(beams, start=1):
             where = f"{beams_source} line {line_no}"
             anchor, pool = anchor_and_pool(rec, where, row_of)
+            rec_order = str(rec.get("order", order))
+            if rec_order not in ("left", "right"):
+                raise DataError(f"{where} (anchor {anchor}): order must be 'left' or 'right', got {rec_order!r}")
+            orders.add(rec_order)
             entries = rec.get("beams")
             if not isinstance(entries, list) or not entries:
                 raise DataError(f"{where} (anchor {anchor}): 'beams' must be a non-empty list; re-run the beam stage")
             parsed = []
             for b, beam in enumerate(entries):
-                positions = sequence_positions(beam, pool, f"{where} (anchor {anchor}, beam {b})")
+                positions = selection_order(sequence_positions(beam, pool, f"{where} (anchor {anchor}, beam {b})"), rec_order)
                 shots = len(positions) if shots is None else shots
                 if len(positions) != shots:
                     raise DataError(
@@ -246,6 +274,9 @@ class SelectorData:
         if not anchors:
             raise DataError(f"{beams_source} has no anchors; run the beam stage first")
         assert shots is not None
+        if len(orders) > 1:
+            raise DataError(f"{beams_source} mixes beam orders {sorted(orders)}; train on beams of one search")
+        order = orders.pop()
 
         rl_by_anchor: dict[str, list[tuple[list[int], float, float, float]]] = {}
         if rl is not None:
@@ -263,7 +294,7 @@ class SelectorData:
                     if cand.get("status") == "error":
                         continue  # the scorer failed on it: no reward, never scored as a wrong answer
                     cw = f"{where} (anchor {anchor}, candidate {c})"
-                    positions = sequence_positions(cand, pool, cw)
+                    positions = selection_order(sequence_positions(cand, pool, cw), order)
                     if len(positions) != shots:
                         raise DataError(f"{cw}: {len(positions)} ICDs but the beams have {shots}")
                     try:
@@ -329,7 +360,8 @@ class SelectorData:
             beam_mask=beam_mask,
             beam_cumulative=cum,
             beam_marginal=mar,
-            fingerprint=DataFingerprint.from_ids(dataset, support_ids, support_emb.shape[1], modality),
+            fingerprint=DataFingerprint.from_ids(dataset, support_ids, support_emb.shape[1], modality, icd_answers),
+            order=order,
             **rl_fields,
         )
 
@@ -342,6 +374,7 @@ class SelectorData:
         *,
         dataset: str = "",
         modality: Modality = "text",
+        icd_answers: bool = False,
     ) -> "SelectorData":
         """Read the index run folder, `beams.jsonl` and optionally `rl.jsonl` into tensors.
 
@@ -351,16 +384,25 @@ class SelectorData:
             rl_path: the rl-data stage's `rl.jsonl` (needed for v4).
             dataset: dataset name recorded in the fingerprint.
             modality: `text`, `image`, or `text+image` (the two concatenated, D doubles).
+            icd_answers: embed pool items as demonstrations (question + answer); anchors, like test
+                queries, are embedded by their question alone.
         """
-        ids, emb = load_index_embeddings(index_dir, modality)
+        ids, emb = load_index_embeddings(index_dir, modality, demonstrations=icd_answers)
+        beam_config = Path(beams_path).parent / "config.yaml"  # the beam run's resolved config, for older files without `order`
+        order = str((yaml.safe_load(beam_config.read_text(encoding="utf-8")) or {}).get("order", "right")) if beam_config.is_file() else "right"
+        query = load_index_embeddings(index_dir, modality)[1] if icd_answers else None
         rl = read_jsonl(Path(rl_path)) if rl_path is not None else None
         return cls.from_records(
             read_jsonl(Path(beams_path)),
             ids,
             emb,
             rl=rl,
+            query_ids=ids if icd_answers else None,
+            query_emb=query,
             dataset=dataset,
             modality=modality,
+            icd_answers=icd_answers,
+            order=order,
             beams_source=str(beams_path),
             rl_source=str(rl_path),
         )

@@ -35,7 +35,8 @@ def select(
         pool_mask: bool [B, K], True where the pool has an item (default: all True).
 
     Returns:
-        long [B, shots] positions into each query's pool, in prompt order.
+        long [B, shots] positions into each query's pool, in selection order (for a selector trained on
+        `left` beams the prompt order is the reverse: the first pick goes next to the query).
 
     Raises:
         DataError: on mismatched shapes, or when a query's pool has fewer than `shots` items.

@@ -19,8 +19,12 @@ from vlmlab.errors import DataError
 Modality = Literal["text", "image", "text+image"]
 
 
-def load_index_embeddings(index_dir: Path | str, modality: Modality = "text") -> tuple[list[str], np.ndarray]:
-    """Support ids and float32 [M, D] embeddings of one index run folder for `modality`."""
+def load_index_embeddings(index_dir: Path | str, modality: Modality = "text", demonstrations: bool = False) -> tuple[list[str], np.ndarray]:
+    """Support ids and float32 [M, D] embeddings of one index run folder for `modality`.
+
+    With `demonstrations`, the text part embeds "question answer" (`demo_text.npy`): how the items
+    look as ICDs, not as queries.
+    """
     folder = Path(index_dir) / "embeddings"
     ids_path = folder / "ids.json"
     try:
@@ -32,13 +36,16 @@ def load_index_embeddings(index_dir: Path | str, modality: Modality = "text") ->
     names = {"text": ["text"], "image": ["image"], "text+image": ["text", "image"]}.get(modality)
     if names is None:
         raise DataError(f"unknown modality {modality!r}; use text, image or text+image")
+    if demonstrations:
+        names = ["demo_text" if n == "text" else n for n in names]
     parts = []
     for name in names:
         path = folder / f"{name}.npy"
         try:
             arr = np.load(path, allow_pickle=False)
         except FileNotFoundError:
-            raise DataError(f"{path} not found; the index has no {name} embeddings (choose another modality)") from None
+            hint = "rebuild the index with --overwrite (older indexes lack it)" if name == "demo_text" else "choose another modality"
+            raise DataError(f"{path} not found; the index has no {name} embeddings ({hint})") from None
         except ValueError as exc:
             raise DataError(f"{path} cannot be read ({exc}); rebuild the index") from None
         if arr.ndim != 2 or arr.shape[0] != len(ids):

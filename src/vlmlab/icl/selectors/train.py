@@ -180,7 +180,8 @@ def train_selector(
     model.eval()
     report.final = evaluate(model, val, config.shots)
     report.seconds = time.perf_counter() - started
-    extra = {"metrics": report.final, "train": {"anchors": len(train), "val_anchors": len(val), "steps": len(report.steps)}}
+    extra = {"metrics": report.final, "train": {"anchors": len(train), "val_anchors": len(val), "steps": len(report.steps)},
+             "order": data.order}
     save_selector(model, out_dir, data.fingerprint, extra=extra)
     _write_logs(out_dir, report)
     return report
