@@ -2,7 +2,7 @@
 
 The run folder holds the resolved config, the checkpoint (`selector.safetensors` +
 `selector.json`), the CSV logs, `metrics.json` (held-out top-k / NDCG / MRR) and a report with the
-loss curve. Training is deterministic, so a re-run after a crash gives the same checkpoint; a
+loss curve. A re-run after a crash resumes from the last finished epoch (see `train_selector`) and gives the same checkpoint; a
 finished run is not trained again.
 """
 

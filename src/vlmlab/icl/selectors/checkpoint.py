@@ -12,6 +12,9 @@ hash of the support ids, embedding width, modality). Loading:
 
 Weights are never unpickled: safetensors only.
 
+Training also keeps a resume state (`resume/state.json` + one safetensors file) that
+`write_resume_state` / `read_resume_state` write and read; see the section at the end.
+
 Example::
 
     save_selector(model, out_dir, data.fingerprint)
@@ -20,13 +23,16 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pydantic
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load, load_file, save
+from torch import Tensor
 
 from vlmlab.errors import CheckpointError
 from vlmlab.icl.selectors.base import SelectorModel
@@ -157,3 +163,75 @@ def _group(keys: list[str]) -> list[str]:
 def _names(keys: list[str], limit: int = 8) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+# Resume states ---------------------------------------------------------------------------------
+# A resume state is what a training run needs to continue after a crash exactly as if it had not
+# stopped: tensors (weights, optimizer moments, RNG states) in one safetensors file, everything else
+# (counters, logs, the identity of the run) in `state.json`. The JSON is written LAST and names the
+# tensor file together with its sha256, so a kill between the two writes leaves the previous complete
+# state in force; the tensor file name carries its digest, so a new state never overwrites the file
+# the current JSON points at.
+
+RESUME_DIR = "resume"
+RESUME_META = "state.json"
+RESUME_FORMAT = "vlmlab-selector-resume/1"
+
+
+def write_resume_state(folder: Path | str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> Path:
+    """Write one complete resume state into `folder` (tensors first, then `state.json`); returns the JSON path.
+
+    Args:
+        folder: the resume folder (created), e.g. `<out_dir>/resume`.
+        tensors: named CPU tensors (weights, optimizer state, RNG states as uint8).
+        meta: JSON-serialisable counters, logs and run identity.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    blob = save({name: t.detach().contiguous().cpu() for name, t in tensors.items()})
+    digest = hashlib.sha256(blob).hexdigest()
+    tensor_file = f"state-{digest[:16]}.safetensors"
+    atomic_write_bytes(folder / tensor_file, blob)
+    record = {"format": RESUME_FORMAT, "tensors": tensor_file, "tensors_sha256": digest, **meta}
+    atomic_write_text(folder / RESUME_META, json.dumps(record, indent=1) + "\n")
+    stale = [p for p in folder.glob("state-*.safetensors") if p.name != tensor_file] + list(folder.glob(".*.tmp"))
+    for path in stale:  # earlier states, and temp files of writes killed before their rename
+        path.unlink(missing_ok=True)
+    return folder / RESUME_META
+
+
+def read_resume_state(folder: Path | str) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+    """The last complete resume state in `folder` as (tensors, meta), or None when there is none.
+
+    Raises:
+        CheckpointError: the state exists but is unreadable or its tensor file does not match its
+            recorded sha256 (names the file; deleting the folder starts training over).
+    """
+    folder = Path(folder)
+    path = folder / RESUME_META
+    if not path.is_file():
+        return None
+    fix = f"delete {folder} to start training over"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}); {fix}") from None
+    if not isinstance(meta, dict) or meta.get("format") != RESUME_FORMAT:
+        raise CheckpointError(f"{path} is not a selector resume state (format {RESUME_FORMAT!r} expected); {fix}")
+    tensor_path = folder / str(meta.get("tensors"))
+    try:
+        blob = tensor_path.read_bytes()
+    except OSError:
+        raise CheckpointError(f"{tensor_path} (named by {path}) cannot be read; {fix}") from None
+    if hashlib.sha256(blob).hexdigest() != meta.get("tensors_sha256"):
+        raise CheckpointError(f"{tensor_path} does not match the sha256 recorded in {path}; {fix}")
+    try:
+        tensors = load(blob)
+    except SafetensorError as exc:
+        raise CheckpointError(f"{tensor_path} cannot be read as safetensors ({exc}); {fix}") from None
+    return tensors, meta
+
+
+def clear_resume_state(folder: Path | str) -> None:
+    """Remove a resume folder and everything in it (no error when it does not exist)."""
+    shutil.rmtree(Path(folder), ignore_errors=True)

@@ -10,13 +10,20 @@ The story, in order:
    GRPO epochs (PPO-clip on group z-scored advantages, exact per-step KL to the frozen supervised
    model, i.e. a copy taken after step 3 and before RCE, adaptive β; dropout off so that ratios
    compare like with like);
-5. after every epoch, held-out top-1 / hit@5 / NDCG@10 / MRR (see `metrics.py`);
+5. after every epoch, held-out top-1 / hit@5 / NDCG@10 / MRR (see `metrics.py`), then a resume
+   state in `out_dir/resume/` (see "Resume" below);
 6. write `selector.safetensors` + `selector.json`, `train_log.csv` (one row per optimiser step) and
    `eval_log.csv` (one row per epoch) into `out_dir`.
 
 Everything random is seeded: weights and dropout by `config.seed` (inside `fork_rng`, so the
 caller's RNG is untouched), the split and batch order by `config.data_seed`. Two runs with the same
 config and data give identical weights and logs.
+
+Resume: the state after each epoch (weights, optimizer, frozen reference, β, RNG states, counters,
+logs) is written atomically, its JSON last and naming the sha256 of its tensors, with the config
+hash and a hash of the data. A later call with the same config and data continues from it and ends
+with the same checkpoint bytes and logs as an uninterrupted run; a state of another config or other
+data is refused with `CheckpointError`. The folder is deleted once the checkpoint is written.
 
 Example::
 
@@ -29,7 +36,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import hashlib
 import io
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +48,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vlmlab.errors import ConfigError, DataError
+from vlmlab.config import config_hash
+from vlmlab.errors import CheckpointError, ConfigError, DataError
 from vlmlab.icl.selectors import objectives as obj
 from vlmlab.icl.selectors.base import SelectorModel
-from vlmlab.icl.selectors.checkpoint import save_selector
+from vlmlab.icl.selectors.checkpoint import RESUME_DIR, clear_resume_state, read_resume_state, save_selector, write_resume_state
 from vlmlab.icl.selectors.config import SelectorConfig
 from vlmlab.icl.selectors.data import SelectorData
 from vlmlab.icl.selectors.metrics import ranking_metrics
@@ -66,7 +76,9 @@ class TrainReport:
         evals: one dict per epoch (`phase`, `epoch`, held-out metrics, `val_ce`).
         final: held-out metrics of the saved model (empty when there is no held-out split).
         train_anchors / val_anchors: split sizes.
-        seconds: wall time.
+        seconds: wall time (including the time before an interruption, when resumed).
+        resumed_epochs: epochs loaded from a resume state instead of trained in this call (0 = fresh start).
+        resume_write_seconds: time this call spent writing resume states (one per epoch).
     """
 
     config: SelectorConfig
@@ -77,6 +89,8 @@ class TrainReport:
     train_anchors: int = 0
     val_anchors: int = 0
     seconds: float = 0.0
+    resumed_epochs: int = 0
+    resume_write_seconds: float = 0.0
 
     def to_markdown(self) -> str:
         """A short Markdown section for the stage's report.md."""
@@ -96,30 +110,52 @@ class TrainReport:
 
 
 def train_selector(
-    config: SelectorConfig, data: SelectorData, out_dir: Path | str, *, progress: bool = True
+    config: SelectorConfig,
+    data: SelectorData,
+    out_dir: Path | str,
+    *,
+    progress: bool = True,
+    resume: bool = True,
 ) -> TrainReport:
     """Train the selector `config` describes on `data`; save it and its logs into `out_dir`.
+
+    After every epoch of every phase a resume state is written to `out_dir/resume/` (weights,
+    optimizer state, the frozen reference model, adaptive β, RNG states, counters, logs). When
+    training is interrupted (a crash, SIGKILL), calling this again with the same config and data
+    continues from the last finished epoch, and the checkpoint and logs come out identical to those
+    of an uninterrupted run. The resume folder is removed once the checkpoint is saved.
 
     Args:
         config: a validated `SelectorConfig`.
         data: anchors with their own pools and beams (and rl candidates for v4).
         out_dir: folder for the checkpoint and CSV logs (created).
         progress: show a progress bar with ETA (only on a terminal).
+        resume: continue from `out_dir/resume/` if it holds a state; False discards any state and
+            starts over.
 
     Returns:
         A `TrainReport` with loss curves and held-out metrics.
 
     Raises:
         ConfigError / DataError: when the data does not fit the config (named key and fix).
+        CheckpointError: `out_dir/resume/` holds a state of another config or other data, or an
+            unreadable one (delete it or pass `resume=False` to start over).
     """
     check_compatible(config, data)
     out_dir = Path(out_dir)
     started = time.perf_counter()
+    resume_dir = out_dir / RESUME_DIR
+    identity = run_identity(config, data)
+    saved = read_resume_state(resume_dir) if resume else None
+    if saved is None:
+        clear_resume_state(resume_dir)
+    else:
+        _check_identity(resume_dir, saved[1], identity)
     train_rows, val_rows = split_anchors(len(data), config.val_fraction, config.data_seed)
     train, val = data.subset(train_rows), data.subset(val_rows)
     report = TrainReport(config, out_dir, train_anchors=len(train), val_anchors=len(val))
-    rng = np.random.default_rng(config.data_seed)
-    model = build_selector(config)
+    state = TrainingState(build_selector(config), np.random.default_rng(config.data_seed), beta=config.kl_beta)
+    model = state.model
 
     rl_rows = _rl_rows(train) if config.uses_rl else []
     n_sup = _num_batches(len(train), config.batch_size)
@@ -131,7 +167,8 @@ def train_selector(
     bar = progress_bar() if progress else contextlib.nullcontext()
     with torch.random.fork_rng(devices=[]), bar as bars:
         torch.manual_seed(config.seed)
-        task = bars.add_task(f"train selector {config.version}", total=total) if bars is not None else None
+        earlier_seconds = _restore(state, report, saved, resume_dir) if saved is not None else 0.0
+        task = bars.add_task(f"train selector {config.version}", total=total, completed=len(report.steps)) if bars is not None else None
 
         def tick() -> None:
             if bars is not None:
@@ -140,50 +177,54 @@ def train_selector(
         def end_epoch(phase: str, epoch: int) -> None:
             report.evals.append({"phase": phase, "epoch": epoch, **evaluate(model, val, config.shots)})
             _write_logs(out_dir, report)  # curves can be watched while training runs
+            state.epochs_done[phase] = epoch + 1
+            t0 = time.perf_counter()
+            write_resume_state(resume_dir, state.tensors(), {**identity, **state.meta(report, earlier_seconds + t0 - started)})
+            report.resume_write_seconds += time.perf_counter() - t0
 
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        for epoch in range(config.epochs):
+        _new_optimizer(state, "supervised", config.lr, config.weight_decay, saved)
+        for epoch in range(state.epochs_done.get("supervised", 0), config.epochs):
             model.train()
-            for rows in _batches(len(train), config.batch_size, rng):
+            for rows in _batches(len(train), config.batch_size, state.rng):
                 loss, parts = supervised_loss(model, config, train, rows)
-                _step(model, optimizer, loss, config.grad_clip)
+                _step(model, state.optimizer, loss, config.grad_clip)
                 report.steps.append({"phase": "supervised", "epoch": epoch, "step": len(report.steps), **parts})
                 tick()
             end_epoch("supervised", epoch)
 
         if config.uses_rl and rl_rows:
             rl_data = train.subset(rl_rows)
-            reference = copy.deepcopy(model).eval().requires_grad_(False)  # the frozen supervised model
-            optimizer = torch.optim.AdamW(model.parameters(), lr=config.rl_lr or config.lr, weight_decay=config.weight_decay)
-            rce_total, rce_step = config.rce_epochs * n_rl, 0
-            for epoch in range(config.rce_epochs):
+            state.reference = _reference(model, config, saved)  # the frozen supervised model
+            _new_optimizer(state, "rl", config.rl_lr or config.lr, config.weight_decay, saved)
+            rce_total = config.rce_epochs * n_rl
+            for epoch in range(state.epochs_done.get("rce", 0), config.rce_epochs):
                 model.train()
-                for rows in _batches(len(rl_data), config.batch_size, rng):
-                    tau = obj.rce_temperature(rce_step, rce_total, config.rce_temperature_start, config.rce_temperature_end)
+                for rows in _batches(len(rl_data), config.batch_size, state.rng):
+                    tau = obj.rce_temperature(state.rce_step, rce_total, config.rce_temperature_start, config.rce_temperature_end)
                     loss, parts = rce_step_loss(model, config, rl_data, rows, tau)
-                    _step(model, optimizer, loss, config.grad_clip)
+                    _step(model, state.optimizer, loss, config.grad_clip)
                     report.steps.append({"phase": "rce", "epoch": epoch, "step": len(report.steps), **parts})
-                    rce_step += 1
+                    state.rce_step += 1
                     tick()
                 end_epoch("rce", epoch)
 
-            beta = config.kl_beta
-            for epoch in range(config.grpo_epochs):
+            for epoch in range(state.epochs_done.get("grpo", 0), config.grpo_epochs):
                 model.eval()  # no dropout: ratios and KL compare deterministic policies
-                for rows in _batches(len(rl_data), config.batch_size, rng):
-                    for parts in grpo_updates(model, reference, optimizer, config, rl_data, rows, beta):
-                        beta = parts["beta_next"]
+                for rows in _batches(len(rl_data), config.batch_size, state.rng):
+                    for parts in grpo_updates(model, state.reference, state.optimizer, config, rl_data, rows, state.beta):
+                        state.beta = parts["beta_next"]
                         report.steps.append({"phase": "grpo", "epoch": epoch, "step": len(report.steps), **parts})
                         tick()
                 end_epoch("grpo", epoch)
 
     model.eval()
     report.final = evaluate(model, val, config.shots)
-    report.seconds = time.perf_counter() - started
+    report.seconds = earlier_seconds + time.perf_counter() - started
     extra = {"metrics": report.final, "train": {"anchors": len(train), "val_anchors": len(val), "steps": len(report.steps)},
              "order": data.order}
     save_selector(model, out_dir, data.fingerprint, extra=extra)
     _write_logs(out_dir, report)
+    clear_resume_state(resume_dir)  # the checkpoint and logs are complete; nothing is left to resume
     return report
 
 
@@ -357,3 +398,154 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
+
+
+# Resume state ----------------------------------------------------------------------------------
+# Identical-after-resume needs every piece of state an epoch boundary carries: weights, the optimizer
+# in use (supervised or RL) with its moments, the frozen reference model, adaptive β, the RCE step
+# counter, the torch RNG (dropout) and the numpy Generator (batch order), and the logs so far.
+
+
+@dataclass
+class TrainingState:
+    """What changes while training, besides the logs; one resume state holds all of it.
+
+    Attributes:
+        model: the selector being trained.
+        rng: the numpy Generator that orders batches (seeded by `data_seed`).
+        optimizer: the optimizer in use; `optimizer_phase` says which (`supervised` or `rl`).
+        reference: the frozen supervised model of the RL phases (None before them).
+        beta: adaptive KL weight β of GRPO.
+        rce_step: RCE steps taken (the temperature schedule's clock).
+        epochs_done: finished epochs per phase (`supervised`, `rce`, `grpo`).
+    """
+
+    model: SelectorModel
+    rng: np.random.Generator
+    optimizer: torch.optim.Optimizer | None = None
+    optimizer_phase: str = ""
+    reference: SelectorModel | None = None
+    beta: float = 0.0
+    rce_step: int = 0
+    epochs_done: dict[str, int] = field(default_factory=dict)
+
+    def tensors(self) -> dict[str, Tensor]:
+        """Weights, optimizer tensors and the torch RNG state (uint8), by prefixed name."""
+        out = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.reference is not None:
+            out.update({f"reference.{k}": v for k, v in self.reference.state_dict().items()})
+        if self.optimizer is not None:
+            for index, values in self.optimizer.state_dict()["state"].items():
+                out.update({f"optimizer.{index}.{k}": v for k, v in values.items() if isinstance(v, Tensor)})
+        out["rng.torch"] = torch.get_rng_state()
+        return out
+
+    def meta(self, report: TrainReport, seconds: float) -> dict[str, Any]:
+        """Counters, non-tensor optimizer state, the numpy RNG state and the logs (JSON-ready)."""
+        scalars = {}
+        if self.optimizer is not None:
+            for index, values in self.optimizer.state_dict()["state"].items():
+                scalars.update({f"{index}.{k}": v for k, v in values.items() if not isinstance(v, Tensor)})
+        return {
+            "epochs_done": dict(self.epochs_done),
+            "optimizer_phase": self.optimizer_phase,
+            "optimizer_scalars": scalars,
+            "has_reference": self.reference is not None,
+            "beta": self.beta,
+            "rce_step": self.rce_step,
+            "rng_numpy": self.rng.bit_generator.state,
+            "seconds": seconds,
+            "steps": report.steps,
+            "evals": report.evals,
+        }
+
+
+def run_identity(config: SelectorConfig, data: SelectorData) -> dict[str, Any]:
+    """What a resume state must match: the config (and its hash) and a hash of all training data."""
+    return {
+        "config_hash": config_hash(config),
+        "config": config.model_dump(mode="json"),
+        "data_sha256": data_sha256(data),
+        "data": data.fingerprint.to_dict(),
+    }
+
+
+def data_sha256(data: SelectorData) -> str:
+    """sha256 over every tensor, id and field of `data` (two datasets hash equal only if identical)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([data.fingerprint.to_dict(), data.order, data.anchor_ids, data.support_ids]).encode("utf-8"))
+    for name in ("query_emb", "support_emb", "pool_rows", "pool_mask", "beam_positions", "beam_mask", "beam_cumulative",
+                 "beam_marginal", "rl_positions", "rl_mask", "rl_correct", "rl_acc", "rl_beam_score"):
+        value = getattr(data, name)
+        digest.update(f"|{name}:{None if value is None else (str(value.dtype), tuple(value.shape))}|".encode("utf-8"))
+        if value is not None:
+            digest.update(value.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _check_identity(folder: Path, saved: dict[str, Any], identity: dict[str, Any]) -> None:
+    """Refuse a resume state written for another config or other data (never used silently)."""
+    fix = f"delete {folder} (or pass resume=False; `vlmlab icl train --overwrite`) to start over"
+    if saved.get("config_hash") != identity["config_hash"]:
+        old, new = saved.get("config") or {}, identity["config"]
+        keys = sorted(k for k in set(old) | set(new) if old.get(k, "<unset>") != new.get(k, "<unset>"))
+        shown = ", ".join(f"{k} ({old.get(k, '<unset>')!r} -> {new.get(k, '<unset>')!r})" for k in keys[:6])
+        raise CheckpointError(f"{folder} holds a resume state of another selector config (differs in: {shown or 'unknown'}); {fix}")
+    if saved.get("data_sha256") != identity["data_sha256"]:
+        old_fp = saved.get("data") or {}
+        changed = [k for k, v in identity["data"].items() if old_fp.get(k) != v]
+        what = f"fingerprint fields {', '.join(changed)}" if changed else "same support set, different anchors, beams or rl-data"
+        raise CheckpointError(f"{folder} holds a resume state trained on other data ({what}); {fix}")
+
+
+def _restore(state: TrainingState, report: TrainReport, saved: tuple[dict[str, Tensor], dict[str, Any]], folder: Path) -> float:
+    """Load weights, RNG states, counters and logs from `saved`; returns the seconds trained before."""
+    tensors, meta = saved
+    try:
+        state.model.load_state_dict(_prefixed(tensors, "model."), strict=True)
+        torch.set_rng_state(tensors["rng.torch"])
+        state.rng.bit_generator.state = meta["rng_numpy"]
+        state.beta = float(meta["beta"])
+        state.rce_step = int(meta["rce_step"])
+        state.epochs_done = {str(k): int(v) for k, v in meta["epochs_done"].items()}
+        report.steps, report.evals = list(meta["steps"]), list(meta["evals"])
+        seconds = float(meta["seconds"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{folder} holds an incomplete resume state ({first}); delete it to start over") from None
+    report.resumed_epochs = sum(state.epochs_done.values())
+    return seconds
+
+
+def _new_optimizer(
+    state: TrainingState, phase: str, lr: float, weight_decay: float, saved: tuple[dict[str, Tensor], dict[str, Any]] | None
+) -> None:
+    """A fresh AdamW for `phase`; when the resume state was written while this optimizer ran, its state is loaded."""
+    state.optimizer = torch.optim.AdamW(state.model.parameters(), lr=lr, weight_decay=weight_decay)
+    state.optimizer_phase = phase
+    if saved is None or saved[1]["optimizer_phase"] != phase:
+        return
+    tensors, meta = saved
+    per_param: dict[int, dict[str, Any]] = {}
+    for name, value in _prefixed(tensors, "optimizer.").items():
+        index, key = name.split(".", 1)
+        per_param.setdefault(int(index), {})[key] = value
+    for name, value in meta["optimizer_scalars"].items():
+        index, key = name.split(".", 1)
+        per_param.setdefault(int(index), {})[key] = value
+    groups = state.optimizer.state_dict()["param_groups"]  # hyper-parameters come from the (identical) config
+    state.optimizer.load_state_dict({"state": per_param, "param_groups": groups})
+
+
+def _reference(model: SelectorModel, config: SelectorConfig, saved: tuple[dict[str, Tensor], dict[str, Any]] | None) -> SelectorModel:
+    """The frozen supervised model: from the resume state if it has one, else a copy of `model` now."""
+    if saved is not None and saved[1]["has_reference"]:
+        reference = build_selector(config)
+        reference.load_state_dict(_prefixed(saved[0], "reference."), strict=True)
+    else:
+        reference = copy.deepcopy(model)
+    return reference.eval().requires_grad_(False)
+
+
+def _prefixed(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
