@@ -1,4 +1,5 @@
-"""InfoScore beam search: telescoping, prefix reuse, batch invariance, ordering, ranking, costs."""
+"""InfoScore beam search: telescoping, prefix reuse, batch invariance, ordering, ranking, costs; the
+HF score-path speed-ups it relies on (image-input cache, target-only logits) change no result."""
 
 from __future__ import annotations
 
@@ -106,3 +107,93 @@ def test_shots_larger_than_pool_is_an_error(split, toy_backend) -> None:
     anchor, pool = _anchor_pool(split, k=2)
     with pytest.raises(DataError, match="shots=3"):
         beam_search(toy_backend, anchor, pool, shots=3)
+
+
+# ---------------------------------------------------------------- the HF score path beam search uses
+
+CACHED_FAMILIES = ["qwen2-vl", "qwen2.5-vl", "llava", "gemma3"]  # images processed independently
+
+
+def _image_convs(images) -> list:
+    """Conversations with 1-3 images, a repeated image, and a demonstration turn."""
+    from vlmlab.models.base import Turn
+
+    a, b, c = images
+    return [
+        [Turn("user", [a, "What colour is it?"])],
+        [Turn("user", [b, "What colour?"]), Turn("assistant", ["green"]), Turn("user", [c, "What colour is it?"])],
+        [Turn("user", [a, "What colour?"]), Turn("assistant", ["red"]), Turn("user", [a, "And this one?"])],
+        [Turn("user", [c, "What?"]), Turn("assistant", ["blue"]), Turn("user", [b, "What?"]), Turn("assistant", ["green"]),
+         Turn("user", [a, "What colour is it?"])],
+    ]
+
+
+@pytest.mark.parametrize("family", CACHED_FAMILIES)
+@pytest.mark.parametrize("size", [1, 256])  # 1: every call evicts; the call's own images are never evicted
+def test_image_input_cache_encodes_exactly_like_the_processor(family: str, size: int, tiny_model, colour_image_factory) -> None:
+    import torch
+
+    from vlmlab.models.hf_encode import ImageInputCache, encode_conversation, load_processor
+    from vlmlab.models.registry import spec_for_checkpoint
+
+    path = tiny_model(family)
+    proc = load_processor(path, default_chat_template=spec_for_checkpoint(path).family.default_chat_template)
+    images = [colour_image_factory(rgb) for rgb in [(220, 30, 30), (30, 200, 40), (40, 60, 230)]]
+    cache = ImageInputCache(size)
+    for conv in _image_convs(images) * 2:  # the second round is all hits when the cache holds them
+        ref = encode_conversation(proc, conv, "red")
+        got = encode_conversation(proc, conv, "red", image_inputs=cache)
+        assert torch.equal(got.input_ids, ref.input_ids) and torch.equal(got.attention_mask, ref.attention_mask)
+        assert (got.target_slice, got.label_slice, got.prompt_length, got.num_image_tokens) == (
+            ref.target_slice, ref.label_slice, ref.prompt_length, ref.num_image_tokens)
+        assert set(got.model_inputs) == set(ref.model_inputs)
+        for k, v in ref.model_inputs.items():
+            assert got.model_inputs[k].dtype == v.dtype and torch.equal(got.model_inputs[k], v), k
+    assert cache.misses >= 3 and (cache.hits > 0)
+    if size >= 3:
+        assert cache.misses == 3  # each image decoded and preprocessed once
+
+
+def test_image_input_cache_needs_a_positive_size() -> None:
+    from vlmlab.models.hf_encode import ImageInputCache
+
+    with pytest.raises(ValueError, match="size"):
+        ImageInputCache(0)
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "gemma3", "blip2"])
+def test_target_only_logits_equal_full_logits(family: str, tiny_model, colour_image_factory) -> None:
+    from vlmlab.models.base import ScoreRequest, Turn
+    from vlmlab.models.hf import HFBackend
+
+    images = [colour_image_factory(rgb) for rgb in [(220, 30, 30), (30, 200, 40), (40, 60, 230)]]
+    convs = _image_convs(images) if family != "blip2" else [[Turn("user", [im, "What colour is it?"])] for im in images]
+    reqs = [ScoreRequest(id=str(i), conversation=c, target=t) for i, (c, t) in enumerate(zip(convs, ["red", "a green circle", "7", "blue"]))]
+    fast = HFBackend(tiny_model(family), dtype="float32", batch_size=4)
+    full = HFBackend(tiny_model(family), dtype="float32", batch_size=4, vision_cache=False, image_input_cache=False)
+    full._keeps_logits = False  # the full-logits path
+    assert fast._keeps_logits == (family != "blip2")  # BLIP-2's forward takes no logits_to_keep
+    for a, b in zip(fast.score(reqs), full.score(reqs)):
+        assert a.status == b.status == "ok" and a.token_ids == b.token_ids
+        np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, atol=1e-5)
+
+
+def test_beam_search_fast_score_path_equals_plain_path(tiny_model, toy_support) -> None:
+    """All score-path speed-ups on (vision features, image inputs, target-only logits, pixels left
+    out once features are cached) give the beams of the plain path, cold and warm."""
+    from vlmlab.models.hf import HFBackend
+
+    split = load_split(data_config(toy_support))
+    anchor = split.records[2]
+    pool = [r for r in split.records if r.question_id != anchor.question_id][:5]
+    fast = HFBackend(tiny_model("qwen2-vl"), dtype="float32", batch_size=8)
+    plain = HFBackend(tiny_model("qwen2-vl"), dtype="float32", batch_size=8, vision_cache=False, image_input_cache=False)
+    plain._keeps_logits = False
+    ref = beam_search(plain, anchor, pool, beam_size=3, shots=2)
+    for _ in range(2):  # cold caches, then warm (every batch then skips pixel values)
+        got = beam_search(fast, anchor, pool, beam_size=3, shots=2)
+        assert [b.positions for b in got.beams] == [b.positions for b in ref.beams]
+        assert np.allclose([b.step_scores for b in got.beams], [b.step_scores for b in ref.beams], atol=1e-6)
+        assert got.base_prob == pytest.approx(ref.base_prob, abs=1e-6)
+    assert fast.image_inputs is not None and fast.image_inputs.misses == len({r.image.sha256 for r in [anchor, *pool]})
+    assert fast.vision_cache_hits > 0

@@ -8,9 +8,14 @@ its step scores (telescoping). Children of all beams compete; the best `beam_siz
 (`marginal`, upstream semantics, or `cumulative`) survive.
 
 Cost: `P(y|x)` once per anchor, and `P(y|S⊕x)` is never recomputed — a beam's probability is the
-child score that created it. The children of all beams go to the backend as one request stream in
-chunks of `batch_size`; the HF backend computes each image's vision features once and reuses them.
-Selection is vectorised (a [beams, K] matrix, one argsort).
+child score that created it: 1 + K + beam·(K−1) forward passes per anchor for 2 shots (upstream
+Lever-LM re-scores each beam: + beam per later step). The children of all beams go to the backend
+as one request stream in chunks of `batch_size`. Selection is vectorised (a [beams, K] matrix, one
+argsort). The HF backend's score path does the per-image work once per image content hash — decoding
+and preprocessing (`image_input_cache`), the vision tower (`vision_cache`), and once all of a batch's
+images have features, it does not even collate their pixels — and runs the LM head only at the
+positions that predict answer tokens. `benchmarks/bench_beam.py` measures all this against the
+upstream loop.
 """
 
 from __future__ import annotations

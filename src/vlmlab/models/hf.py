@@ -29,14 +29,20 @@ kind: Qwen2-VL, Qwen2.5-VL, LLaVA, Gemma3): each image's features are computed o
 hash (LRU, `vision_cache_size` images) and passed to the model via `mm_encoder_outputs` instead
 of pixel values; results equal the uncached path within 1e-5 (tested), since these vision towers
 see each image independently. `vision_cache_hits`/`vision_cache_misses` count its use.
+
+Image-input cache (`image_input_cache=True`, score path only, same families): each image is
+decoded and run through the image processor once per content hash (LRU, `image_input_cache_size`
+images); see `hf_encode.ImageInputCache`. Scores equal the uncached path exactly (tested).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -51,7 +57,7 @@ from vlmlab.models.base import (
     StepLogprobs,
     conversation_images,
 )
-from vlmlab.models.hf_encode import Encoded, collate, encode_conversation, image_token_id, load_processor
+from vlmlab.models.hf_encode import Encoded, ImageInputCache, collate, encode_conversation, image_token_id, load_processor
 
 DType = Literal["auto", "bfloat16", "float16", "float32"]
 
@@ -146,6 +152,8 @@ class HFBackend:
         max_length: int | None = None,
         logprob_source: Literal["raw", "processed"] = "raw",
         vision_cache_size: int = 4096,
+        image_input_cache: bool = True,
+        image_input_cache_size: int = 128,
     ) -> None:
         import torch
         import transformers
@@ -201,6 +209,25 @@ class HFBackend:
         self._vision_cache_size = vision_cache_size
         self.vision_cache_hits = 0
         self.vision_cache_misses = 0
+        # score() only: the LM head runs at target positions only, where the model takes logits_to_keep
+        forward = (model.get_base_model() if hasattr(model, "get_base_model") else model).forward
+        self._keeps_logits = "logits_to_keep" in inspect.signature(forward).parameters
+        # score() only: per-image processor outputs, for families whose images are processed independently
+        self.image_inputs = ImageInputCache(image_input_cache_size) if image_input_cache and self.spec.vision_cache else None
+
+    @property
+    def family(self) -> str:
+        """The model's family name (`registry.FAMILIES` key, e.g. "qwen2-vl")."""
+        return self.spec.family.family
+
+    @property
+    def max_images_per_prompt(self) -> int | None:
+        """The most images one prompt may hold (BLIP-2: 1); None = any number.
+
+        Studies that put several images in one prompt (ICL demonstrations) read it to refuse a
+        model up front instead of failing every item.
+        """
+        return self.spec.family.max_images
 
     # ------------------------------------------------------------------ helpers
 
@@ -212,13 +239,13 @@ class HFBackend:
             m = m.get_base_model()
         return m.model
 
-    def _encode(self, conversation: list, target: str | None) -> Encoded:
+    def _encode(self, conversation: list, target: str | None, image_inputs: ImageInputCache | None = None) -> Encoded:
         fam = self.spec.family
         n = sum(len(t.images) for t in conversation)
         if (fam.max_images is not None and n > fam.max_images) or n < fam.min_images:
             most = "any number of" if fam.max_images is None else f"at most {fam.max_images}"
             raise ModelError(f"{fam.family} takes {most} image(s) per prompt and at least {fam.min_images}, got {n}")
-        enc = encode_conversation(self.processor, conversation, target)
+        enc = encode_conversation(self.processor, conversation, target, image_inputs=image_inputs)
         if self.max_length is not None and enc.input_ids.shape[0] > self.max_length:
             raise ModelError(
                 f"input has {enc.input_ids.shape[0]} tokens ({enc.num_image_tokens} image tokens), more than "
@@ -234,14 +261,14 @@ class HFBackend:
         import torch
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-        if self._vision_kind is None or "pixel_values" not in batch or not images:
+        if self._vision_kind is None or not images or ("pixel_values" not in batch and not self._features_cached(images)):
             return batch
-        pv = batch["pixel_values"]
+        pv = batch.get("pixel_values")  # None when score() left out pixels whose features are all cached
         feats = []
         if self._vision_kind == "grid":
             grid = batch["image_grid_thw"]
             sizes = grid.prod(-1).tolist()
-            rows = torch.split(pv, sizes)
+            rows = torch.split(pv, sizes) if pv is not None else [None] * len(sizes)
             for im, row, g in zip(images, rows, grid):
                 feats.append(self._cached(im.sha256, lambda: self._base.get_image_features(row, g[None], return_dict=True)))
         elif self._vision_kind in ("stacked", "stacked-tensor"):
@@ -271,6 +298,9 @@ class HFBackend:
         if len(self._vision) > self._vision_cache_size:
             self._vision.popitem(last=False)
         return feat
+
+    def _features_cached(self, images: list) -> bool:
+        return all(im.sha256 in self._vision for im in images)
 
     def clear_vision_cache(self) -> None:
         self._vision.clear()
@@ -402,7 +432,7 @@ class HFBackend:
         encoded: dict[int, Encoded] = {}
         for i, req in enumerate(requests):
             try:
-                encoded[i] = self._encode(req.conversation, req.target)
+                encoded[i] = self._encode(req.conversation, req.target, self.image_inputs)
             except VlmlabError as exc:
                 results[i] = ScoreResult(id=req.id, status="error", error=str(exc))
         order = list(encoded)
@@ -426,9 +456,14 @@ class HFBackend:
         import torch
 
         tok = self.processor.tokenizer
-        batch = self._to_device(collate(encs, "right", self.pad_id))
         images = [im for r in reqs for im in conversation_images(r.conversation)]
+        if self._vision_kind is not None and images and self._features_cached(images):
+            # every image's features are cached: do not collate pixels the model will not see
+            encs = [replace(e, model_inputs={k: v for k, v in e.model_inputs.items() if k != "pixel_values"}) for e in encs]
+        batch = self._to_device(collate(encs, "right", self.pad_id))
         model_batch = self._apply_vision_cache(batch, images)
+        if self._keeps_logits:
+            return self._score_target_positions(reqs, encs, model_batch)
         with torch.no_grad():
             logits = self.model(**model_batch, use_cache=False).logits
         results = []
@@ -445,6 +480,35 @@ class HFBackend:
                 id=req.id, status="ok", token_logprobs=vals.astype(np.float32), token_ids=ids,
                 tokens=[tok.decode([t]) for t in ids],
             ))
+        return results
+
+    def _score_target_positions(self, reqs: list[ScoreRequest], encs: list[Encoded], model_batch: dict) -> list[ScoreResult]:
+        """Like the loop above, but the LM head runs only at the positions that predict target
+        tokens (`logits_to_keep` as a boolean [batch, seq] mask), one log-softmax and one gather
+        for the whole batch: with a real vocabulary (150k+) the full logits cost more than the rest."""
+        import torch
+
+        tok = self.processor.tokenizer
+        ids_batch = model_batch["input_ids"]
+        keep = torch.zeros(ids_batch.shape, dtype=torch.bool)
+        spans = [enc.target_slice for enc in encs]
+        for b, sl in enumerate(spans):
+            assert sl is not None
+            keep[b, sl.start - 1 : sl.stop - 1] = True
+        keep = keep.to(ids_batch.device)
+        targets = ids_batch.roll(-1, dims=1)[keep]  # the token each kept position predicts
+        with torch.no_grad():
+            logits = self.model(**model_batch, use_cache=False, logits_to_keep=keep).logits
+            vals = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None])[:, 0].cpu().numpy()
+        results, start = [], 0
+        for req, enc, sl in zip(reqs, encs, spans):
+            n = sl.stop - sl.start
+            ids = enc.input_ids[sl].tolist()
+            results.append(ScoreResult(
+                id=req.id, status="ok", token_logprobs=vals[start : start + n].astype(np.float32), token_ids=ids,
+                tokens=[tok.decode([t]) for t in ids],
+            ))
+            start += n
         return results
 
     def describe(self) -> dict[str, Any]:

@@ -180,6 +180,92 @@ def _processor_call(processor: Any, text: str, images: list) -> dict[str, torch.
     return dict(out)
 
 
+class ImageInputCache:
+    """The image processor's outputs per image content hash, so each image is decoded and
+    preprocessed once (an LRU of `size` images).
+
+    Only for processors whose image processor treats each image on its own (the families with a
+    `vision_cache` kind): a batch's outputs are then the per-image outputs concatenated along
+    dim 0. For one processor call the real `processor.image_processor` is swapped (on a shallow
+    copy of the processor) for `_CachedImageProcessor`, which returns cached rows; everything else
+    - placeholder expansion, tokenisation, token-type ids - is the processor's own code. Images
+    already cached are passed as a 1x1 stand-in that the processor only counts.
+    """
+
+    def __init__(self, size: int = 128) -> None:
+        from collections import OrderedDict
+
+        if size < 1:
+            raise ValueError(f"ImageInputCache size must be >= 1, got {size}")
+        self.size = size
+        self._rows: "OrderedDict[str, dict[str, Any]]" = OrderedDict()
+        self._options: str | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def processor_call(self, processor: Any, text: str, images: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """`_processor_call(processor, text, [im.load() ...])`, with per-image outputs cached."""
+        if not images:
+            return _processor_call(processor, text, [])
+        import copy
+
+        import PIL.Image
+
+        keys = [im.sha256 for im in images]
+        stand_in = PIL.Image.new("RGB", (1, 1))
+        pils = [stand_in if key in self._rows else im.load() for key, im in zip(keys, images)]
+        proxy = copy.copy(processor)
+        proxy.image_processor = _CachedImageProcessor(processor.image_processor, self, keys, pils)
+        return _processor_call(proxy, text, pils)
+
+    def rows(self, inner: Any, keys: list[str], pils: list[Any], kwargs: dict) -> dict[str, Any]:
+        """The outputs of `inner` for the images `keys`, concatenated (misses computed)."""
+        import numpy as np
+
+        options = repr(sorted(kwargs.items()))
+        if self._options is None:
+            self._options = options
+        elif options != self._options:  # one cache serves one processor with fixed options
+            raise ModelError("ImageInputCache: image processor options changed between calls; use one cache per processor")
+        parts = []
+        for key, pil in zip(keys, pils):
+            if key in self._rows:
+                self._rows.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
+                self._rows[key] = dict(inner([pil], **kwargs))
+            parts.append(self._rows[key])
+        while len(self._rows) > max(self.size, len(set(keys))):  # evict after the call, never its own images
+            self._rows.popitem(last=False)
+        out: dict[str, Any] = {}
+        for name in parts[0]:
+            values = [p[name] for p in parts]
+            if isinstance(values[0], torch.Tensor):
+                out[name] = torch.cat(values, dim=0)
+            elif isinstance(values[0], np.ndarray):
+                out[name] = np.concatenate(values, axis=0)
+            else:
+                out[name] = [x for v in values for x in v]
+        return out
+
+
+class _CachedImageProcessor:
+    """Stands in for `processor.image_processor` during one `ImageInputCache.processor_call`."""
+
+    def __init__(self, inner: Any, cache: ImageInputCache, keys: list[str], pils: list[Any]) -> None:
+        self._inner, self._cache, self._keys, self._pils = inner, cache, keys, pils
+
+    def __call__(self, images: Any = None, **kwargs: Any) -> Any:
+        from transformers import BatchFeature
+
+        rows = self._cache.rows(self._inner, self._keys, self._pils, kwargs)
+        return BatchFeature(rows, tensor_type=kwargs.get("return_tensors"))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 def image_token_id(processor: Any) -> int | None:
     """The id of the token that stands for one image feature vector (after expansion), if any.
 
@@ -204,6 +290,7 @@ def encode_conversation(
     target: str | None = None,
     *,
     add_generation_prompt: bool = True,
+    image_inputs: "ImageInputCache | None" = None,
 ) -> Encoded:
     """Encode a conversation, and if given a target reply, with the target's token span.
 
@@ -213,14 +300,18 @@ def encode_conversation(
         target: the assistant reply to score or train on; None for a generation prompt.
         add_generation_prompt: only for `target=None`; with a target the generation prompt is
             always used, since that is what the model sees at inference.
+        image_inputs: a per-image cache of the image processor's outputs (only for processors
+            whose images are processed independently); None decodes and processes every image.
 
     Raises:
         DataError: an image is missing or corrupt (from `Image.load`).
         ModelError: the chat template renders the reply so that the target cannot be located.
     """
-    images = [im.load() for im in conversation_images(conversation)]
     prompt_text = render_prompt(processor, conversation, add_generation_prompt=add_generation_prompt or target is not None)
-    out = _processor_call(processor, prompt_text, images)
+    if image_inputs is not None:
+        out = image_inputs.processor_call(processor, prompt_text, conversation_images(conversation))
+    else:
+        out = _processor_call(processor, prompt_text, [im.load() for im in conversation_images(conversation)])
     ids = out.pop("input_ids")[0]
     mask = out.pop("attention_mask")[0]
     prompt_len = int(ids.shape[0])
