@@ -87,3 +87,16 @@ def test_cli_unknown_kind_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "did you mean 'vqa'" in err and "\n" not in err
+
+
+def test_cli_context_strength_reaches_the_vqa_generator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["toyworld", "generate", "vqa", "--out", str(tmp_path / "v"), "--n", "30", "--context-strength", "0.9"])
+    assert exit_info.value.code in (0, None)
+    expected = generate("vqa", tmp_path / "w", n=30, options={"context_strength": 0.9})
+    assert Manifest.load(tmp_path / "v").digest == expected.digest != generate("vqa", tmp_path / "x", n=30).digest
+    with pytest.raises(SystemExit) as exit_info:
+        main(["toyworld", "generate", "faces", "--out", str(tmp_path / "f"), "--n", "30", "--context-strength", "0.9"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "valid for faces: none" in err and "\n" not in err

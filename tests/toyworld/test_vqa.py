@@ -165,3 +165,43 @@ def test_three_attribute_world_and_bad_attributes(tmp_path: Path) -> None:
     assert {h.attribute for h in hidden.values()} == {"colour", "shape", "count"}
     with pytest.raises(ConfigError, match="size"):
         generate_vqa(tmp_path / "w", n=10, attributes=("colour", "size"))
+
+
+def test_context_strength_sets_how_much_the_image_says_about_the_attribute(tmp_path: Path) -> None:
+    """`context_strength` = P(favoured attribute | image context) for ambiguous questions; the
+    others keep their default proportions, the wording still says nothing, and the hidden file
+    records the prior used. Default (None) is the documented `ATTRIBUTE_PRIOR`."""
+    from vlmlab.toyworld import generate
+    from vlmlab.toyworld.vqa import ATTRIBUTE_PRIOR, FAVOURED, attribute_prior
+
+    assert attribute_prior() == ATTRIBUTE_PRIOR
+    strong = attribute_prior(0.9)
+    for ctx, fav in FAVOURED.items():
+        assert strong[ctx][fav] == 0.9 and abs(sum(strong[ctx].values()) - 1) < 1e-5
+    assert strong["multi"]["colour"] == strong["multi"]["shape"] == 0.05 and strong["multi"]["position"] == 0.0
+    generate("vqa", tmp_path / "strong", n=3000, seed=1, options={"context_strength": 0.9})
+    rows = []
+    for split in SPLITS:
+        hidden = json.loads((tmp_path / "strong" / f"{split}_hidden.json").read_text())
+        assert hidden["attribute_prior"] == strong
+        q, _ = _load(tmp_path / "strong", split)
+        wording = {str(x["question_id"]): x["question"] for x in q["questions"]}
+        rows += [(wording[qid], h["context"], h["attribute"]) for qid, h in hidden["questions"].items() if h["question_kind"] == "ambiguous"]
+    assert len(rows) > 1200
+    favoured = np.mean([t == FAVOURED[c] for _, c, t in rows])
+    assert abs(favoured - 0.9) < 0.03, favoured  # binomial SD ~0.008 at n~1500
+    majority = Counter(t for *_, t in rows).most_common(1)[0][1] / len(rows)
+    by_wording = defaultdict(Counter)
+    for w, _, t in rows:
+        by_wording[w][t] += 1
+    assert sum(c.most_common(1)[0][1] for c in by_wording.values()) / len(rows) <= majority + 0.02
+
+
+def test_context_strength_is_checked(tmp_path: Path) -> None:
+    from vlmlab.errors import ConfigError
+    from vlmlab.toyworld import generate
+
+    with pytest.raises(ConfigError, match=r"context_strength must be in \[0.25, 1\]"):
+        generate("vqa", tmp_path / "a", n=30, options={"context_strength": 1.5})
+    with pytest.raises(ConfigError, match="unknown option.*context_strength; valid for faces: none"):
+        generate("faces", tmp_path / "b", n=30, options={"context_strength": 0.9})

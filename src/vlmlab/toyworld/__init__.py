@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from vlmlab.errors import ConfigError
 from vlmlab.toyworld.writers import Manifest
@@ -25,6 +25,7 @@ __all__ = ["KINDS", "DEFAULT_SIZES", "Manifest", "generate"]
 
 DEFAULT_SIZES: dict[str, int] = {"captions": 2000, "panorama": 1000, "vqa": 3000, "faces": 1200}
 KINDS: tuple[str, ...] = tuple(DEFAULT_SIZES)
+KIND_OPTIONS: dict[str, tuple[str, ...]] = {"captions": (), "panorama": (), "vqa": ("context_strength",), "faces": ()}
 
 
 def _generator(kind: str) -> Callable[..., Manifest]:
@@ -42,7 +43,8 @@ def _generator(kind: str) -> Callable[..., Manifest]:
     return generate_faces
 
 
-def generate(kind: str, out_dir: str | Path, n: int | None = None, seed: int = 0, overwrite: bool = False) -> Manifest:
+def generate(kind: str, out_dir: str | Path, n: int | None = None, seed: int = 0, overwrite: bool = False,
+             options: dict[str, Any] | None = None) -> Manifest:
     """Generate one toy dataset into `out_dir` and return its manifest.
 
     Args:
@@ -51,9 +53,10 @@ def generate(kind: str, out_dir: str | Path, n: int | None = None, seed: int = 0
         n: size (images for captions/panorama/faces, questions for vqa); `DEFAULT_SIZES` if None.
         seed: the only source of randomness; same seed, same bytes.
         overwrite: allow writing into a non-empty folder that is not a toy-world output.
+        options: kind-specific settings (`KIND_OPTIONS`), e.g. `{"context_strength": 0.9}` for vqa.
 
     Raises:
-        ConfigError: unknown kind (with a suggestion) or a non-positive `n`.
+        ConfigError: unknown kind (with a suggestion), a non-positive `n`, or an unknown option.
     """
     if kind not in DEFAULT_SIZES:
         close = difflib.get_close_matches(kind, KINDS, n=1)
@@ -62,4 +65,9 @@ def generate(kind: str, out_dir: str | Path, n: int | None = None, seed: int = 0
     size = DEFAULT_SIZES[kind] if n is None else n
     if size < 1:
         raise ConfigError(f"toyworld --n must be at least 1, got {size}")
-    return _generator(kind)(out_dir, n=size, seed=seed, overwrite=overwrite)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(KIND_OPTIONS[kind]))
+    if unknown:
+        valid = ", ".join(KIND_OPTIONS[kind]) or "none"
+        raise ConfigError(f"toyworld {kind}: unknown option(s) {', '.join(unknown)}; valid for {kind}: {valid}")
+    return _generator(kind)(out_dir, n=size, seed=seed, overwrite=overwrite, **options)

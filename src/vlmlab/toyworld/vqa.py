@@ -54,6 +54,29 @@ ATTRIBUTE_PRIOR: dict[str, dict[str, float]] = {
     "single_top": {"colour": 0.65, "shape": 0.15, "count": 0.10, "position": 0.10},
     "single_bottom": {"shape": 0.65, "colour": 0.15, "count": 0.10, "position": 0.10},
 }
+FAVOURED: dict[str, str] = {"multi": "count", "single_top": "colour", "single_bottom": "shape"}
+
+
+def attribute_prior(context_strength: float | None = None) -> dict[str, dict[str, float]]:
+    """P(t | image context) for ambiguous questions; `ATTRIBUTE_PRIOR` when `context_strength` is None.
+
+    `context_strength` is P(favoured attribute | context) (count for multi-object images, colour
+    for one object on top, shape for one at the bottom); the others share the rest in their
+    default proportions. Higher strength: the image says more about t, so what a selector that
+    sees the image can gain over text retrieval grows, while the wording alone still says nothing.
+    """
+    if context_strength is None:
+        return {ctx: dict(p) for ctx, p in ATTRIBUTE_PRIOR.items()}
+    if not 0.25 <= context_strength <= 1.0:
+        raise ConfigError(f"vqa context_strength must be in [0.25, 1] (P(favoured attribute | image context)), got {context_strength}")
+    out = {}
+    for ctx, default in ATTRIBUTE_PRIOR.items():
+        fav = FAVOURED[ctx]
+        rest = sum(p for a, p in default.items() if a != fav)
+        out[ctx] = {a: round(context_strength if a == fav else (1.0 - context_strength) * p / rest, 6) for a, p in default.items()}
+    return out
+
+
 AMBIGUOUS = ("What about this one?", "And this one?", "What about this?")
 HINTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("colour", "shape"): ("What does it look like?",),
@@ -153,10 +176,12 @@ def draw_vqa_scene(scene: VqaScene) -> PIL.Image.Image:
     return finish_canvas(image)
 
 
-def sample_question(scene: VqaScene, rng: np.random.Generator, attributes: Sequence[str] = ATTRIBUTES) -> tuple[str, str, str]:
-    """(question text, question kind, hidden attribute) for one image."""
+def sample_question(scene: VqaScene, rng: np.random.Generator, attributes: Sequence[str] = ATTRIBUTES,
+                    prior_table: dict[str, dict[str, float]] | None = None) -> tuple[str, str, str]:
+    """(question text, question kind, hidden attribute) for one image (`prior_table`: `attribute_prior()`)."""
     valid = valid_attributes(scene, attributes)
-    prior = {a: p for a, p in ATTRIBUTE_PRIOR[image_context(scene)].items() if a in valid and p > 0}
+    table = ATTRIBUTE_PRIOR if prior_table is None else prior_table
+    prior = {a: p for a, p in table[image_context(scene)].items() if a in valid and p > 0}
     kind = pick_weighted(rng, KIND_PROBS)
     if kind == "hint":
         pairs = [pair for pair in HINTS if any(a in prior for a in pair)]
@@ -210,7 +235,8 @@ def _question_type(text: str) -> str:
     return " ".join(text.lower().rstrip("?.").split()[:2])
 
 
-def generate_vqa(out_dir: str | Path, n: int = 3000, seed: int = 0, attributes: Sequence[str] = ATTRIBUTES, two_question_prob: float = 0.3, overwrite: bool = False) -> Manifest:
+def generate_vqa(out_dir: str | Path, n: int = 3000, seed: int = 0, attributes: Sequence[str] = ATTRIBUTES, two_question_prob: float = 0.3,
+                 overwrite: bool = False, context_strength: float | None = None) -> Manifest:
     """Write `n` questions (60/20/20 train/val/test by image) in VQA v2 format.
 
     Args:
@@ -219,10 +245,13 @@ def generate_vqa(out_dir: str | Path, n: int = 3000, seed: int = 0, attributes: 
         seed: the only source of randomness.
         attributes: hidden attributes to use (drop "position" for the 3-attribute world of the
             feasibility note).
+        context_strength: P(favoured attribute | image context) of ambiguous questions (see
+            `attribute_prior`); None keeps `ATTRIBUTE_PRIOR` (0.65-0.70).
     """
     unknown = [a for a in attributes if a not in ATTRIBUTES]
     if unknown or not attributes:
         raise ConfigError(f"vqa attributes {list(attributes)}: unknown {unknown}; choose from {', '.join(ATTRIBUTES)}")
+    prior_table = attribute_prior(context_strength)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 303]))
     writer = DatasetWriter(out_dir, kind="vqa", seed=seed, n=n, overwrite=overwrite)
     image_id = 0
@@ -241,7 +270,7 @@ def generate_vqa(out_dir: str | Path, n: int = 3000, seed: int = 0, attributes: 
             k = 2 if rng.random() < two_question_prob and size - len(questions) >= 2 else 1
             for j in range(k):
                 qid = image_id * 10 + j
-                text, kind, attribute = sample_question(scene, rng, attributes)
+                text, kind, attribute = sample_question(scene, rng, attributes, prior_table)
                 pairs, reliability = annotator_answers(scene, attribute, kind, rng, attributes)
                 truth = canonical_answer(scene, attribute)
                 mc = majority_answer([a for a, _ in pairs], truth)
@@ -263,7 +292,7 @@ def generate_vqa(out_dir: str | Path, n: int = 3000, seed: int = 0, attributes: 
             "image_file_format": f"images/{split}/toy_{split}_{{image_id:012d}}.png",
         })
         writer.json(f"{split}_annotations.json", {**common, "annotations": annotations})
-        writer.json(f"{split}_hidden.json", {"attributes": list(attributes), "attribute_prior": ATTRIBUTE_PRIOR, "questions": hidden})
+        writer.json(f"{split}_hidden.json", {"attributes": list(attributes), "attribute_prior": prior_table, "questions": hidden})
         counts[split] = len(questions)
         counts[f"{split}_images"] = n_images
     return writer.finish(counts)
