@@ -23,26 +23,29 @@ def test_fine_tuning_raises_held_out_cider(demo_result) -> None:
 
 def test_infoscore_demonstrations_beat_random_ones(demo_result) -> None:
     """Anchors answered with their best InfoScore beam vs random sequences from the same pool:
-    0.785 vs 0.514 (gain 0.27, 95% CI [0.19, 0.35]) over 80 anchors on the reference machine."""
+    0.938 vs 0.529 (gain 0.41, 95% CI [0.35, 0.46]) over 160 anchors on the reference machine."""
     info = demo_result.summary["icl"]["infoscore"]
-    assert info["anchors"] >= 60
-    assert info["beam_accuracy"] - info["random_accuracy"] > 0.15, info
-    assert info["gain_ci"][0] > 0.1, info
+    assert info["anchors"] >= 150
+    assert info["beam_accuracy"] - info["random_accuracy"] > 0.25, info
+    assert info["gain_ci"][0] > 0.2, info
 
 
-def test_selector_beats_random_and_matches_text_retrieval_at_two_shots(demo_result) -> None:
-    """2-shot VQA accuracy on 120 held-out queries, seed 0, reference machine: selector 0.622, text
-    0.597, image 0.562, random 0.400, zero-shot 0.545.
+def test_selector_beats_random_and_text_retrieval_at_two_shots(demo_result) -> None:
+    """2-shot VQA accuracy on 120 held-out queries, seed 0, reference machine: selector 0.759, text
+    0.562, image 0.597, random 0.391, zero-shot 0.501.
 
-    The selector clearly beats random demonstrations. Against text retrieval it is ahead here, but
-    by less than the noise of this size (other selector settings and 120/160 anchors gave 0.54-0.63),
-    so the test only asks it to be on par; beating text retrieval reliably needs more anchors than
-    the demo's time budget allows.
+    Why this margin is not a lucky draw: in a world of the same context strength, selectors trained
+    on random 80-anchor subsets of 160 beams beat text retrieval by 0.03-0.05, on 120-anchor subsets
+    by 0.06-0.09 and on all 160 by 0.13 (closing note of issue #9): the gain grows with anchors.
+    The margin asked here is about half of what 160 anchors give; the selector must also clear the
+    upper end of text retrieval's 95% CI, and win at one shot too.
     """
     acc = demo_result.summary["icl"]["accuracy"]
     selector, random_, text = (acc[m]["2"]["accuracy"] for m in ("selector", "random", "text"))
-    assert selector - random_ > 0.1, (selector, random_, text)
-    assert selector - text > -0.05, (selector, random_, text)
+    assert selector - random_ > 0.2, (selector, random_, text)
+    assert selector - text > 0.07, (selector, random_, text)
+    assert selector > acc["text"]["2"]["ci_high"], (acc["selector"]["2"], acc["text"]["2"])
+    assert acc["selector"]["1"]["accuracy"] > acc["text"]["1"]["accuracy"]  # and at one shot
 
 
 def test_rating_analysis_recovers_planted_effects(demo_result) -> None:

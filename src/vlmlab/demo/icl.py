@@ -95,7 +95,8 @@ def write_icl_report(layout: Layout, summary: dict[str, Any]) -> dict[str, Path]
     report = Report("ICL study: which demonstrations help the toy VQA model?")
     report.text(f"VQA accuracy on {summary['test_queries']} held-out test queries (95% bootstrap CI in brackets). "
                 "Demonstrations come from the support set, chosen by: none (zero-shot), random, text similarity (MiniLM), "
-                "image similarity (pixels), or the selector trained on InfoScore beams, which sees the query's text and image.")
+                "image similarity (pixels), or the selector trained on InfoScore beams, which sees the query's text and image "
+                "and each candidate demonstration's question, answer and image.")
     columns = ["method", *(f"{s}-shot" for s in shots)]
     rows, text_rows = [], []
     for method, cells in acc.items():

@@ -264,8 +264,9 @@ def make_data(layout: Layout, plan: DemoPlan) -> dict[str, Any]:
 
     sizes = {"panorama": plan.caption.panoramas, "vqa": plan.icl.questions, "faces": plan.rating.faces}
     counts = {}
+    options = {"vqa": {"context_strength": plan.icl.context_strength} if plan.icl.context_strength is not None else None}
     for kind, n in sizes.items():
-        manifest = generate(kind, layout.data / kind, n=n, seed=plan.seed, overwrite=True)
+        manifest = generate(kind, layout.data / kind, n=n, seed=plan.seed, overwrite=True, options=options.get(kind))
         counts[kind] = manifest.counts
     return counts
 
