@@ -66,6 +66,14 @@ def reference(make_config, data, tmp_path_factory):
     return get
 
 
+def _interrupt(monkeypatch, cfg, data, out, at_step: int) -> None:
+    """Train until optimiser step `at_step` crashes (a resume state of the finished epochs is left)."""
+    _crash_at_step(monkeypatch, at_step)
+    with pytest.raises(Crash):
+        train_selector(cfg, data, out, progress=False)
+    monkeypatch.undo()
+
+
 @pytest.mark.parametrize(
     ("version", "crash_step", "epochs_saved"),
     [
@@ -79,10 +87,7 @@ def reference(make_config, data, tmp_path_factory):
 def test_interrupted_training_resumes_to_identical_outputs(reference, data, tmp_path, monkeypatch, version, crash_step, epochs_saved):
     cfg, full, full_dir = reference(version)
     out = tmp_path / "run"
-    _crash_at_step(monkeypatch, crash_step)
-    with pytest.raises(Crash):
-        train_selector(cfg, data, out, progress=False)
-    monkeypatch.undo()
+    _interrupt(monkeypatch, cfg, data, out, at_step=crash_step)
     assert not (out / "selector.safetensors").exists()
     tensors, meta = read_resume_state(out / RESUME_DIR)
     assert meta["epochs_done"] == epochs_saved
@@ -143,10 +148,7 @@ def test_sigkilled_training_subprocess_resumes_to_identical_outputs(reference, d
 def test_a_resume_state_of_another_config_or_data_is_refused(make_config, data, tmp_path, monkeypatch):
     cfg = make_config("v2", epochs=3)
     out = tmp_path / "run"
-    _crash_at_step(monkeypatch, 8)
-    with pytest.raises(Crash):
-        train_selector(cfg, data, out, progress=False)
-    monkeypatch.undo()
+    _interrupt(monkeypatch, cfg, data, out, at_step=8)
     with pytest.raises(CheckpointError, match=r"another selector config \(differs in: lr \(0\.003 -> 0\.001\)\); delete .*resume"):
         train_selector(make_config("v2", epochs=3, lr=1e-3), data, out, progress=False)
     other = data.subset(range(1, len(data)))  # same support set, one anchor fewer
@@ -165,10 +167,7 @@ def test_a_resume_state_of_another_config_or_data_is_refused(make_config, data, 
 def test_a_torn_or_corrupt_resume_state_is_an_error_not_a_silent_restart(make_config, data, tmp_path, monkeypatch):
     cfg = make_config("v1", epochs=2)
     out = tmp_path / "run"
-    _crash_at_step(monkeypatch, 8)
-    with pytest.raises(Crash):
-        train_selector(cfg, data, out, progress=False)
-    monkeypatch.undo()
+    _interrupt(monkeypatch, cfg, data, out, at_step=8)
     tensor_file = next((out / RESUME_DIR).glob("state-*.safetensors"))
     tensor_file.write_bytes(tensor_file.read_bytes()[:-10])
     with pytest.raises(CheckpointError, match="does not match the sha256 recorded in"):
@@ -180,10 +179,7 @@ def test_a_torn_or_corrupt_resume_state_is_an_error_not_a_silent_restart(make_co
 def test_temp_files_of_a_write_killed_before_its_rename_are_ignored(make_config, data, tmp_path, monkeypatch):
     cfg = make_config("v1", epochs=2)
     out = tmp_path / "run"
-    _crash_at_step(monkeypatch, 8)
-    with pytest.raises(Crash):
-        train_selector(cfg, data, out, progress=False)
-    monkeypatch.undo()
+    _interrupt(monkeypatch, cfg, data, out, at_step=8)
     (out / RESUME_DIR / ".state.json.abc123.tmp").write_text('{"format": "torn')
     (out / RESUME_DIR / ".state-0123456789abcdef.safetensors.abc123.tmp").write_bytes(b"\0" * 10)
     resumed = train_selector(cfg, data, out, progress=False)
