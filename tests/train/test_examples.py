@@ -160,3 +160,25 @@ def test_missing_image_names_the_sample_and_the_file(tiny_qwen: Path, tmp_path: 
     ex = TrainExample("row-7", [Turn("user", [Image(path=missing), "What?"])], "red")
     with pytest.raises(DataError, match=rf"training example 'row-7': {missing}: image file not found"):
         encode_and_guard(processor, [ex], max_length=64)
+
+
+def test_image_input_cache_encodes_multi_turn_episodes_bit_identically(tiny_qwen: Path, colour_images) -> None:
+    """fine_tune shares an ImageInputCache across examples: `all_assistant` re-encodes every prefix
+    of an episode, and each image must then be preprocessed once with identical model inputs."""
+    from vlmlab.models.hf_encode import ImageInputCache
+
+    processor = load_processor(tiny_qwen)
+    im, colours = colour_images, list(colour_images)
+    episode = TrainExample("ep", [
+        Turn("user", [im[colours[0]], "What about this one?"]), Turn("assistant", colours[0]),
+        Turn("user", [im[colours[1]], "And this one?"]), Turn("assistant", colours[1]),
+        Turn("user", [im[colours[0]], "What about this one?"]),
+    ], colours[0])
+    cache = ImageInputCache()
+    plain = encode_example(processor, episode, "all_assistant")
+    cached = encode_example(processor, episode, "all_assistant", cache)
+    assert torch.equal(plain.input_ids, cached.input_ids) and torch.equal(plain.labels, cached.labels)
+    for key, value in plain.encoded.model_inputs.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, cached.encoded.model_inputs[key]), key
+    assert cache.misses == 2 and cache.hits > 0  # two distinct images, each processed once

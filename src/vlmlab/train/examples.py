@@ -91,11 +91,11 @@ def validate_examples(examples: Sequence[TrainExample]) -> None:
             raise DataError(f"training example {ex.id!r} has an empty target; give it an answer or drop it")
 
 
-def _encode(processor: Any, conversation: list[Turn], target: str, example_id: str) -> Any:
+def _encode(processor: Any, conversation: list[Turn], target: str, example_id: str, image_inputs: Any = None) -> Any:
     from vlmlab.models.hf_encode import encode_conversation
 
     try:
-        return encode_conversation(processor, conversation, target, add_generation_prompt=True)
+        return encode_conversation(processor, conversation, target, add_generation_prompt=True, image_inputs=image_inputs)
     except (DataError, ModelError) as exc:
         raise type(exc)(f"training example {example_id!r}: {exc}") from None
 
@@ -108,9 +108,13 @@ def _loss_span(encoded: Any, example_id: str) -> slice:
     return span
 
 
-def encode_example(processor: Any, example: TrainExample, loss_on: LossOn = "last") -> EncodedExample:
-    """Encode one example and build its labels (see the module docstring for which positions)."""
-    full = _encode(processor, list(example.conversation), example.target, example.id)
+def encode_example(processor: Any, example: TrainExample, loss_on: LossOn = "last", image_inputs: Any = None) -> EncodedExample:
+    """Encode one example and build its labels (see the module docstring for which positions).
+
+    `image_inputs` (an `hf_encode.ImageInputCache`, for families whose images are processed one by
+    one) preprocesses each image once: `all_assistant` re-encodes every prefix of a conversation.
+    """
+    full = _encode(processor, list(example.conversation), example.target, example.id, image_inputs)
     input_ids = full.input_ids.to(torch.long)
     labels = torch.full_like(input_ids, IGNORE_INDEX)
     spans = [_loss_span(full, example.id)]
@@ -120,7 +124,7 @@ def encode_example(processor: Any, example: TrainExample, loss_on: LossOn = "las
                 continue
             if turn.images:
                 raise DataError(f"training example {example.id!r}: assistant turn {i} contains an image; answers must be text")
-            prefix = _encode(processor, list(example.conversation[:i]), turn.text, example.id)
+            prefix = _encode(processor, list(example.conversation[:i]), turn.text, example.id, image_inputs)
             span = _loss_span(prefix, example.id)
             if not torch.equal(prefix.input_ids[: span.stop], input_ids[: span.stop]):
                 raise ModelError(
@@ -153,6 +157,7 @@ def encode_and_guard(
     loss_on: LossOn = "last",
     keep_bytes: int = 2 << 30,
     on_example: Callable[[int], None] | None = None,
+    image_inputs: Any = None,
 ) -> tuple[list[EncodedExample], list[str]]:
     """Encode every example and check its full length against `max_length` before training.
 
@@ -165,6 +170,7 @@ def encode_and_guard(
         keep_bytes: processor outputs (pixel values) are kept in memory up to this many bytes; beyond
             it, samples keep only token ids and labels and are re-encoded when batched.
         on_example: called with the index of each encoded example (for progress bars).
+        image_inputs: an `hf_encode.ImageInputCache` shared by all examples (see `encode_example`).
 
     Returns:
         (encoded examples that fit, ids of skipped examples).
@@ -177,7 +183,7 @@ def encode_and_guard(
     too_long: list[tuple[str, int, int]] = []
     used = 0
     for i, ex in enumerate(examples):
-        enc = encode_example(processor, ex, loss_on)
+        enc = encode_example(processor, ex, loss_on, image_inputs)
         if on_example is not None:
             on_example(i)
         if enc.length > max_length:

@@ -216,7 +216,8 @@ def fine_tune(
     from accelerate.state import AcceleratorState
 
     from vlmlab.models.hf import resolve_checkpoint
-    from vlmlab.models.hf_encode import load_processor
+    from vlmlab.models.hf_encode import ImageInputCache, load_processor
+    from vlmlab.models.registry import get_spec
 
     _check_args(method, loss_on, scheduler, batch_size, grad_accum, max_length, save_every, epochs, max_steps, learning_rate)
     validate_examples(examples)
@@ -250,11 +251,13 @@ def fine_tune(
         return finished
 
     processor = load_processor(model_path)
+    # images preprocessed once per content hash (bit-identical outputs; families that process images one by one)
+    image_inputs = ImageInputCache() if get_spec(model_path).vision_cache else None
     with _bar(show_progress, transient=True) as bar:
         task = bar.add_task("encode + length check", total=len(examples))
         encoded, skipped = encode_and_guard(
             processor, examples, max_length=max_length, skip_too_long=skip_too_long, loss_on=loss_on,
-            keep_bytes=keep_encoded_bytes, on_example=lambda i: bar.advance(task),
+            keep_bytes=keep_encoded_bytes, on_example=lambda i: bar.advance(task), image_inputs=image_inputs,
         )
     kept_examples = {ex.id: ex for ex in examples}
     n = len(encoded)
