@@ -54,7 +54,8 @@ def main() -> None:
         icl = r["summary"]["icl"]["accuracy"]
         cap = r["summary"]["caption"]
         print(f"{r['plan']}: CIDEr {cap['before']['CIDEr']:.3f} -> {cap['after']['CIDEr']:.3f}; 2-shot VQA "
-              + ", ".join(f"{m} {icl[m]['2']['accuracy']:.3f}" for m in ("random", "text", "image", "selector") if "2" in icl.get(m, {})))
+              + ", ".join(f"{m} {icl[m]['2']['accuracy']:.3f}" for m in ("random", "text", "image", "selector") if "2" in icl.get(m, {}))
+              + f"; rating kappa {r['summary']['rating'].get('kappa', float('nan')):.3f}, valence r {r['summary']['rating'].get('valence_r', float('nan')):.3f}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """What the demo runs and how big: one frozen `DemoPlan` per mode (full or `--quick`).
 
-The sizes aim at about five minutes for the whole demo on a 2-core CPU (first-time toy model
-builds included; the three studies run side by side) and about one for `--quick`, while each study
-still shows its effect. Measured (2-core machine shared with other jobs, toy models cached): full
-plan 118 s wall for the studies (ICL beam search over 80 anchors 39 s, caption 57 s, rating 36 s).
-The toy model builds (`vlmlab.toymodels` recipes) dominate a first run: see
-`benchmarks/bench_demo.py` for time per stage. Everything random in the demo draws from `seed`
-(toy data, candidate pools, sampling, selector training, bootstrap CIs).
+The sizes aim at under five minutes for the whole demo on a 2-core CPU (first-time toy model
+builds included; the three studies run side by side) and under one for `--quick`, while each study
+still shows its effect. Measured on a quiet 2-core machine with an empty toy-model cache: full plan
+290 s wall (builds: icl-vqa 196 s, face-rater 244 s, captioner-base 91 s, side by side; ICL beam
+search over 160 anchors 27 s, ICL eval 24 s, caption study 36 s, rating 23 s, report 9 s); about
+105 s once the toy models are cached; `--quick` 54 s. The face-rater needs its 400 steps (at 300
+its answers stop tracking the faces: kappa 0.10). See `benchmarks/bench_demo.py`.
+Everything random in the demo draws from `seed` (toy data, candidate pools, sampling, selector
+training, bootstrap CIs).
 
     plan = demo_plan(quick=True, seed=0)
     plan.model_dump()          # recorded in <out>/demo/config.yaml; its hash decides resume
@@ -100,6 +102,6 @@ def demo_plan(quick: bool = False, seed: int = 0) -> DemoPlan:
         quick=False, seed=seed, captioner="captioner-base", icl_model="icl-vqa", rater="face-rater",
         caption=CaptionSizes(panoramas=200, max_train_rows=480, max_test_pairs=60, steps=120, learning_rate=5e-3, lora_r=16,
                              batch_size=8, max_new_tokens=16),
-        icl=IclSizes(questions=900, anchors=160, k=10, beam_size=2, rl_sampled=4, selector_epochs=20, eval_queries=120),
+        icl=IclSizes(questions=900, anchors=160, k=10, beam_size=2, rl_sampled=2, selector_epochs=20, eval_queries=120),
         rating=RatingSizes(faces=120),
     )

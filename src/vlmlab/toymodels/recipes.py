@@ -129,7 +129,7 @@ def captioner_base_recipe(*, quick: bool = False) -> ToyRecipe:
     (full fine-tuning, 200 steps x 16 samples, lr 1e-3, on 500 panoramas x 3 queries x 2 references).
     Images are 112x112 (16 image tokens): at 56x56 the three regions of a panorama blur together.
     """
-    steps = 20 if quick else 220
+    steps = 20 if quick else 160
     return ToyRecipe(
         name="captioner-base-quick" if quick else "captioner-base", kind="caption-pretrain",
         description="tiny Qwen2-VL pretrained on toy shapes captions; the caption study's model before fine-tuning",
@@ -165,7 +165,7 @@ def icl_vqa_recipe(*, quick: bool = False) -> ToyRecipe:
             # lr 1e-3 with a 10% warm-up: vision breaks through after ~200 steps (lr 2e-3, or a 5%
             # warm-up over 250 steps, stayed at the count-only plateau: colour and shape at chance).
             Stage(data="explicit", steps=15 if quick else 400, learning_rate=1e-3, batch_size=16, warmup_ratio=0.1),
-            Stage(data="episodes", steps=15 if quick else 300, learning_rate=5e-4, batch_size=16,
+            Stage(data="episodes", steps=15 if quick else 200, learning_rate=5e-4, batch_size=16,
                   loss_on="all_assistant", max_length=1024),
         ),
         quick=quick,
