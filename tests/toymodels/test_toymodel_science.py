@@ -22,8 +22,9 @@ def test_icl_vqa_uses_same_attribute_demonstrations(toy_model: Callable[[str], P
     backend = HFBackend(toy_model("icl-vqa"), batch_size=16)
     acc = {mode: icl_vqa_accuracy(None, heldout_vqa, demos=mode, n_demos=2, n_queries=120, seed=0, backend=backend)
            for mode in ("none", "same", "random")}
-    # measured: none 0.25, same 0.98, random 0.33 (89 held-out ambiguous queries; with 2 demonstrations
-    # of another attribute 0.01, and 0.91 on explicit questions without demonstrations)
+    # measured with 300 meta-ICL steps: none 0.25, same 0.98, random 0.33 (89 held-out ambiguous queries;
+    # with 2 demonstrations of another attribute 0.01, and 0.91 on explicit questions without
+    # demonstrations); the recipe has 200 steps since session 2 and passes the same bounds
     assert acc["same"] >= acc["none"] + 0.4, acc
     assert acc["same"] >= acc["random"] + 0.4, acc
     assert acc["same"] >= 0.8, acc
