@@ -41,15 +41,16 @@ def selector_demos(folder: Path, index: SupportIndex, q_text: np.ndarray, q_imag
     from vlmlab.icl.selectors.checkpoint import load_selector, read_selector_meta
     from vlmlab.icl.selectors.data import DataFingerprint
     from vlmlab.icl.selectors.inference import select
+    from vlmlab.icl.selectors.records import MODALITY_PARTS
 
     _, saved, meta = read_selector_meta(folder)
-    icd_text = index.demo_matrix() if saved.icd_answers else index.text
-    parts = {"text": [icd_text], "image": [index.image], "text+image": [icd_text, index.image]}.get(saved.modality)
-    qparts = {"text": [q_text], "image": [q_image], "text+image": [q_text, q_image]}.get(saved.modality)
-    if parts is None or qparts is None:
+    names = MODALITY_PARTS.get(saved.modality)
+    if names is None:
         raise DataError(f"{folder}: selector modality {saved.modality!r} is not one of text, image, text+image")
-    support_emb = np.concatenate(parts, axis=1)
-    query_emb = np.concatenate(qparts, axis=1)
+    icd = {"text": index.demo_matrix() if saved.icd_answers else index.text, "image": index.image}
+    query = {"text": q_text, "image": q_image}
+    support_emb = np.concatenate([icd[n] for n in names], axis=1)
+    query_emb = np.concatenate([query[n] for n in names], axis=1)
     here = DataFingerprint.from_ids(saved.dataset, index.ids, support_emb.shape[1], saved.modality, saved.icd_answers)
     model = load_selector(folder, fingerprint=here)
     pools = np.array(pools_for_queries(index, q_text, q_image, exclude, [_key(q) for q in qids], pool_sampler, k, seed), dtype=np.int64)

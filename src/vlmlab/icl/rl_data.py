@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vlmlab.data.records import VQARecord
-from vlmlab.icl.prompts import check_backend_images, generation_request
+from vlmlab.icl.prompts import generation_request
 from vlmlab.models.base import Backend
 
 
@@ -70,14 +70,9 @@ def answer_candidates(
     vqa_mode: str = "official",
     correct_threshold: float = 0.5,
 ) -> list[dict[str, Any]]:
-    """Fill `answer`, `status`, `vqa_acc_score`, `vqa_correct` of each candidate (a new list).
-
-    Raises:
-        ModelError: the backend cannot take the images of these sequences (BLIP-2: one per prompt).
-    """
+    """Fill `answer`, `status`, `vqa_acc_score`, `vqa_correct` of each candidate (a new list)."""
     from vlmlab.metrics.vqa import question_accuracy
 
-    check_backend_images(backend, max((len(c["positions"]) for c in candidates), default=0), "rl-data")
     requests = [generation_request(f"{anchor.question_id}/c{i}", [pool[p] for p in c["positions"]], anchor, max_new_tokens) for i, c in enumerate(candidates)]
     results = []
     for start in range(0, len(requests), batch_size):

@@ -217,6 +217,7 @@ def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | Non
     pending = [b for b in beams if b["id"] not in run.done_ids()]
     if pending:
         backend = backend if backend is not None else load_backend(config.scorer or bcfg.scorer)
+        check_backend_images(backend, bcfg.shots, "rl-data")
     for rec in track(pending, "rl-data"):
         anchor = support.get(rec["id"], str(config.beams))
         pool = support.subset(rec["pool"])

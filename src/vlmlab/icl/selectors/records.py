@@ -17,6 +17,8 @@ import numpy as np
 from vlmlab.errors import DataError
 
 Modality = Literal["text", "image", "text+image"]
+# Which index embeddings a modality concatenates, in order (the eval stage stacks query embeddings the same way).
+MODALITY_PARTS: dict[str, tuple[str, ...]] = {"text": ("text",), "image": ("image",), "text+image": ("text", "image")}
 
 
 def load_index_embeddings(index_dir: Path | str, modality: Modality = "text", demonstrations: bool = False) -> tuple[list[str], np.ndarray]:
@@ -33,7 +35,7 @@ def load_index_embeddings(index_dir: Path | str, modality: Modality = "text", de
         raise DataError(f"{ids_path} not found; run the icl index stage first") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{ids_path} is not valid JSON ({exc.msg}); rebuild the index") from None
-    names = {"text": ["text"], "image": ["image"], "text+image": ["text", "image"]}.get(modality)
+    names = MODALITY_PARTS.get(modality)
     if names is None:
         raise DataError(f"unknown modality {modality!r}; use text, image or text+image")
     if demonstrations:
