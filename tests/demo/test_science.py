@@ -66,10 +66,11 @@ def test_rating_analysis_recovers_planted_effects(demo_result) -> None:
     assert rating["kappa"] > 0.6 and rating["valence_r"] > 0.5, rating  # the face-rater rates like the humans
 
 
-def test_rerun_resumes_every_stage(demo_result, demo_cache) -> None:
+def test_rerun_resumes_every_stage(demo_result, demo_cache, demo_folder_lock) -> None:
     from vlmlab.demo import run_demo
 
-    again = run_demo(demo_result.out, quick=False, seed=0, cache_root=demo_cache, png=False)
+    with demo_folder_lock():  # the report test of the other worker reads the same folder
+        again = run_demo(demo_result.out, quick=False, seed=0, cache_root=demo_cache, png=False)
     stages = set(demo_result.timings["stages"]) - {"report"}
     assert set(again.skipped) == stages
     assert again.summary["icl"]["accuracy"] == demo_result.summary["icl"]["accuracy"]
