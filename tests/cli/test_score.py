@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,10 +113,25 @@ def test_score_vqa_json_contract(tmp_path, capsys):
     code, out, _ = _run(["score", "vqa", str(pred), str(ann)], capsys)
     data = json.loads(out)
     assert code == 0
-    assert data["per_question"] == {"1": 90.0, "2": 100.0}
-    assert data["accuracy"] == 95.0 and data["per_answer_type"] == {"number": 90.0, "yes/no": 100.0}
+    # current official: "Yes." is not normalised against ten identical "yes"
+    assert data["per_question"] == {"1": 90.0, "2": 0.0} and data["mode"] == "official"
+    assert data["accuracy"] == 45.0 and data["per_answer_type"] == {"number": 90.0, "yes/no": 0.0}
+    code, out, _ = _run(["score", "vqa", str(pred), str(ann), "--mode", "vqa2016"], capsys)
+    assert code == 0 and json.loads(out)["per_question"] == {"1": 90.0, "2": 100.0}
     code, out, _ = _run(["score", "vqa", str(pred), str(ann), "--mode", "openflamingo", "--format", "table"], capsys)
     assert code == 0 and "accuracy" in out
+
+
+SOURCES = Path(__file__).parents[1] / "metrics" / "files" / "vqa_sources"
+
+
+@pytest.mark.parametrize("mode, expected", [("official", 57.14), ("vqa2016", 94.29), ("openflamingo", 100.0),
+                                            ("lmms-eval", 100.0), ("lmms-eval-vqav2", 100.0)])
+def test_score_vqa_the_issues_seven_questions_per_mode(mode, expected, capsys):
+    """Numbers printed by the source evaluators on these files (vqa_sources/SOURCES.md)."""
+    code, out, _ = _run(["score", "vqa", str(SOURCES / "seven_results.json"), str(SOURCES / "seven_annotations.json"),
+                         "--questions", str(SOURCES / "seven_questions.json"), "--mode", mode], capsys)
+    assert code == 0 and json.loads(out)["accuracy"] == expected
 
 
 def test_score_vqa_questions_restrict_and_missing_ids(tmp_path, capsys):
@@ -123,4 +139,4 @@ def test_score_vqa_questions_restrict_and_missing_ids(tmp_path, capsys):
     code, _, err = _run(["score", "vqa", str(pred), str(ann), "--questions", str(questions)], capsys)
     assert code == 2 and "[1]" in err
     code, out, _ = _run(["score", "vqa", str(pred), str(ann), "--questions", str(questions), "--allow-missing"], capsys)
-    assert code == 0 and json.loads(out)["per_question"] == {"2": 100.0}
+    assert code == 0 and json.loads(out)["per_question"] == {"2": 0.0}
