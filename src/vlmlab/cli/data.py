@@ -27,7 +27,7 @@ def check(
 ) -> None:
     """Read PATH as FORMAT, print a summary, optionally decode every image and export records."""
     from vlmlab.data.check import check_images as decode_all
-    from vlmlab.data.check import summarize, write_records_jsonl
+    from vlmlab.data.check import missing_image_files, summarize, write_records_jsonl
     from vlmlab.data.readers import read_dataset
 
     dataset = read_dataset(
@@ -47,3 +47,7 @@ def check(
         if key not in ("format", "path"):
             table.add_row(key, str(value))
     _console.print(table)
+    missing = missing_image_files(dataset.records)
+    if missing:
+        typer.echo(f"warning: {len(missing)} of {summary['images']} image files not found, e.g. {missing[0]}; "
+                   "check --images (the image root) or --url-map", err=True)

@@ -17,7 +17,9 @@ its metrics are computed two ways:
 
 A `url` becomes a local file through `url_map` (a dict or a CSV/TSV/JSON file mapping url -> file)
 or, without a map, through the URL's file name (`.../3503709281_60051c1cd0_k.jpg`) under the image
-root. The image root defaults to the folder of the data file; every path must stay inside it.
+root. A `url` cell without a scheme is a relative path and is kept whole under the root: QuIC-360's
+`test-refer.tsv` names `refer360images/indoor/living_room/pano_x.jpg`. The image root defaults to
+the folder of the data file; every path must stay inside it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ def url_file_name(url: str, where: str = "") -> str:
         prefix = f"{where}: " if where else ""
         raise DataError(f"{prefix}URL {url!r} has no file name; pass a URL map that names its local file")
     return name
+
+
+def is_web_url(value: str) -> bool:
+    """True for `https://host/...` style cells; False for relative paths such as `refer360images/a.jpg`."""
+    parts = urlsplit(value)
+    return bool(parts.netloc) or parts.scheme.lower() in ("http", "https", "ftp", "file")
 
 
 def read_url_map(path: Path | str) -> dict[str, str]:
@@ -99,7 +107,8 @@ class _ImageNamer:
                 if value not in self.url_map:
                     raise DataError(f"{where}: URL {value!r} is not in the URL map {self.map_name}; add it")
                 return image_under_root(self.root, self.url_map[value], where)
-            return image_under_root(self.root, url_file_name(value, where), where)
+            if is_web_url(value):
+                return image_under_root(self.root, url_file_name(value, where), where)
         return image_under_root(self.root, value, where)
 
 

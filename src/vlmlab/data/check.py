@@ -75,6 +75,12 @@ def check_images(records: Sequence[Record], *, description: str = "decoding imag
     )
 
 
+def missing_image_files(records: Sequence[Record]) -> list[Path]:
+    """Image files the records name that do not exist (in-memory images are never missing)."""
+    return [image.path for image, _ in unique_images(records).values()
+            if image.path is not None and not image.path.is_file()]
+
+
 def _spread(values: Sequence[int]) -> str:
     if not values:
         return "-"
