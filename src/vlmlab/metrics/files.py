@@ -1,8 +1,11 @@
 """Reading the files `vlmlab score` takes: caption predictions/references and VQA JSON files.
 
-Caption predictions: JSONL of {"id", "prediction"} or CSV/TSV with those columns.
+Caption predictions: JSONL of {"id", "prediction"} or CSV/TSV with those columns, or a COCO result
+JSON (`[{"image_id", "caption"}, ...]`, what every captioning paper submits).
 Caption references: JSONL of {"id", "references": [...]} or one row per reference
-({"id", "reference"} in JSONL, or CSV/TSV with `id` and `reference` columns).
+({"id", "reference"} in JSONL, or CSV/TSV with `id` and `reference` columns), or a COCO captions
+annotation JSON ({"images": [...], "annotations": [{"image_id", "caption"}, ...]}). A COCO
+`image_id` is the item id (as text, so `42` in a result matches `42` in the annotations).
 VQA: predictions as a JSON list of {"question_id", "answer"}; annotations as the VQA v2 / OK-VQA
 annotation JSON ({"annotations": [...]}); questions as the VQA questions JSON ({"questions": [...]}).
 Every problem is a DataError naming the file and line.
@@ -51,10 +54,47 @@ def _field(path: Path, num: int, row: dict, key: str) -> Any:
     return row[key]
 
 
+def _coco_document(path: Path) -> Any:
+    """The parsed document of a `.json` file, or None when it is JSONL with a .json name."""
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None  # several JSON objects, one per line: read as JSONL
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+
+
+def _coco_captions(path: Path, rows: Any, what: str) -> list[tuple[str, str]]:
+    """(image id as text, caption) per entry of a COCO result list or annotation list."""
+    out: list[tuple[str, str]] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or "image_id" not in row or "caption" not in row:
+            keys = ", ".join(map(str, row)) if isinstance(row, dict) else type(row).__name__
+            raise DataError(f"{path}: {what} {i} needs 'image_id' and 'caption' (found: {keys or 'none'})")
+        if not isinstance(row["caption"], str):
+            raise DataError(f"{path}: {what} {i}: 'caption' must be a string, got {type(row['caption']).__name__}")
+        out.append((str(row["image_id"]), row["caption"]))
+    return out
+
+
 def read_caption_predictions(path: str | Path) -> dict[str, str]:
-    """{id: prediction} from JSONL or CSV/TSV; a duplicate id is an error."""
+    """{id: prediction} from JSONL, CSV/TSV or a COCO result JSON; a duplicate id is an error."""
     path = Path(path)
     out: dict[str, str] = {}
+    document = _coco_document(path)
+    if document is not None:
+        if not isinstance(document, list):
+            raise DataError(f"{path}: a .json prediction file must be a COCO result list "
+                            '[{"image_id", "caption"}, ...] (or JSONL, one object per line)')
+        for i, (item, caption) in enumerate(_coco_captions(path, document, "result")):
+            if item in out:
+                raise DataError(f"{path}: result {i}: duplicate image_id {item}; keep one caption per image")
+            out[item] = caption
+        if not out:
+            raise DataError(f"{path}: no predictions found")
+        return out
     for num, row in _rows(path):
         item = str(_field(path, num, row, "id"))
         pred = _field(path, num, row, "prediction")
@@ -69,9 +109,20 @@ def read_caption_predictions(path: str | Path) -> dict[str, str]:
 
 
 def read_caption_references(path: str | Path) -> dict[str, list[str]]:
-    """{id: [references]} from rows with a `references` list or one `reference` per row."""
+    """{id: [references]} from rows with a `references` list or one `reference` per row, or from
+    a COCO captions annotation JSON."""
     path = Path(path)
     out: dict[str, list[str]] = {}
+    document = _coco_document(path)
+    if document is not None:
+        if not isinstance(document, dict) or not isinstance(document.get("annotations"), list):
+            raise DataError(f"{path}: a .json reference file must be a COCO captions annotation file "
+                            '{"images": [...], "annotations": [{"image_id", "caption"}, ...]} (or JSONL)')
+        for item, caption in _coco_captions(path, document["annotations"], "annotation"):
+            out.setdefault(item, []).append(caption)
+        if not out:
+            raise DataError(f"{path}: no references found")
+        return out
     for num, row in _rows(path):
         item = str(_field(path, num, row, "id"))
         if "references" in row:
