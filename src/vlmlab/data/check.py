@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from vlmlab.data.images import Image
 from vlmlab.data.readers import Dataset
+from vlmlab.data.sources import parse_source
 from vlmlab.data.records import CaptionRecord, RatingRecord, Record, VQARecord, record_to_dict
 from vlmlab.errors import DataError
 from vlmlab.progress import track
@@ -96,6 +97,7 @@ def summarize(dataset: Dataset) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "format": dataset.format,
         "path": str(dataset.path),
+        "source": parse_source(dataset.path).describe(),
         "rows": dataset.rows,
         "records": len(records),
         "images": len(images),
