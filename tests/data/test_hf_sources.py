@@ -190,3 +190,65 @@ def test_read_source_table_keeps_images_undecoded(vqa_sources):
     image = table.rows[0].values["image"]
     assert set(image) == {"bytes", "path"} and image["bytes"][:4] == b"\x89PNG"
     assert json.dumps(table.rows[0].values["answers"][0]) == '{"answer": "yes", "answer_confidence": "yes", "answer_id": 1}'
+
+
+def _write_yaml(path: Path, config: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_study_configs_name_datasets_sources(vqa_sources, tmp_path):
+    """caption, icl and rating data blocks take a parquet / save_to_disk source as they take files."""
+    from vlmlab.caption.config import CaptionConfig
+    from vlmlab.caption.study import prepare_data
+    from vlmlab.config import load_config
+    from vlmlab.icl.data import VQADataConfig, load_split
+    from vlmlab.rating.config import RatingConfig
+    from vlmlab.rating.run import load_items
+
+    # caption: embedded images are written once under _shared_data/images, the tables name them
+    datasets.Dataset.from_dict({
+        "image": [{"bytes": _png_bytes(COLORS[0]), "path": "p1.png"}] * 2 + [{"bytes": _png_bytes(COLORS[2]), "path": "p2.png"}],
+        "query": ["location", "location", "people"], "annotation": ["a shop", "a store", "two people"],
+    }, features=datasets.Features({"image": datasets.Image(), "query": datasets.Value("string"),
+                                   "annotation": datasets.Value("string")})).to_parquet(str(tmp_path / "quic.parquet"))
+    caption = load_config(_write_yaml(tmp_path / "caption.yaml", {
+        "name": "hf", "out_dir": str(tmp_path / "runs"), "data": {"test": str(tmp_path / "quic.parquet")},
+        "models": [{"name": "tiny", "path": str(tmp_path), "finetune": False}], "finetune": {"enabled": False},
+    }), CaptionConfig)
+    shared = prepare_data(caption)
+    assert [(r.id, r.references) for r in shared.test] == [("p1/location", ["a shop", "a store"]), ("p2/people", ["two people"])]
+    first = shared.test[0].image.path
+    assert first.parent == shared.folder / "images" and first.read_bytes() == _png_bytes(COLORS[0])
+    assert str(first) in (shared.folder / "test.csv").read_text()
+    # icl: one datasets source instead of questions + annotations JSON
+    split = load_split(VQADataConfig(questions=Path(f"{vqa_sources['dict']}#validation")))
+    assert [r.question_id for r in split.records] == ["10", "11", "20"] and split.get("20").answers == ["red"] * 10
+    # rating: a parquet of ratings with embedded faces
+    datasets.Dataset.from_dict({
+        "image_id": ["f1", "f2"], "image": [{"bytes": _png_bytes(COLORS[i]), "path": None} for i in (0, 1)],
+        "rater_id": ["r1", "r1"], "emotion": ["happy", "sad"], "valence": [7.0, 2.0], "arousal": [5.0, 3.0],
+        "group": ["a", "b"],
+    }, features=datasets.Features({
+        "image_id": datasets.Value("string"), "image": datasets.Image(), "rater_id": datasets.Value("string"),
+        "emotion": datasets.Value("string"), "valence": datasets.Value("float64"), "arousal": datasets.Value("float64"),
+        "group": datasets.Value("string"),
+    })).to_parquet(str(tmp_path / "faces.parquet"))
+    rating = load_config(_write_yaml(tmp_path / "rating.yaml", {
+        "name": "faces", "out": str(tmp_path / "runs" / "faces"), "data": {"ratings": str(tmp_path / "faces.parquet")},
+        "models": [{"name": "m", "kind": "ollama", "ref": "x", "base_url": "http://127.0.0.1:1"}],
+    }), RatingConfig)
+    items = load_items(rating)
+    assert [(i.id, i.emotion, i.group) for i in items] == [("f1", "happy", "a"), ("f2", "sad", "b")]
+    assert items[1].image.load().getpixel((0, 0)) == COLORS[1]
+
+
+def test_icl_questions_json_without_annotations_is_refused(tmp_path):
+    from vlmlab.errors import DataError
+    from vlmlab.icl.data import VQADataConfig, load_split
+
+    (tmp_path / "q.json").write_text(json.dumps({"questions": []}))
+    with pytest.raises(DataError, match="needs its annotations file"):
+        load_split(VQADataConfig(questions=tmp_path / "q.json"))

@@ -21,15 +21,17 @@ Offline (HF_HUB_OFFLINE=1) with the dataset not in the cache, a hub id is one `D
 
 from __future__ import annotations
 
+import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence, TypeVar
 
 from vlmlab.data.images import Image, resolve_under_root
 from vlmlab.data.tables import Row, Table
 from vlmlab.errors import DataError
 
+R = TypeVar("R", bound=Any)  # a record dataclass with `image` and `source`
 HUB_PREFIX = "hf:"
 KINDS = {"parquet": "parquet file", "arrow": "arrow file", "disk": "save_to_disk folder", "hub": "hub dataset"}
 
@@ -180,3 +182,37 @@ def embedded_name(value: Any) -> str | None:
     if isinstance(value, dict) and value.get("bytes") and isinstance(value.get("path"), str) and value["path"]:
         return value["path"]
     return None
+
+
+def materialize_images(records: Sequence[R], folder: Path | str) -> list[R]:
+    """The records with every embedded image written once under `folder` (named by content hash).
+
+    For studies that hand images on by path (the caption study's shared train/test tables); images
+    that already are files are kept as they are.
+    """
+    import PIL.Image
+
+    folder = Path(folder)
+    out: list[R] = []
+    written: dict[str, Path] = {}
+    for record in records:
+        image = record.image
+        if image.path is not None:
+            out.append(record)
+            continue
+        if image.sha256 not in written:
+            assert image.data is not None
+            try:
+                with PIL.Image.open(io.BytesIO(image.data)) as pil:
+                    ext = {"JPEG": ".jpg"}.get(pil.format or "", f".{(pil.format or 'bin').lower()}")
+            except (PIL.UnidentifiedImageError, OSError):
+                raise DataError(f"{record.source}: embedded image is not a readable image; replace it") from None
+            target = folder / f"{image.sha256[:24]}{ext}"
+            if not target.is_file():
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_suffix(target.suffix + ".tmp")
+                tmp.write_bytes(image.data)
+                tmp.replace(target)
+            written[image.sha256] = target
+        out.append(replace(record, image=Image(path=written[image.sha256])))
+    return out
