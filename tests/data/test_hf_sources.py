@@ -252,3 +252,16 @@ def test_icl_questions_json_without_annotations_is_refused(tmp_path):
     (tmp_path / "q.json").write_text(json.dumps({"questions": []}))
     with pytest.raises(DataError, match="needs its annotations file"):
         load_split(VQADataConfig(questions=tmp_path / "q.json"))
+
+
+def test_score_vqa_against_a_parquet_of_answers(vqa_sources, tmp_path, run_cli):
+    """The lmms-lab layout as ground truth for `score vqa`; the same numbers as the JSON annotations."""
+    preds = tmp_path / "preds.json"
+    preds.write_text(json.dumps([{"question_id": 10, "answer": "Yes"}, {"question_id": 11, "answer": "two"},
+                                 {"question_id": 20, "answer": "red"}]))
+    code, stdout, stderr = run_cli(["score", "vqa", preds, vqa_sources["parquet"]])
+    assert code == 0, stderr
+    out = json.loads(stdout)
+    # current official: "Yes" against ten "yes" is not normalised (0); "two" against 2/two: 100
+    assert out["per_question"] == {"10": 0.0, "11": 100.0, "20": 100.0}
+    assert out["per_answer_type"] == {"yes/no": 0.0, "number": 100.0, "other": 100.0}

@@ -73,7 +73,7 @@ def caption(
 @app.command("vqa")
 def vqa(
     pred: Path = typer.Argument(..., help='Predictions: JSON list of {"question_id", "answer"}.'),
-    annotations: Path = typer.Argument(..., help="VQA v2 / OK-VQA annotations JSON."),
+    annotations: Path = typer.Argument(..., help="VQA v2 / OK-VQA annotations JSON, or a datasets source with one row per question (parquet, arrow, save_to_disk folder, hf:id#split)."),
     questions: Optional[Path] = typer.Option(None, "--questions", help="VQA questions JSON: evaluate exactly these questions."),
     mode: VqaMode = typer.Option(VqaMode.official, "--mode", help="official (GT-Vision-Lab master, 2021-), vqa2016 (its 2016-2021 version), openflamingo (also Lever-LM), okvqa (openflamingo + OK-VQA stemming), lmms-eval (EvalAI processor), lmms-eval-vqav2 (its vqav2 task). README: VQA accuracy modes."),
     fmt: Format = typer.Option(Format.json, "--format", help="json or table."),

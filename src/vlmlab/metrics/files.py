@@ -172,7 +172,12 @@ def read_vqa_predictions(path: str | Path) -> dict[Any, str]:
 
 
 def read_vqa_annotations(path: str | Path) -> list[dict]:
-    """Annotation dicts from a VQA annotations JSON ({"annotations": [...]}, or a bare list)."""
+    """Annotation dicts from a VQA annotations JSON ({"annotations": [...]}, or a bare list), or
+    from a `datasets` source with one row per question (lmms-lab VQAv2 / OK-VQA layout)."""
+    from vlmlab.data.sources import is_dataset_source
+
+    if is_dataset_source(path):
+        return _annotations_from_table(path)
     path = Path(path)
     data = _load_json(path)
     anns = data.get("annotations") if isinstance(data, dict) else data
@@ -192,3 +197,23 @@ def read_vqa_question_ids(path: str | Path) -> list[Any]:
     if not isinstance(qs, list) or not all(isinstance(q, dict) and "question_id" in q for q in qs):
         raise DataError(f"{path}: expected a VQA questions file with a 'questions' list of objects with 'question_id'")
     return [q["question_id"] for q in qs]
+
+
+def _annotations_from_table(source: str | Path) -> list[dict]:
+    """VQA annotation dicts from a one-row-per-question table; answers may be strings or dicts."""
+    from vlmlab.data.tables import read_rows
+
+    table = read_rows(source)
+    qid_col = table.find_column(("question_id", "qid"), "the question id")
+    answers_col = table.find_column(("answers",), "the human answers")
+    anns = []
+    for row in table.rows:
+        answers = row.values.get(answers_col)
+        if not isinstance(answers, list) or not answers:
+            raise DataError(f"{table.where(row)}: column {answers_col!r} holds no answers list; scoring needs the human answers")
+        anns.append({
+            **{k: row.values[k] for k in ("answer_type", "question_type") if isinstance(row.values.get(k), str)},
+            "question_id": row.values[qid_col],
+            "answers": [a if isinstance(a, dict) else {"answer": a, "answer_id": i + 1} for i, a in enumerate(answers)],
+        })
+    return anns
