@@ -169,7 +169,7 @@ def test_score_caption_coco_result_and_annotation_json_equal_pycocoevalcap(capsy
 
 @pytest.mark.parametrize("which, content, expected", [
     ("pred", [{"image_id": 1, "text": "a cat"}], "result 0 needs 'image_id' and 'caption' (found: image_id, text)"),
-    ("pred", [{"image_id": 1, "caption": "a"}, {"image_id": 1, "caption": "b"}], "result 1: duplicate image_id 1; keep one caption per image"),
+    ("pred", [{"image_id": 1, "caption": "a"}, {"image_id": 1, "caption": "b"}], "result 1: duplicate id '1'; keep one prediction per id"),
     ("pred", {"annotations": []}, "a .json prediction file must be a COCO result list"),
     ("refs", [{"image_id": 1, "caption": "a"}], "a .json reference file must be a COCO captions annotation file"),
     ("refs", {"annotations": [{"image_id": 1, "caption": 3}]}, "annotation 0: 'caption' must be a string, got int"),

@@ -79,29 +79,29 @@ def _coco_captions(path: Path, rows: Any, what: str) -> list[tuple[str, str]]:
     return out
 
 
+def _prediction_rows(path: Path) -> Iterator[tuple[str, str, Any]]:
+    """(where, id, prediction) per entry of a COCO result JSON or a JSONL/CSV/TSV prediction file."""
+    document = _coco_document(path)
+    if document is None:
+        for num, row in _rows(path):
+            yield f"{path}:{num}", str(_field(path, num, row, "id")), _field(path, num, row, "prediction")
+        return
+    if not isinstance(document, list):
+        raise DataError(f"{path}: a .json prediction file must be a COCO result list "
+                        '[{"image_id", "caption"}, ...] (or JSONL, one object per line)')
+    for i, (item, caption) in enumerate(_coco_captions(path, document, "result")):
+        yield f"{path}: result {i}", item, caption
+
+
 def read_caption_predictions(path: str | Path) -> dict[str, str]:
     """{id: prediction} from JSONL, CSV/TSV or a COCO result JSON; a duplicate id is an error."""
     path = Path(path)
     out: dict[str, str] = {}
-    document = _coco_document(path)
-    if document is not None:
-        if not isinstance(document, list):
-            raise DataError(f"{path}: a .json prediction file must be a COCO result list "
-                            '[{"image_id", "caption"}, ...] (or JSONL, one object per line)')
-        for i, (item, caption) in enumerate(_coco_captions(path, document, "result")):
-            if item in out:
-                raise DataError(f"{path}: result {i}: duplicate image_id {item}; keep one caption per image")
-            out[item] = caption
-        if not out:
-            raise DataError(f"{path}: no predictions found")
-        return out
-    for num, row in _rows(path):
-        item = str(_field(path, num, row, "id"))
-        pred = _field(path, num, row, "prediction")
+    for where, item, pred in _prediction_rows(path):
         if not isinstance(pred, str):
-            raise DataError(f"{path}:{num}: 'prediction' must be a string, got {type(pred).__name__}")
+            raise DataError(f"{where}: 'prediction' must be a string, got {type(pred).__name__}")
         if item in out:
-            raise DataError(f"{path}:{num}: duplicate id {item!r}; keep one prediction per id")
+            raise DataError(f"{where}: duplicate id {item!r}; keep one prediction per id")
         out[item] = pred
     if not out:
         raise DataError(f"{path}: no predictions found")
