@@ -265,3 +265,14 @@ def test_score_vqa_against_a_parquet_of_answers(vqa_sources, tmp_path, run_cli):
     # current official: "Yes" against ten "yes" is not normalised (0); "two" against 2/two: 100
     assert out["per_question"] == {"10": 0.0, "11": 100.0, "20": 100.0}
     assert out["per_answer_type"] == {"yes/no": 0.0, "number": 100.0, "other": 100.0}
+
+
+def test_unreadable_containers_are_one_line(tmp_path, run_cli):
+    (tmp_path / "text.parquet").write_text("hello")
+    (tmp_path / "text.arrow").write_text("hello")
+    for name, kind in (("text.parquet", "parquet file"), ("text.arrow", "arrow file")):
+        code, stdout, stderr = run_cli(["data", "check", "vqa", tmp_path / name])
+        lines = stderr.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / name}: not a readable {kind} ("), stderr
+    code, _, stderr = run_cli(["data", "check", "vqa", tmp_path / "missing.parquet"])
+    assert (code, stderr.strip()) == (2, f"error: {tmp_path / 'missing.parquet'}: file not found; check the path")

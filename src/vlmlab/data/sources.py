@@ -118,10 +118,10 @@ def _load_arrow_rows(source: Source, label: str) -> list[dict[str, Any]]:
             offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else ""
             raise DataError(f"{label}: cannot load the hub dataset {source.location!r}{offline} and it is not in the "
                             "Hugging Face cache; load it once where the network works, or use a local parquet/arrow/save_to_disk copy") from None
-        raise DataError(f"{label}: cannot read it as a {KINDS[source.kind]} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise DataError(f"{label}: not a readable {KINDS[source.kind]} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     except Exception as exc:  # datasets raises many kinds (DatasetNotFoundError, ValueError, ArrowInvalid...)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{label}: cannot read it as a {KINDS[source.kind]} ({first})") from None
+        raise DataError(f"{label}: not a readable {KINDS[source.kind]} ({first})") from None
     dataset = _pick_split(loaded, source, label)
     if getattr(dataset, "_indices", None) is not None:
         dataset = dataset.flatten_indices()
@@ -136,7 +136,7 @@ def _load_parquet_rows(source: Source, label: str) -> list[dict[str, Any]]:
         return pyarrow.parquet.read_table(source.location).to_pylist()
     except (pyarrow.ArrowException, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{label}: cannot read it as a parquet file ({first})") from None
+        raise DataError(f"{label}: not a readable parquet file ({first})") from None
 
 
 def read_source_table(spec: str | os.PathLike[str]) -> Table:
