@@ -26,7 +26,6 @@ class VQADataConfig(StrictModel):
     questions: Path
     annotations: Path | None = None  # required for JSON questions files; None for a datasets source
     images: Path | None = None  # image root; defaults to the questions file's folder
-    columns: dict[str, str] | None = None  # datasets source: role -> column (question_id, question, answers, image, image_id)
     image_pattern: str | None = None  # e.g. "COCO_train2014_{image_id:012d}.jpg"
 
 
@@ -83,7 +82,7 @@ def load_split(data: VQADataConfig) -> Split:
     if data.annotations is None and not is_dataset_source(data.questions):
         raise DataError(f"{data.questions}: a VQA questions JSON needs its annotations file (data annotations:); "
                         "only a datasets source (parquet, arrow, save_to_disk, hf:) carries the answers itself")
-    records = read_vqa(data.questions, data.annotations, data.images, image_pattern=data.image_pattern, columns=data.columns)
+    records = read_vqa(data.questions, data.annotations, data.images, image_pattern=data.image_pattern)
     missing = [r for r in records if r.image.path is not None and not r.image.path.is_file()]
     if missing:
         first = missing[0]
