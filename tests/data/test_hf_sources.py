@@ -276,3 +276,19 @@ def test_unreadable_containers_are_one_line(tmp_path, run_cli):
         assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / name}: not a readable {kind} ("), stderr
     code, _, stderr = run_cli(["data", "check", "vqa", tmp_path / "missing.parquet"])
     assert (code, stderr.strip()) == (2, f"error: {tmp_path / 'missing.parquet'}: file not found; check the path")
+
+
+def test_score_caption_against_a_parquet_of_references(tmp_path, run_cli):
+    """A COCO-Caption style parquet (id + five captions) as references; same numbers as the JSONL form."""
+    captions = {1: ["a red square on a table", "a red block", "red square", "a small red square", "a square"],
+                2: ["a green field", "green grass", "a field of grass", "green", "a green meadow"]}
+    datasets.Dataset.from_dict({"id": list(captions), "answer": list(captions.values())}).to_parquet(str(tmp_path / "refs.parquet"))
+    (tmp_path / "refs.jsonl").write_text("".join(json.dumps({"id": str(i), "references": r}) + "\n" for i, r in captions.items()))
+    preds = tmp_path / "results.json"
+    preds.write_text(json.dumps([{"image_id": 1, "caption": "a red square"}, {"image_id": 2, "caption": "a field"}]))
+    scores = []
+    for refs in ("refs.parquet", "refs.jsonl"):
+        code, stdout, stderr = run_cli(["score", "caption", preds, tmp_path / refs, "--metrics", "BLEU,CIDEr"])
+        assert code == 0, stderr
+        scores.append(json.loads(stdout))
+    assert scores[0]["n"] == 2 and scores[0]["CIDEr"] > 0 and scores[0] == scores[1]

@@ -44,7 +44,7 @@ def _print_table(title: str, rows: list[tuple[str, object]]) -> None:
 @app.command("caption")
 def caption(
     pred: Path = typer.Argument(..., help='Predictions: JSONL of {"id", "prediction"}, CSV/TSV with those columns, or a COCO result JSON [{"image_id", "caption"}].'),
-    refs: Path = typer.Argument(..., help='References: JSONL of {"id", "references": [...]}, one {"id", "reference"} per row, or a COCO captions annotation JSON.'),
+    refs: Path = typer.Argument(..., help='References: JSONL of {"id", "references": [...]}, one {"id", "reference"} per row, a COCO captions annotation JSON, or a datasets source (parquet, arrow, save_to_disk folder, hf:id#split).'),
     mode: CaptionMode = typer.Option(CaptionMode.grouped, "--mode", help="grouped: all refs of an id; per-row: each ref its own item."),
     metrics: Optional[List[str]] = typer.Option(None, "--metrics", help="Subset of BLEU, METEOR, ROUGE-L, CIDEr, SPICE (repeat or comma-separate)."),
     fmt: Format = typer.Option(Format.json, "--format", help="json or table."),

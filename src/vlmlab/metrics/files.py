@@ -110,7 +110,12 @@ def read_caption_predictions(path: str | Path) -> dict[str, str]:
 
 def read_caption_references(path: str | Path) -> dict[str, list[str]]:
     """{id: [references]} from rows with a `references` list or one `reference` per row, or from
-    a COCO captions annotation JSON."""
+    a COCO captions annotation JSON, or a `datasets` source (a row per image with an `id` and a
+    captions list or one caption per row, as `vlmlab.data.captions` names the columns)."""
+    from vlmlab.data.sources import is_dataset_source
+
+    if is_dataset_source(path):
+        return _references_from_table(path)
     path = Path(path)
     out: dict[str, list[str]] = {}
     document = _coco_document(path)
@@ -217,3 +222,21 @@ def _annotations_from_table(source: str | Path) -> list[dict]:
             "answers": [a if isinstance(a, dict) else {"answer": a, "answer_id": i + 1} for i, a in enumerate(answers)],
         })
     return anns
+
+
+def _references_from_table(source: str | Path) -> dict[str, list[str]]:
+    """{id: [references]} from a parquet/arrow/save_to_disk/hub table (COCO-Caption style copies)."""
+    from vlmlab.data.captions import CAPTION_COLUMNS
+    from vlmlab.data.tables import read_rows
+
+    table = read_rows(source)
+    id_col = table.find_column(("id", "image_id", "question_id"), "the id")
+    caption_col = table.find_column(CAPTION_COLUMNS, "the caption")
+    out: dict[str, list[str]] = {}
+    for row in table.rows:
+        value = row.values.get(caption_col)
+        refs = value if isinstance(value, list) else [value]
+        if not refs or not all(isinstance(r, str) for r in refs):
+            raise DataError(f"{table.where(row)}: column {caption_col!r} must hold a caption or a list of captions")
+        out.setdefault(str(row.values.get(id_col)), []).extend(refs)
+    return out
