@@ -210,7 +210,7 @@ def materialize_images(records: Sequence[R], folder: Path | str) -> list[R]:
             target = folder / f"{image.sha256[:24]}{ext}"
             if not target.is_file():
                 folder.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_suffix(target.suffix + ".tmp")
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # processes preparing at once agree
                 tmp.write_bytes(image.data)
                 tmp.replace(target)
             written[image.sha256] = target
