@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vlmlab.data.captions import read_caption_table
+from vlmlab.data.sources import materialize_images
 from vlmlab.data.images import Image
 from vlmlab.data.records import CaptionRecord
 from vlmlab.errors import DataError
@@ -68,14 +69,14 @@ def prepare_shared_data(
         DataError: any problem of the tables (from `read_caption_table`), or an empty split.
     """
     folder = Path(folder)
-    test_records = read_caption_table(test, images, url_map=url_map)
+    test_records = materialize_images(read_caption_table(test, images, url_map=url_map), folder / "images")
     if max_test_pairs is not None:
         test_records = test_records[:max_test_pairs]
     if not test_records:
         raise DataError(f"{test}: no test rows; the caption study needs at least one (image, query) pair")
     train_records: list[CaptionRecord] = []
     if train is not None:
-        train_records = read_caption_table(train, images, url_map=url_map, per_row=True)
+        train_records = materialize_images(read_caption_table(train, images, url_map=url_map, per_row=True), folder / "images")
         if max_train_rows is not None:
             train_records = train_records[:max_train_rows]
         if not train_records:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from vlmlab.data.images import SUPPORTED_EXTENSIONS, Image, image_under_root
 from vlmlab.data.records import RatingRecord
+from vlmlab.data.sources import image_from_cell
 from vlmlab.data.tables import Row, Table, read_rows
 from vlmlab.errors import DataError
 
@@ -115,11 +116,15 @@ def read_ratings(
             first = first_line.setdefault((image_id, rater), row.line)
             if first != row.line:
                 raise DataError(f"{where}: duplicate rating of image {image_id!r} by rater {rater!r} (first on line {first}); remove one")
-        file_name = _text(row, path_col) or image_id
+        cell = row.values.get(path_col) if path_col is not None else None
+        if isinstance(cell, (dict, bytes, bytearray)):  # embedded (`datasets` Image feature)
+            image = image_from_cell(cell, root, where)
+        else:
+            image = _image_for(root, _text(row, path_col) or image_id, where)
         records.append(
             RatingRecord(
                 image_id=image_id,
-                image=_image_for(root, file_name, where),
+                image=image,
                 rater_id=rater,
                 emotion=_text(row, emotion_col),
                 valence=_number(table, row, valence_col, scale),
