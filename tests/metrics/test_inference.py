@@ -152,5 +152,8 @@ def test_p_formatting_and_labels() -> None:
     assert ci_label("percentile", "images", resamples=2000) == "95% percentile bootstrap over images, B=2000"
     iv = Interval(0.5, float("nan"), 0.7, "bca", "raters", 12, 0.9, 1000)
     assert iv.to_json() == {"estimate": 0.5, "low": None, "high": 0.7, "method": "bca", "unit": "raters", "n_units": 12,
-                            "level": 0.9, "resamples": 1000, "ci": "90% BCa bootstrap over raters (n=12, B=1000)"}
+                            "level": 0.9, "resamples": 1000, "dropped": 0, "ci": "90% BCa bootstrap over raters (n=12, B=1000)"}
     assert iv.to_dict()["value"] == 0.5 and iv.value == 0.5
+    undefined = Interval(float("nan"), float("nan"), float("nan"), "percentile", "items", 30, dropped=2, note="only one class")
+    assert undefined.to_json()["note"] == "only one class" and undefined.to_json()["estimate"] is None
+    assert undefined.describe() == "95% percentile bootstrap over items (n=30; 2 rows with missing values dropped)"

@@ -19,6 +19,7 @@ Paired tests (`paired_bootstrap`, `sign_flip_test`, `mcnemar_test`) live in `vlm
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
@@ -65,6 +66,8 @@ class Interval:
         n_units: how many units the data had.
         level: confidence level.
         resamples: B for bootstrap intervals, None otherwise.
+        dropped: rows left out because a value was missing (None/NaN), reported beside n.
+        note: why the estimate is undefined (NaN), e.g. "only one class"; None otherwise.
     """
 
     estimate: float
@@ -75,6 +78,8 @@ class Interval:
     n_units: int
     level: float = 0.95
     resamples: int | None = None
+    dropped: int = 0
+    note: str | None = None
 
     @property
     def value(self) -> float:
@@ -84,13 +89,16 @@ class Interval:
     def describe(self) -> str:
         """E.g. "95% BCa bootstrap over images (n=40, B=2000)"."""
         extra = f"n={self.n_units}" + (f", B={self.resamples}" if self.resamples else "")
+        extra += f"; {self.dropped} rows with missing values dropped" if self.dropped else ""
         return f"{_pct(self.level)} {METHOD_NAMES.get(self.method, self.method)} over {self.unit} ({extra})"
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict: estimate, bounds (NaN -> None), method, unit, n_units, level, resamples, ci (text)."""
-        return {"estimate": _none_if_nan(self.estimate), "low": _none_if_nan(self.low), "high": _none_if_nan(self.high),
-                "method": self.method, "unit": self.unit, "n_units": self.n_units, "level": self.level,
-                "resamples": self.resamples, "ci": self.describe()}
+        """JSON-ready dict: estimate, bounds (NaN -> None), method, unit, n_units, level, resamples, dropped,
+        ci (text) and, for an undefined estimate, note (the reason)."""
+        out = {"estimate": _none_if_nan(self.estimate), "low": _none_if_nan(self.low), "high": _none_if_nan(self.high),
+               "method": self.method, "unit": self.unit, "n_units": self.n_units, "level": self.level,
+               "resamples": self.resamples, "dropped": self.dropped, "ci": self.describe()}
+        return out if self.note is None else {**out, "note": self.note}
 
     def to_dict(self) -> dict[str, Any]:
         """The older `{"value", "low", "high"}` shape, plus method, unit, n_units, level, resamples, ci."""
@@ -167,8 +175,10 @@ def bootstrap_replicates(
     """(estimate, bootstrap replicates [B], jackknife values over units or None, number of units).
 
     `statistic` is a function of the columns (row-aligned arrays, resampled together so paired
-    data stays paired) or "mean" for the vectorised mean of one column. Replicates where the
-    statistic is undefined (NaN or a ValueError/ZeroDivisionError) are NaN.
+    data stays paired) or "mean" for the vectorised mean of one column. A statistic with an `axis`
+    parameter gets all resamples at once (rows along the last axis) when every resample has the same
+    number of rows (no clusters, or clusters of equal size). Replicates where the statistic is
+    undefined (NaN or a ValueError/ZeroDivisionError) are NaN.
     """
     arrs = [np.asarray(c) for c in columns]
     if not arrs:
@@ -195,12 +205,28 @@ def bootstrap_replicates(
             return math.nan
 
     estimate = safe(*arrs)
-    rows = _rows_of(codes, g)
-    reps = np.array([safe(*(a[rows(d)] for a in arrs)) for d in draws])
+    sizes = np.bincount(codes, minlength=g)
+    if _takes_axis(statistic) and sizes.min() == sizes.max():  # vectorised over resamples, like scipy's `axis`
+        order = np.argsort(codes, kind="stable").reshape(g, -1)
+        reps = np.empty(resamples)
+        for start in range(0, resamples, 256):
+            idx = order[draws[start : start + 256]].reshape(len(draws[start : start + 256]), -1)
+            with np.errstate(all="ignore"):
+                reps[start : start + 256] = statistic(*(a[idx] for a in arrs), axis=-1, **kwargs)
+    else:
+        rows = _rows_of(codes, g)
+        reps = np.array([safe(*(a[rows(d)] for a in arrs)) for d in draws])
     jack = None
     if jackknife:
         jack = np.array([safe(*(a[codes != u] for a in arrs)) for u in range(g)])
     return estimate, reps, jack, g
+
+
+def _takes_axis(statistic: Callable[..., float]) -> bool:
+    try:
+        return "axis" in inspect.signature(statistic).parameters
+    except (TypeError, ValueError):  # builtins/ufuncs without a signature
+        return False
 
 
 def percentile_bounds(reps: np.ndarray, level: float = 0.95) -> tuple[float, float]:
