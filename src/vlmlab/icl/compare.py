@@ -126,6 +126,8 @@ def _questions(run: _EvalRun, size: str, shots: int, method: str) -> list[str]:
 
 
 def _verdict(diff: float, p_adj: float, mdd: float, alpha: float, name: str) -> str:
+    if abs(diff) <= EQUAL_TOL * 100:
+        return "no difference"
     if math.isnan(mdd):
         return "too few units"
     if abs(diff) < mdd:
@@ -197,7 +199,8 @@ def compare_runs(
                                      resamples=n_boot, seed=seed)
                 row[f"{x}-A"] = 100 * res.estimate
             row[f"p({x})"] = res.p_value
-            row[f"MDD({x})"] = 100 * paired_mdd(scores[0], scores[i], clusters=clusters, alpha=alpha, power=power)[0]
+            mdd = 100 * paired_mdd(scores[0], scores[i], clusters=clusters, alpha=alpha, power=power)[0]
+            row[f"MDD({x})"] = mdd if mdd > 0 else math.nan  # identical answers: no variance to size a difference from
             tests.append((len(cells), x, res))
         if allow_different_subsets:
             for n, r, o in zip(names, runs, own):
