@@ -239,10 +239,11 @@ def _notes(names: list[str], n_boot: int, test: str, correction: str, n_tests: i
            unit: str, alpha: float, power: float, allow: bool) -> list[str]:
     units = "images" if by_image and unit == "image" else "questions"
     why = "" if by_image or unit == "question" else " (the ledgers carry no image ids, so questions are resampled)"
-    kind = (f"paired {ci_label('percentile', units, 0.95, n_boot)}" if test == "bootstrap"
-            else f"paired sign-flip permutation test over {units} (exact up to 16 differing units, else B={n_boot})")
-    out = [f"n: questions all runs answered in the cell; every accuracy and difference is on those n{why}.",
-           f"p: two-sided, {kind}; p below 1/B is shown as '< 1/B'.",
+    kind = (f"CI: paired {ci_label('percentile', units, 0.95, n_boot)}; p: two-sided, from the same resamples "
+            "(p < 0.05 exactly when the CI excludes 0); p below 1/B is shown as '< 1/B'." if test == "bootstrap"
+            else f"p: two-sided paired sign-flip permutation test over {units} (exact up to 16 differing units, "
+                 f"else B={n_boot} random flips, p = 2 (count + 1) / (B + 1)).")
+    out = [f"n: questions all runs answered in the cell; every accuracy and difference is on those n{why}.", kind,
            (f"p_adj: Holm correction over {n_tests} tests (cells x runs)." if correction == "holm"
             else "p_adj: no multiple-comparison correction (correction none); equal to p."),
            f"MDD: minimum detectable difference (points) at {power:.0%} power and alpha {alpha}, from n and the variance of the "
