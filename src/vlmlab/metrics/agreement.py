@@ -45,7 +45,7 @@ def missing_mask(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     if a.dtype.kind == "f":
         return np.isnan(a)
     if a.dtype == object:
-        return np.array([_is_missing(x) for x in a.tolist()], dtype=bool).reshape(a.shape)
+        return np.array([_is_missing(x) for x in a.ravel().tolist()], dtype=bool).reshape(a.shape)
     return np.zeros(a.shape, dtype=bool)
 
 
