@@ -33,9 +33,9 @@ from vlmlab.errors import ConfigError, DataError
 METHOD_NAMES = {
     "percentile": "percentile bootstrap",
     "bca": "BCa bootstrap",
-    "wilson": "Wilson",
-    "clopper-pearson": "Clopper-Pearson",
-    "fisher-z": "Fisher z",
+    "wilson": "Wilson score interval",
+    "clopper-pearson": "Clopper-Pearson exact interval",
+    "fisher-z": "Fisher z interval",
 }
 BOOTSTRAP_METHODS = ("percentile", "bca")
 
