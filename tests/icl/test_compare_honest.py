@@ -136,3 +136,13 @@ def test_a_real_difference_is_named_and_tiny_p_is_below_one_over_b(tmp_path: Pat
     assert next(r for r in perm.cells if r["size"] == "800")["p(B)"] == f"{2 / 501:.3g}"
     by_question = compare_runs([a, b], unit="question")
     assert by_question.cells[0]["n_images"] is None and "over questions" in by_question.to_markdown()
+
+
+def test_bad_options_are_one_line_errors(tmp_path: Path, capsys) -> None:
+    a, b, _ = _two_selectors(tmp_path, gains=(1, 0), losses=(0, 0))
+    for option in (["--unit", "pixel"], ["--test", "t-test"], ["--correction", "bonferroni"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["runs", "compare", str(a), str(b), *option])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and option[1] in err
