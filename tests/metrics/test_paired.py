@@ -95,3 +95,15 @@ def test_paired_tests_are_reachable_from_inference() -> None:
     assert inference.paired_bootstrap is paired.paired_bootstrap and inference.mcnemar_test is paired.mcnemar_test
     with pytest.raises(AttributeError):
         inference.no_such_test  # noqa: B018
+
+
+def test_clustered_mdd_uses_the_cluster_robust_standard_error_of_statsmodels() -> None:
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(6)
+    images = np.repeat(np.arange(70), rng.integers(1, 6, 70))  # unequal clusters
+    a = rng.random(images.size)
+    b = np.clip(a + np.repeat(rng.normal(0, 0.3, 70), np.bincount(images)) + rng.normal(0, 0.1, images.size), 0, 1)
+    _, g, sd = paired_mdd(a, b, clusters=images)
+    ols = sm.OLS(b - a, np.ones(images.size)).fit(cov_type="cluster", cov_kwds={"groups": images})
+    assert g == 70 and sd / np.sqrt(g) == pytest.approx(float(ols.bse[0]), rel=1e-10)

@@ -123,8 +123,8 @@ def paired_mdd(a: Sequence[float], b: Sequence[float], clusters: Sequence[Any] |
     """(minimum detectable difference of mean(b - a), number of units, per-unit SD used).
 
     With clusters the SD is that of the linearised cluster totals u_g = D_g - mean(d) n_g, scaled
-    so that SD / sqrt(G) is the cluster-robust standard error of mean(d); without clusters it is
-    the SD of the differences.
+    so that SD / sqrt(G) is the cluster-robust standard error of mean(d) (statsmodels OLS with
+    cov_type="cluster"); without clusters it is the SD of the differences.
     """
     d = _pair(a, b)
     codes, g = cluster_codes(clusters, len(d))
