@@ -49,8 +49,8 @@ def test_bca_of_a_paired_statistic_equals_scipy() -> None:
     x = rng.normal(size=25)
     y = 0.8 * x + 0.6 * rng.normal(size=25)
     r = lambda a, b: stats.pearsonr(a, b)[0]  # noqa: E731
-    ci = bootstrap_ci(r, x, y, method="bca", resamples=1500, seed=0)
-    _, reps, _, _ = bootstrap_replicates(r, x, y, resamples=1500, seed=0)
+    ci = bootstrap_ci(r, x, y, method="bca", resamples=400, seed=0)
+    _, reps, _, _ = bootstrap_replicates(r, x, y, resamples=400, seed=0)
     assert (ci.low, ci.high) == pytest.approx(_scipy_ci((x, y), r, reps, "BCa", paired=True), rel=1e-10)
 
 

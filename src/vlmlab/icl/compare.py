@@ -15,7 +15,8 @@ than the MDD is "within noise". Over all cells, per shot and per size: mean diff
 gain and loss, cells up/down/equal, significant up/down and within noise.
 
 Inputs are eval run folders: `metrics.json` (`cells`), `subsets.json` (size label -> question ids)
-and the ledger (one line per method/shots/question with `acc` and, since vlmlab 0.x, `image_id`).
+and the ledger (one line per method/shots/question with `acc` and `image_id`; ledgers without image ids
+are compared by question, and the notes say so).
 """
 
 from __future__ import annotations
