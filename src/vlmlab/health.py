@@ -5,8 +5,9 @@ request into `HTTP 400`, a server that ignores the image makes every answer empt
 must not end like a good one. `assess` counts the items that failed (status `error` or `empty`)
 by their message and calls the run *degraded* when
 
-- more than `max_error_share` of the items failed (default None: only when every item failed), or
-- more than `max_same_error_share` (default 0.5) of the items failed with one and the same message.
+- by default: every item failed, or more than `max_same_error_share` (0.5) of the items failed
+  with one and the same message;
+- with `max_error_share` set (the CLI's `--max-error-share`): more than that share failed.
 
 The CLI prints the counts of a degraded run and exits with code 3 ("finished but degraded"); the
 failed items are retried on the next run (see `vlmlab.runs`).
@@ -76,10 +77,11 @@ def assess(records: Iterable[dict[str, Any]], name: str, policy: FailurePolicy =
         return health
     share = failed / n
     same_message, same_count = messages.most_common(1)[0]
-    if policy.max_error_share is None and failed == n:
+    if policy.max_error_share is not None:
+        if share > policy.max_error_share:
+            health.degraded, health.reason = True, f"{share:.0%} failed, more than the allowed {policy.max_error_share:.0%}"
+    elif failed == n:
         health.degraded, health.reason = True, "every item failed"
-    elif policy.max_error_share is not None and share > policy.max_error_share:
-        health.degraded, health.reason = True, f"{share:.0%} failed, more than the allowed {policy.max_error_share:.0%}"
     elif same_count / n > policy.max_same_error_share:
         health.degraded = True
         health.reason = f"{same_count / n:.0%} failed with the same error, more than {policy.max_same_error_share:.0%}"

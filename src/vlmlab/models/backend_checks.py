@@ -33,6 +33,7 @@ CONNECTION_OPTIONS = (
 # Largest `top_logprobs` a server accepts (Ollama rejects more than 20; see ollama/server/routes.go).
 TOP_LOGPROBS_LIMIT = {"ollama": 20}
 HTTP_KINDS = ("openai", "ollama")
+PREFLIGHT_PROMPT = "Reply with one word."  # the text of the preflight request (scripted test servers answer it)
 
 
 def connection_keys(kind: str) -> tuple[str, ...]:
@@ -131,7 +132,7 @@ def preflight(backend: Any, *, image: bool = True, top_logprobs: int = 0) -> dic
             f"the {backend.name} server at {backend.base_url} does not serve model {backend.model!r} (it lists: {shown}); "
             "fix the model ref"
         )
-    content: list[Any] = [_probe_image(), "Reply with one word."] if image else ["Reply with one word."]
+    content: list[Any] = [_probe_image(), PREFLIGHT_PROMPT] if image else [PREFLIGHT_PROMPT]
     request = GenerationRequest("preflight", [Turn("user", content)], max_new_tokens=1, top_logprobs=top_logprobs)
     result = backend._generate_one(request)
     if result.status == "error":
