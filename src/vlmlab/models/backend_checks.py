@@ -104,7 +104,7 @@ def _served_models(backend: Any) -> list[str] | None:
         body = response.json()
         if backend.name == "openai":
             return [str(m["id"]) for m in body["data"]]
-        return [str(name) for m in body["models"] for name in (m.get("name"), m.get("model")) if name]
+        return list(dict.fromkeys(str(name) for m in body["models"] for name in (m.get("name"), m.get("model")) if name))
     except (ValueError, KeyError, TypeError):
         return None
 
