@@ -29,6 +29,7 @@ def run(
     overwrite: bool = typer.Option(False, "--overwrite", help="Start stages over where their folder holds another config."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the comparison report when done."),
     human: bool = typer.Option(True, "--human/--no-human", help="Score the human leave-one-out row (if scoring.human)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Read the data and resolve every model, then stop; write nothing."),
 ) -> None:
     """Prepare data once, then per model: fine-tune, generate, score; then the comparison report.
 
@@ -42,6 +43,13 @@ def run(
     if not human:
         overrides.append("scoring.human=false")
     study = load_config(config, CaptionConfig, overrides)
+    if dry_run:
+        from vlmlab.cli.dry_run import caption_plan
+
+        for line in caption_plan(study, _split(models)):
+            _console.print(line, highlight=False, soft_wrap=True)
+        _console.print("caption run: dry run, nothing written")
+        return
     gpu_ids = [int(g) for g in _split(gpus) or []] or None
     outcome = run_study(study, models=_split(models), gpus=gpu_ids, overwrite=overwrite, config_path=config,
                         overrides=overrides, report=report)
