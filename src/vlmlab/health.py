@@ -2,8 +2,8 @@
 
 A run can finish with every item failed: a model name the server does not know turns each
 request into `HTTP 400`, a server that ignores the image makes every answer empty. Such a run
-must not end like a good one. `assess` counts the items that failed (status `error` or `empty`)
-by their message and calls the run *degraded* when
+must not end like a good one. `assess` counts the items that failed (status `error`) by their
+message and calls the run *degraded* when
 
 - by default: every item failed, or more than `max_same_error_share` (0.5) of the items failed
   with one and the same message;
@@ -24,7 +24,9 @@ from vlmlab.errors import ConfigError
 from vlmlab.runs import LEDGER_FILE, read_ledger
 
 DEGRADED_EXIT_CODE = 3
-FAILED_STATUSES = ("error", "empty")
+# Items that ended in error. An empty generation is an answer (the studies count and warn about
+# those themselves); only errors make a run degraded and are retried.
+FAILED_STATUSES = ("error",)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def failure_message(record: dict[str, Any]) -> str | None:
     status = record.get("status")
     if status not in FAILED_STATUSES:
         return None
-    message = record.get("error") or ("empty generation" if status == "empty" else "unknown error")
+    message = record.get("error") or "unknown error"
     return " ".join(str(message).split())[:240]
 
 

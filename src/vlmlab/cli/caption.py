@@ -8,6 +8,8 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from vlmlab.cli.outcome import MAX_ERROR_SHARE, finish
+
 app = typer.Typer(help="Caption study: fine-tune, generate, score and compare VLM captioners.", no_args_is_help=True)
 _console = Console()
 
@@ -30,10 +32,12 @@ def run(
     report: bool = typer.Option(True, "--report/--no-report", help="Write the comparison report when done."),
     human: bool = typer.Option(True, "--human/--no-human", help="Score the human leave-one-out row (if scoring.human)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Read the data and resolve every model, then stop; write nothing."),
+    max_error_share: Optional[float] = MAX_ERROR_SHARE,
 ) -> None:
     """Prepare data once, then per model: fine-tune, generate, score; then the comparison report.
 
-    Exits 1 when a model failed (the others' results are kept and reported).
+    Exits 1 when a model failed (the others' results are kept and reported), 3 when a model's
+    captions mostly failed or came back empty (counts by error message printed).
     """
     from vlmlab.caption.config import CaptionConfig, cli_overrides
     from vlmlab.caption.study import run_study
@@ -61,6 +65,8 @@ def run(
         _console.print(f"report: {outcome.report['md']}")
     if outcome.failed:
         raise typer.Exit(1)
+    generated = [study.model_dir(m) / "generate" for m in study.models if m.name in outcome.statuses]
+    finish([g for g in generated if (g / "ledger.jsonl").exists()], max_error_share, root=study.study_dir())
 
 
 @app.command("report")

@@ -45,6 +45,9 @@ def _run(stage: str, config: Path, overrides: Optional[list[str]], out: Optional
     done = fn(cfg, folder, overwrite=overwrite)
     if done is not None:
         typer.echo(f"icl {stage}: {done}")
+        from vlmlab.cli.outcome import finish
+
+        finish([Path(done)], None)  # exit 3 when the stage's items mostly failed
 
 
 @app.command("index")
