@@ -89,3 +89,21 @@ def caption_plan(study: Any, models: list[str] | None) -> list[str]:
     for model in chosen:
         lines.append(f"model {model.name}: {resolve_model(model.path if model.path is not None else (model.ref or model.name))}")
     return lines
+
+
+def preflight_servers(config: BaseModel) -> None:
+    """One preflight request (model listed, image accepted) per HTTP model of an ICL stage config."""
+    from vlmlab.icl.configs import BackendConfig
+    from vlmlab.models.backend_checks import preflight
+    from vlmlab.models.registry import load_backend
+
+    def walk(node: Any) -> None:
+        if isinstance(node, BackendConfig):
+            if node.kind in HTTP_KINDS:
+                with load_backend(node.ref, kind=node.kind, **node.options) as backend:  # type: ignore[arg-type]
+                    preflight(backend)
+        elif isinstance(node, BaseModel):
+            for name in type(node).model_fields:
+                walk(getattr(node, name))
+
+    walk(config)

@@ -42,6 +42,9 @@ def _run(stage: str, config: Path, overrides: Optional[list[str]], out: Optional
             typer.echo(line)
         typer.echo(f"icl {stage}: dry run, nothing written")
         return
+    from vlmlab.cli.dry_run import preflight_servers
+
+    preflight_servers(cfg)  # a wrong server address or model name: one line, before anything is written
     done = fn(cfg, folder, overwrite=overwrite)
     if done is not None:
         typer.echo(f"icl {stage}: {done}")
