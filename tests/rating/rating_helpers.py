@@ -149,3 +149,14 @@ class ScriptedRater:
         raise NotImplementedError
 
 
+
+
+def run_cli(args: list[str]) -> int:
+    """Exit code of `vlmlab ARGS` run in-process (0 when the command returns normally)."""
+    from vlmlab.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

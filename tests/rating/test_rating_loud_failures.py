@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlmlab.cli import main
 from vlmlab.models.fake_server import serve
 from vlmlab.rating.analysis import analyze_runs
 from vlmlab.runs import read_ledger
 from rating_helpers import ScriptedRater
+from rating_helpers import run_cli as cli
 
 RUN = "scripted__default/context-carry__t0__r0"
 
@@ -46,12 +46,6 @@ def write_study(path: Path, ratings: Path, out: Path, url: str, *, kind: str = "
     }
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    return info.value.code or 0
 
 
 def one_error_line(capsys) -> str:

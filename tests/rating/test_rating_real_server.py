@@ -21,9 +21,9 @@ import httpx
 import pytest
 import yaml
 
-from vlmlab.cli import main
 from vlmlab.runs import read_ledger
 from rating_helpers import make_faces
+from rating_helpers import run_cli as cli
 
 pytestmark = pytest.mark.slow
 
@@ -87,12 +87,6 @@ def write_study(path: Path, ratings: Path, out: Path, models: list[dict], **capt
     }
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    return info.value.code or 0
 
 
 def test_openai_backend_on_transformers_serve_equals_hf(server, gemma3, tmp_path, capsys):
