@@ -192,3 +192,21 @@ def test_contradictions_are_caught_at_load(faces, tmp_path, capsys, kind, captur
     assert cli(["rating", "run", str(config), "--dry-run"]) == 2
     assert message in one_error_line(capsys)
     assert not (tmp_path / "out").exists()
+
+
+def test_condition_identity_ignores_connection_fields_and_require_logprobs(faces, tmp_path):
+    from vlmlab.config import config_hash
+    from vlmlab.rating.conditions import expand_conditions
+    from vlmlab.rating.config import RatingConfig
+    from vlmlab.rating.run import _volatile
+    from vlmlab.runs import check_folder
+
+    ratings, _ = faces
+    base = yaml.safe_load(write_study(tmp_path / "a.yaml", ratings, tmp_path / "out", "http://h:1/v1").read_text())
+    [condition] = expand_conditions(RatingConfig.model_validate(base))
+    data = condition.config(RatingConfig.model_validate(base))
+    digest = check_folder(tmp_path / "none", data, _volatile(condition))[0]
+    without = {**data, "capture": {k: v for k, v in data["capture"].items() if k != "require_logprobs"}}
+    without = {**without, "model": {k: v for k, v in data["model"].items() if k != "base_url"}}
+    without = {**without, "variant": {**data["variant"], "options": {}}}
+    assert digest == config_hash(without)  # identity: everything but how the server is reached

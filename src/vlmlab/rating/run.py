@@ -222,11 +222,12 @@ def _record(item: FaceItem, condition: Condition, answers: dict, results: dict[s
 
 
 def _volatile(condition: Condition) -> tuple[str, ...]:
-    """Keys of a condition's config that only say how to reach its server (not its identity)."""
-    keys = connection_keys(condition.model.kind)
-    if not keys:
-        return ()
-    return ("model.base_url", *(f"variant.options.{k}" for k in CONNECTION_OPTIONS))
+    """Keys of a condition's config that do not change its results (not part of its identity):
+    how to reach its server, and whether missing logprobs stop the run."""
+    always = ("capture.require_logprobs",)
+    if not connection_keys(condition.model.kind):
+        return always
+    return (*always, "model.base_url", *(f"variant.options.{k}" for k in CONNECTION_OPTIONS))
 
 
 def plan_study(study: RatingConfig, max_priority: int | None = None, resolve_models: bool = True) -> tuple[list[FaceItem], list[Condition]]:
