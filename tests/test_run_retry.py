@@ -83,3 +83,17 @@ def test_degraded_rule():
     assert every.lines() == ["r: 4/4 items failed (every item failed)", "  4 x HTTP 400: no such model"]
     with pytest.raises(ConfigError, match="between 0 and 1"):
         FailurePolicy(max_error_share=1.5)
+
+
+def test_keep_errors_environment_reaches_run_open(tmp_path, monkeypatch):
+    from vlmlab.cli.outcome import keep_errors
+    from vlmlab.runs import KEEP_ERRORS_ENV
+
+    monkeypatch.delenv(KEEP_ERRORS_ENV, raising=False)
+    Run.open(tmp_path / "r", CONFIG).append("b", {"status": "error", "error": "x"})
+    with keep_errors(True):
+        assert Run.open(tmp_path / "r", CONFIG).done_ids() == {"b"}
+    import os
+
+    assert KEEP_ERRORS_ENV not in os.environ  # restored after the command
+    assert Run.open(tmp_path / "r", CONFIG).done_ids() == set()

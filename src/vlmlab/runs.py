@@ -11,7 +11,8 @@ variable, timeout, concurrency), which are left out of the config's identity: ch
 
 Items whose record has `status: "error"` (a server that was down, a wrong model name) are retried
 on the next open by default: their lines are dropped from the ledger and they are pending again.
-`retry_errors=False` (the CLI's `--keep-errors`) keeps them as finished.
+`retry_errors=False` keeps them as finished; so does the environment variable `VLMLAB_KEEP_ERRORS=1`
+(the CLI's `--keep-errors` sets it, so it reaches every stage, subprocesses and torchrun ranks too).
 
 Data-parallel stages open the run with `shard=(rank, world_size)`: each rank appends to its own
 `ledger.rank{r}.jsonl`, and `merge_shards(order)` joins them into `ledger.jsonl` in item order, so the
@@ -40,6 +41,7 @@ RUN_FILE = "run.json"
 LEDGER_FILE = "ledger.jsonl"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
+KEEP_ERRORS_ENV = "VLMLAB_KEEP_ERRORS"
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
@@ -186,13 +188,14 @@ class Run:
         stage: str = "",
         overwrite: bool = False,
         shard: tuple[int, int] | None = None,
-        retry_errors: bool = True,
+        retry_errors: bool | None = None,
         volatile: Sequence[str] = (),
     ) -> "Run":
         """Create or resume the run in `folder` for exactly this config.
 
         Args:
-            retry_errors: drop items that ended in error from the ledger so they run again.
+            retry_errors: drop items that ended in error from the ledger so they run again
+                (default: yes, unless the environment sets `VLMLAB_KEEP_ERRORS=1`).
             volatile: dotted keys of `config` that do not change results (server address,
                 timeout, ...): left out of the config hash, so changing them resumes the run.
         """
@@ -211,6 +214,8 @@ class Run:
         if not config_path.exists():
             atomic_write_text(config_path, dump_yaml(data))
             atomic_write_json(folder / RUN_FILE, {"stage": stage, "config_hash": digest, "vlmlab": __version__, "status": "running"})
+        if retry_errors is None:
+            retry_errors = os.environ.get(KEEP_ERRORS_ENV, "") not in ("1", "true", "yes")
         run = cls(dir=folder, config=data, config_hash=digest, stage=stage, shard=shard, retry_errors=retry_errors)
         run._load()
         return run

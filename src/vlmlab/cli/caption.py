@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from vlmlab.cli.outcome import MAX_ERROR_SHARE, finish
+from vlmlab.cli.outcome import KEEP_ERRORS, MAX_ERROR_SHARE, finish, keep_errors
 
 app = typer.Typer(help="Caption study: fine-tune, generate, score and compare VLM captioners.", no_args_is_help=True)
 _console = Console()
@@ -33,6 +33,7 @@ def run(
     human: bool = typer.Option(True, "--human/--no-human", help="Score the human leave-one-out row (if scoring.human)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Read the data and resolve every model, then stop; write nothing."),
     max_error_share: Optional[float] = MAX_ERROR_SHARE,
+    keep: bool = KEEP_ERRORS,
 ) -> None:
     """Prepare data once, then per model: fine-tune, generate, score; then the comparison report.
 
@@ -55,8 +56,9 @@ def run(
         _console.print("caption run: dry run, nothing written")
         return
     gpu_ids = [int(g) for g in _split(gpus) or []] or None
-    outcome = run_study(study, models=_split(models), gpus=gpu_ids, overwrite=overwrite, config_path=config,
-                        overrides=overrides, report=report)
+    with keep_errors(keep):
+        outcome = run_study(study, models=_split(models), gpus=gpu_ids, overwrite=overwrite, config_path=config,
+                            overrides=overrides, report=report)
     for name, status in outcome.statuses.items():
         colour = {"complete": "green", "degraded": "yellow"}.get(status, "red")
         _console.print(f"[{colour}]{status:9}[/{colour}] {name}" + (f": {outcome.errors[name]}" if name in outcome.errors else ""),

@@ -7,8 +7,10 @@ Failed items are retried by the next run of the same command unless `--keep-erro
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import typer
 
@@ -20,6 +22,23 @@ MAX_ERROR_SHARE = typer.Option(
     help="Exit 3 when more than this share of a run's items failed (default: only when all failed, or over 50% with one error).",
 )
 DRY_RUN = typer.Option(False, "--dry-run", help="Resolve models, data and every condition, report the plan, write nothing.")
+
+
+@contextlib.contextmanager
+def keep_errors(keep: bool) -> Iterator[None]:
+    """`--keep-errors`: run folders opened inside (subprocesses and ranks too) keep failed items."""
+    from vlmlab.runs import KEEP_ERRORS_ENV
+
+    before = os.environ.get(KEEP_ERRORS_ENV)
+    if keep:
+        os.environ[KEEP_ERRORS_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(KEEP_ERRORS_ENV, None)
+        else:
+            os.environ[KEEP_ERRORS_ENV] = before
 
 
 def warn(lines: Sequence[str]) -> None:

@@ -291,7 +291,7 @@ def run_study(
     runs = []
     for condition in conditions:
         run = Run.open(condition_dir(study.out, condition), condition.config(study), stage="rating.condition", overwrite=overwrite,
-                       retry_errors=not keep_errors, volatile=_volatile(condition))
+                       retry_errors=False if keep_errors else None, volatile=_volatile(condition))
         runs.append((condition, run))
     total = sum(len(run.pending(items)) for _, run in runs)
     with progress_bar() as progress:
