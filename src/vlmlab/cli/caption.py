@@ -38,7 +38,7 @@ def run(
     """Prepare data once, then per model: fine-tune, generate, score; then the comparison report.
 
     Exits 1 when a model failed (the others' results are kept and reported), 3 when a model's
-    captions mostly failed or came back empty (counts by error message printed).
+    captions mostly ended in error (counts by error message printed; retried by the next run).
     """
     from vlmlab.caption.config import CaptionConfig, cli_overrides
     from vlmlab.caption.study import run_study
