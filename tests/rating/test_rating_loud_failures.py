@@ -115,11 +115,9 @@ def test_every_item_failing_exits_3_then_a_fixed_server_resumes_without_overwrit
     snapshot = yaml.safe_load((tmp_path / "out" / RUN / "config.yaml").read_text())
     assert snapshot["model"]["base_url"] == server.url and snapshot["variant"]["options"]["timeout"] == 7
 
-    # a third run has nothing left to do
-    with serve(good, api="openai") as server:
-        write_study(config, ratings, tmp_path / "out", server.url)
-        assert cli(["rating", "run", str(config), "--no-analyze"]) == 0
-        assert server.answered == 1
+    # a third run has nothing left to do: no request at all, even to a stopped server
+    write_study(config, ratings, tmp_path / "out", "http://127.0.0.1:9/v1")
+    assert cli(["rating", "run", str(config), "--no-analyze"]) == 0
 
 
 def test_half_failing_with_one_error_exits_3_and_keep_errors_keeps_them(faces, tmp_path, capsys):
@@ -142,7 +140,7 @@ def test_half_failing_with_one_error_exits_3_and_keep_errors_keeps_them(faces, t
         assert f"{len(bad_ids)}/{len(truth)} items failed (75% failed with the same error, more than 50%)" in err
         requests_before = server.answered
         assert cli(["rating", "run", str(config), "--no-analyze", "--keep-errors"]) == 3
-        assert server.answered == requests_before + 1  # only the preflight: kept errors are not retried
+        assert server.answered == requests_before  # kept errors are not retried: nothing to do, no preflight
         capsys.readouterr()
         # a user who accepts up to 80% failures gets exit 0 and a warning
         assert cli(["rating", "run", str(config), "--no-analyze", "--keep-errors", "--max-error-share", "0.8"]) == 0

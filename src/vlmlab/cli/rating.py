@@ -60,7 +60,7 @@ def run(
     study = _load(config, set_)
     if dry_run:
         table = Table("priority", "condition", "backend", "done", "pending")
-        plan = rating_run.dry_run(study, max_priority=priority, overwrite=overwrite)
+        plan = rating_run.dry_run(study, max_priority=priority, overwrite=overwrite, keep_errors=keep_errors)
         for row in plan:
             table.add_row(str(row["priority"]), row["condition"], row["kind"], str(row["done"]), str(row["pending"]))
         _console.print(table)

@@ -244,24 +244,30 @@ def plan_study(study: RatingConfig, max_priority: int | None = None, resolve_mod
     return items, conditions
 
 
-def dry_run(study: RatingConfig, *, max_priority: int | None = None, overwrite: bool = False) -> list[dict[str, Any]]:
+def _done_counts(study: RatingConfig, items: Sequence[FaceItem], conditions: Sequence[Condition], overwrite: bool,
+                 keep_errors: bool) -> list[int]:
+    """Finished items per condition, read without writing; RunError for a folder of another config."""
+    ids = {str(i.id) for i in items}
+    counts = []
+    for condition in conditions:
+        folder = condition_dir(study.out, condition)
+        done = 0
+        if not overwrite and check_folder(folder, condition.config(study), _volatile(condition))[1] is not None:
+            records = read_ledger(folder / "ledger.jsonl")
+            done = len({str(r["id"]) for r in records if keep_errors or r.get("status") != "error"} & ids)
+        counts.append(done)
+    return counts
+
+
+def dry_run(study: RatingConfig, *, max_priority: int | None = None, overwrite: bool = False, keep_errors: bool = False) -> list[dict[str, Any]]:
     """What `run_study` would do, one dict per condition (name, folder, done, pending); writes nothing.
 
     Resolves the data, the models and every condition, and refuses a folder holding another config.
     """
     items, conditions = plan_study(study, max_priority)
-    plan = []
-    for condition in conditions:
-        folder = condition_dir(study.out, condition)
-        done = 0
-        if not overwrite:
-            _, old = check_folder(folder, condition.config(study), _volatile(condition))
-            if old is not None:
-                ids = {str(i.id) for i in items}
-                done = len({str(r["id"]) for r in read_ledger(folder / "ledger.jsonl") if r.get("status") != "error"} & ids)
-        plan.append({"condition": condition.name, "priority": condition.priority, "folder": str(folder), "kind": condition.model.kind,
-                     "items": len(items), "done": done, "pending": len(items) - done})
-    return plan
+    done = _done_counts(study, items, conditions, overwrite, keep_errors)
+    return [{"condition": c.name, "priority": c.priority, "folder": str(condition_dir(study.out, c)), "kind": c.model.kind,
+             "items": len(items), "done": d, "pending": len(items) - d} for c, d in zip(conditions, done)]
 
 
 def run_study(
@@ -276,9 +282,10 @@ def run_study(
     items, conditions = plan_study(study, max_priority, resolve_models=backend_factory is None)
     factory = backend_factory or _load_backend
     backends: dict[tuple[str, str], Backend] = {}
-    for condition in conditions:  # HTTP servers are checked before anything is written
+    done = _done_counts(study, items, conditions, overwrite, keep_errors)
+    for condition, finished in zip(conditions, done):  # HTTP servers with work to do are checked before anything is written
         key = (condition.model.name, condition.variant.name)
-        if condition.model.kind != "hf" and key not in backends:
+        if condition.model.kind != "hf" and key not in backends and finished < len(items):
             backends[key] = factory(condition)
             image = any(c.mode != "text-only" for c in conditions if c.model.name == condition.model.name)
             found = preflight(backends[key], image=image, top_logprobs=study.capture.top_logprobs)
