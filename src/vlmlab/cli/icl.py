@@ -19,9 +19,12 @@ app = typer.Typer(help="In-context demonstration study: index, candidates, beam,
 _SET = typer.Option(None, "--set", help="Override a config key: --set beam_size=3 (repeatable).")
 _OUT = typer.Option(None, "--out", help="Run folder (default runs/icl-STAGE/<config hash>).")
 _OVERWRITE = typer.Option(False, "--overwrite", help="Replace a run folder that holds another config.")
+_DRY_RUN = typer.Option(False, "--dry-run", help="Resolve data, models and upstream stages, then stop; write nothing.")
+_KEEP = typer.Option(False, "--keep-errors", help="Keep items that ended in error as finished (default: retry them).")
 
 
-def _run(stage: str, config: Path, overrides: Optional[list[str]], out: Optional[Path], overwrite: bool) -> None:
+def _run(stage: str, config: Path, overrides: Optional[list[str]], out: Optional[Path], overwrite: bool, dry_run: bool = False,
+         keep: bool = False) -> None:
     from vlmlab.config import config_hash, load_config
     from vlmlab.icl import configs
     from vlmlab.icl import eval_stage, stages, train_stage
@@ -36,39 +39,52 @@ def _run(stage: str, config: Path, overrides: Optional[list[str]], out: Optional
     }[stage]
     cfg = load_config(config, model, overrides or [])
     folder = out if out is not None else Path("runs") / f"icl-{stage}" / config_hash(cfg)
-    done = fn(cfg, folder, overwrite=overwrite)
+    if dry_run:
+        from vlmlab.cli.dry_run import icl_plan
+
+        for line in icl_plan(cfg, folder, overwrite=overwrite):
+            typer.echo(line)
+        typer.echo(f"icl {stage}: dry run, nothing written")
+        return
+    from vlmlab.cli.dry_run import preflight_servers
+    from vlmlab.cli.outcome import finish, keep_errors
+
+    preflight_servers(cfg)  # a wrong server address or model name: one line, before anything is written
+    with keep_errors(keep):
+        done = fn(cfg, folder, overwrite=overwrite)
     if done is not None:
         typer.echo(f"icl {stage}: {done}")
+        finish([Path(done)], None)  # exit 3 when the stage's items mostly failed
 
 
 @app.command("index")
-def index_cmd(config: Path = typer.Argument(..., help="Index config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE) -> None:
+def index_cmd(config: Path = typer.Argument(..., help="Index config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE, dry_run: bool = _DRY_RUN, keep: bool = _KEEP) -> None:
     """Embed the support set (text + image), cached by content hash."""
-    _run("index", config, set_, out, overwrite)
+    _run("index", config, set_, out, overwrite, dry_run, keep)
 
 
 @app.command("candidates")
-def candidates_cmd(config: Path = typer.Argument(..., help="Candidates config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE) -> None:
+def candidates_cmd(config: Path = typer.Argument(..., help="Candidates config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE, dry_run: bool = _DRY_RUN, keep: bool = _KEEP) -> None:
     """Sample anchors and a pool of K candidates per anchor."""
-    _run("candidates", config, set_, out, overwrite)
+    _run("candidates", config, set_, out, overwrite, dry_run, keep)
 
 
 @app.command("beam")
-def beam_cmd(config: Path = typer.Argument(..., help="Beam config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE) -> None:
+def beam_cmd(config: Path = typer.Argument(..., help="Beam config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE, dry_run: bool = _DRY_RUN, keep: bool = _KEEP) -> None:
     """InfoScore beam search per anchor (data-parallel under torchrun)."""
-    _run("beam", config, set_, out, overwrite)
+    _run("beam", config, set_, out, overwrite, dry_run, keep)
 
 
 @app.command("rl-data")
-def rl_data_cmd(config: Path = typer.Argument(..., help="RL-data config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE) -> None:
+def rl_data_cmd(config: Path = typer.Argument(..., help="RL-data config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE, dry_run: bool = _DRY_RUN, keep: bool = _KEEP) -> None:
     """Answer beams + sampled sequences, VQA-score and balance them."""
-    _run("rl-data", config, set_, out, overwrite)
+    _run("rl-data", config, set_, out, overwrite, dry_run, keep)
 
 
 @app.command("eval")
-def eval_cmd(config: Path = typer.Argument(..., help="Eval config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE) -> None:
+def eval_cmd(config: Path = typer.Argument(..., help="Eval config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE, dry_run: bool = _DRY_RUN, keep: bool = _KEEP) -> None:
     """VQA accuracy of zero-shot / random / retrieval / selector demonstrations at 1..N shots."""
-    _run("eval", config, set_, out, overwrite)
+    _run("eval", config, set_, out, overwrite, dry_run, keep)
 
 
 # `vlmlab icl compare` is `vlmlab runs compare`: the same function, the same options.
@@ -76,9 +92,9 @@ app.command("compare", help="Same as `vlmlab runs compare`: eval runs side by si
 
 
 @app.command("train")
-def train_cmd(config: Path = typer.Argument(..., help="Train config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE) -> None:
+def train_cmd(config: Path = typer.Argument(..., help="Train config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE, dry_run: bool = _DRY_RUN, keep: bool = _KEEP) -> None:
     """Train a selector (v0-v4) on the beams (and rl-data for v4)."""
-    _run("train", config, set_, out, overwrite)
+    _run("train", config, set_, out, overwrite, dry_run, keep)
 
 
 @app.command("export-lever-lm")

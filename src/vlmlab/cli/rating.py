@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vlmlab.cli import outcome
+
 app = typer.Typer(help="Do VLMs rate facial expressions like humans? Conditions matrix, capture, analysis.", no_args_is_help=True)
 _console = Console()
 
@@ -44,18 +46,39 @@ def run(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key: a.b=c (repeatable)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace run folders made with another config."),
     analyze_after: bool = typer.Option(True, "--analyze/--no-analyze", help="Write the analysis report when done."),
+    dry_run: bool = outcome.DRY_RUN,
+    keep_errors: bool = outcome.KEEP_ERRORS,
+    max_error_share: Optional[float] = outcome.MAX_ERROR_SHARE,
 ) -> None:
-    """Run the selected conditions (each resumable) and analyse them."""
-    from vlmlab.rating.run import run_study
+    """Run the selected conditions (each resumable) and analyse them.
+
+    Exit codes: 0 finished, 2 bad input, 3 finished but degraded (failed items counted by message).
+    """
+    from vlmlab.rating import run as rating_run
+    from vlmlab.runs import read_run_info
 
     study = _load(config, set_)
-    folders = run_study(study, max_priority=priority, overwrite=overwrite)
+    if dry_run:
+        table = Table("priority", "condition", "backend", "done", "pending")
+        plan = rating_run.dry_run(study, max_priority=priority, overwrite=overwrite, keep_errors=keep_errors)
+        for row in plan:
+            table.add_row(str(row["priority"]), row["condition"], row["kind"], str(row["done"]), str(row["pending"]))
+        _console.print(table)
+        _console.print(f"dry run: {len(plan)} condition(s), {plan[0]['items']} items each, nothing written")
+        return
+    folders = rating_run.run_study(study, max_priority=priority, overwrite=overwrite, keep_errors=keep_errors)
     _console.print(f"{len(folders)} condition run(s) under {study.out}")
+    outcome.warn([
+        f"{folder.relative_to(study.out)}: logprobs {info['logprobs']}; the dark-knowledge columns stay empty"
+        for folder in folders
+        if (info := read_run_info(folder)).get("logprobs", "captured") != "captured"
+    ])
     if analyze_after:
         from vlmlab.rating.analysis import analyze_runs
 
         paths = analyze_runs(folders, Path(study.out) / "analysis", seed=study.seed)
         _console.print(f"analysis: {paths['md']}")
+    outcome.finish(folders, max_error_share, root=Path(study.out))
 
 
 @app.command("analyze")

@@ -25,7 +25,7 @@ from vlmlab.metrics import representation as rep
 from vlmlab.rating.capture import load_npz
 from vlmlab.report import Report, Table, write_report
 from vlmlab.report.plots import confusion_matrix_plot, line_chart, scatter_plot
-from vlmlab.runs import atomic_write_json, read_ledger
+from vlmlab.runs import atomic_write_json, read_ledger, read_run_info
 
 DIMENSIONS = ("valence", "arousal")
 
@@ -83,6 +83,9 @@ def analyze_condition(run: ConditionRun, emotions: Sequence[str], seed: int = 0,
         status[r["status"]] += 1
     out: dict[str, Any] = {"label": run.label, "n": len(recs), "status": dict(status)}
     out["parse_failure_rate"] = status.get("parse_error", 0) / len(recs)
+    logprobs = read_run_info(run.folder).get("logprobs")
+    if logprobs not in (None, "captured"):
+        out["logprobs"] = logprobs  # e.g. "unavailable (server returned none)": shown in the dark-knowledge columns
     labelled = [r for r in recs if r.get("emotion") and r["human"].get("emotion")]
     if labelled:
         human = np.array([r["human"]["emotion"] for r in labelled])
@@ -308,8 +311,9 @@ def build_report(runs: Sequence[ConditionRun], per: dict[str, Any], cross: dict[
             if dim in s:
                 b = s[dim]
                 dk = b.get("dark_knowledge", {})
+                missing = f"– (logprobs {s['logprobs']})" if s.get("logprobs") else None
                 rows.append([label, dim, b["sd_model"], b["sd_human_means"], b["mean_within_category_sd_model"], b["mean_distinct_values_model"],
-                             _fmt(dk.get("mean_entropy_bits")), dk.get("expected_rating_sd")])
+                             missing or _fmt(dk.get("mean_entropy_bits")), missing or dk.get("expected_rating_sd")])
     if rows:
         report.heading("Dimensional collapse and dark knowledge")
         report.text("Within-category SD and distinct values show whether the model collapses ratings to one value per category; "

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from vlmlab.config import StrictModel
+from vlmlab.models.backend_checks import capture_problems
 
 PromptMode = Literal["context-carry", "single-shot", "text-only"]
 
@@ -66,6 +67,9 @@ class PromptConfig(StrictModel):
 
 class CaptureConfig(StrictModel):
     top_logprobs: int = Field(10, ge=0, le=50)
+    # Stop at the first answer without logprobs (a server that ignores the field) instead of
+    # recording the condition as "logprobs: unavailable".
+    require_logprobs: bool = False
     hidden_layers: list[int] = Field(default_factory=list)
     hidden_pool: Literal["image", "text", "last"] = "last"
     max_new_tokens: int = Field(24, ge=1)
@@ -118,4 +122,12 @@ class RatingConfig(StrictModel):
             raise ValueError("models: list at least one model")
         if len(set(names)) != len(names):
             raise ValueError(f"models: names must be unique, got {names}")
+        if self.capture.require_logprobs and self.capture.top_logprobs == 0:
+            raise ValueError("capture.require_logprobs needs capture.top_logprobs > 0")
+        without_image = ["text-only"] if "text-only" in self.conditions.modes else []
+        for model in self.models:
+            problems = capture_problems(model.kind, top_logprobs=self.capture.top_logprobs, hidden_layers=self.capture.hidden_layers,
+                                        hidden_pool=self.capture.hidden_pool, prompts_without_image=without_image)
+            if problems:
+                raise ValueError(f"model {model.name!r} ({model.kind}): {problems[0]}")
         return self
