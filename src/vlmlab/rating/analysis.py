@@ -260,13 +260,13 @@ def cross_condition(runs: Sequence[ConditionRun], seed: int = 0, n_boot: int = 1
     return out
 
 
-def human_rater_noise(ratings_path: Path, images: Path | None) -> dict[str, Any] | None:
+def human_rater_noise(ratings_path: Path, images: Path | None, format: str = "ratings") -> dict[str, Any] | None:
     """Pooled within-image SD of the human raters per dimension (the raters' own noise level)."""
-    from vlmlab.data.ratings import read_ratings
+    from vlmlab.data.expressions import read_face_ratings
 
     if not Path(ratings_path).exists():
         return None
-    records = read_ratings(ratings_path, images)
+    records = read_face_ratings(ratings_path, images, format)
     out: dict[str, Any] = {}
     for dim in DIMENSIONS:
         by_image: dict[str, list[float]] = defaultdict(list)
@@ -286,13 +286,13 @@ def bias_models(runs: Sequence[ConditionRun], factors: Sequence[str] | None, *, 
     `factors` are columns of the human ratings file (default: the study's group column); a name
     that is not a column raises a one-line DataError.
     """
-    from vlmlab.data.ratings import read_ratings
+    from vlmlab.data.expressions import read_face_ratings
 
     data_cfg = runs[0].config["data"]
     path = Path(data_cfg["ratings"])
     if not path.exists():
         return {"warnings": [f"{path}: human ratings not found; mixed models of the human ratings skipped"]}
-    frame = bias.human_frame(read_ratings(path, Path(data_cfg["images"]) if data_cfg.get("images") else None))
+    frame = bias.human_frame(read_face_ratings(path, Path(data_cfg["images"]) if data_cfg.get("images") else None, data_cfg.get("format", "ratings")))
     group_col = data_cfg.get("group_column")
     chosen = list(factors) if factors is not None else ([group_col] if group_col and group_col in frame.columns else [])
     out: dict[str, Any] = {"factors": chosen, "human": bias.human_models(frame, chosen), "human_agreement": bias.human_agreement(frame, seed=seed, n_boot=n_boot), "models": {}}
@@ -320,7 +320,7 @@ def analyze_runs(folders: Sequence[Path], out_dir: Path, *, seed: int = 0, n_boo
     per_condition = {run.label: analyze_condition(run, emotions, seed=seed, n_boot=n_boot) for run in runs}
     cross = cross_condition(runs, seed=seed, n_boot=n_boot)
     data_cfg = runs[0].config["data"]
-    human = human_rater_noise(Path(data_cfg["ratings"]), Path(data_cfg["images"]) if data_cfg.get("images") else None)
+    human = human_rater_noise(Path(data_cfg["ratings"]), Path(data_cfg["images"]) if data_cfg.get("images") else None, data_cfg.get("format", "ratings"))
     result = {"conditions": per_condition, "cross": cross, "human_rater_noise": human, "mixed_models": models, "seed": seed, "n_boot": n_boot}
     out_dir = Path(out_dir)
     report = build_report(runs, per_condition, cross, human)
@@ -329,7 +329,7 @@ def analyze_runs(folders: Sequence[Path], out_dir: Path, *, seed: int = 0, n_boo
     add_bias_sections(report, per_condition, models)
     atomic_write_json(out_dir / "analysis.json", result)
     paths = write_report(report, out_dir)
-    return {"json": out_dir / "analysis.json", **paths}
+    return {**paths, "report_json": paths["json"], "json": out_dir / "analysis.json"}
 
 
 def build_report(runs: Sequence[ConditionRun], per: dict[str, Any], cross: dict[str, Any], human: dict[str, Any] | None) -> Report:

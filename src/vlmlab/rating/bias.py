@@ -93,9 +93,15 @@ def human_models(frame: pd.DataFrame, factors: Sequence[str], focus: tuple[str, 
     """Mixed models of the human ratings; a factor that is not a column raises a one-line DataError."""
     check_columns(frame, factors, "mixed model of the human ratings")
     out: dict[str, Any] = {}
+    # Only factors with repeated levels can carry a variance (FER-2013/AffectNet: one rating per image).
+    random = [r for r in ("image", "rater") if len(frame) and frame.groupby(r).size().max() > 1]
     for dim in DIMENSIONS:
-        if frame[dim].notna().sum() > 0:
-            out[dim] = _try(linear_mixed, frame, dim, list(factors), random=["image", "rater"])
+        if frame[dim].notna().sum() == 0:
+            continue
+        if not random:
+            out[dim] = {"error": "one rating per image and no rater ids: image and rater variances cannot be separated from noise"}
+        else:
+            out[dim] = _try(linear_mixed, frame, dim, list(factors), random=random)
     angry = _angry_frame(frame, consensus(frame), focus)
     if len(angry):
         out[f"labelled_{focus[1]}"] = {"among": f"images whose consensus is {focus[0]}", **_try(binary_gee, angry, "labelled", list(factors), cluster="image")}

@@ -21,6 +21,7 @@ DEFAULT_EMOTIONS = ["happy", "sad", "angry", "fearful", "surprised", "neutral"]
 
 class DataConfig(StrictModel):
     ratings: Path  # CSV/TSV/JSONL of human ratings (image_id, emotion, valence, arousal, rater_id, groups...)
+    format: Literal["ratings", "fer2013", "affectnet"] = "ratings"  # or a FER-2013 CSV / an AffectNet annotation CSV
     images: Path | None = None  # image root; defaults to the ratings file's folder
     group_column: str | None = "group"  # the column whose false-positive rates are compared
     limit: int | None = None  # first N images only (a smoke run)

@@ -43,9 +43,9 @@ class FaceItem:
 
 def load_items(study: RatingConfig) -> list[FaceItem]:
     """Aggregate the human ratings per image (ties in the majority emotion break alphabetically)."""
-    from vlmlab.data.ratings import read_ratings
+    from vlmlab.data.expressions import read_face_ratings
 
-    records = read_ratings(study.data.ratings, study.data.images)
+    records = read_face_ratings(study.data.ratings, study.data.images, study.data.format)
     by_image: dict[str, list] = {}
     for record in records:
         by_image.setdefault(record.image_id, []).append(record)
