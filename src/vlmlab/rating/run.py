@@ -213,9 +213,12 @@ def run_study(
     backend_factory: Callable[[Condition], Backend] | None = None,
 ) -> list[Path]:
     """Run every selected condition; returns their run folders (finished ones are skipped)."""
+    from vlmlab.rating.baselines import check_baselines, run_baselines
+
     items = load_items(study)
+    check_baselines(study)  # a label map that misses a classifier label fails before any run starts
     conditions = select_conditions(expand_conditions(study), max_priority)
-    if not conditions:
+    if not conditions and study.models:
         raise DataError(f"no condition has priority <= {max_priority}; lower priorities run first (try --priority {min(c.priority for c in expand_conditions(study))})")
     factory = backend_factory or _load_backend
     backends: dict[tuple[str, str], Backend] = {}
@@ -239,7 +242,7 @@ def run_study(
             counts = Counter(r["status"] for r in records)
             run.finish("complete" if counts.get("ok", 0) == len(records) else "degraded", item_status=dict(counts), priority=condition.priority)
             folders.append(run.dir)
-    return folders
+    return folders + run_baselines(study, items, overwrite=overwrite)
 
 
 def _load_backend(condition: Condition) -> Backend:
