@@ -113,3 +113,12 @@ def test_toy_faces_planted_neutral_angry_inside_ci(toy_faces):
     assert rd["group[C vs A]"]["low"] <= 0.0 <= rd["group[C vs A]"]["high"]
     odds = {e["term"]: e for e in fit["logistic"]}["group[B vs A]"]
     assert odds["odds_ratio_low"] > 1
+
+
+def test_separation_is_a_warning_not_a_crash():
+    rows = [{"image": f"i{i}", "group": "AB"[i % 2], "angry": int(i % 2 == 1 and j < 2)} for i in range(20) for j in range(3)]
+    fit = binary_gee(pd.DataFrame(rows), "angry", ["group"], cluster="image")
+    odds = {e["term"]: e for e in fit["logistic"]}["group[B vs A]"]
+    assert odds["odds_ratio"] is None and any("separation" in w for w in fit["warnings"])
+    rd = {e["term"]: e for e in fit["risk_difference"]}["group[B vs A]"]
+    assert rd["estimate"] == pytest.approx(2 / 3)

@@ -44,7 +44,8 @@ def _fixed_rows(name: str, fit: dict[str, Any], key: str = "fixed_effects") -> l
     if "error" in fit:
         return [[name, "–", fit["error"], "", "", ""]]
     n = f"{fit['n_obs']} obs; " + ", ".join(f"{k} {v}" for k, v in fit["n_groups"].items())
-    return [[name, e["term"], f"{e['estimate']:.3f}", f"[{e['low']:.3f}, {e['high']:.3f}]", "–" if e["p"] is None else f"{e['p']:.3g}", n]
+    return [[name, e["term"], "–" if e["estimate"] is None else f"{e['estimate']:.3f}",
+             "–" if e["low"] is None or e["high"] is None else f"[{e['low']:.3f}, {e['high']:.3f}]", "–" if e["p"] is None else f"{e['p']:.3g}", n]
             for e in fit.get(key, []) if e["term"] != "Intercept"]
 
 
@@ -73,7 +74,8 @@ def add_bias_sections(report: Report, per: dict[str, Any], models: dict[str, Any
             warnings += [f"{name}: {w}" for w in fit.get("warnings", [])]
             if outcome.startswith("labelled_"):
                 binary += _fixed_rows(f"{name} ({fit.get('among', '')})", fit, "risk_difference")
-                binary += [[f"{name}, odds ratio", e["term"], f"{e['odds_ratio']:.3f}", f"[{e['odds_ratio_low']:.3f}, {e['odds_ratio_high']:.3f}]",
+                binary += [[f"{name}, odds ratio", e["term"], "–" if e["odds_ratio"] is None else f"{e['odds_ratio']:.3f}",
+                            "not estimable" if e["odds_ratio"] is None else f"[{e['odds_ratio_low']:.3f}, {e['odds_ratio_high']:.3f}]",
                             "–" if e["p"] is None else f"{e['p']:.3g}", ""] for e in fit.get("logistic", []) if e["term"] != "Intercept"]
             else:
                 fixed += _fixed_rows(name, fit)

@@ -217,8 +217,13 @@ def binary_gee(frame: pd.DataFrame, response: str, fixed: Sequence[str], cluster
     notes += sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught})
     logit_effects = _effects(names, np.asarray(logit.params), np.asarray(logit.cov_params()))
     for e in logit_effects:
-        e.update(odds_ratio=math.exp(e["estimate"]), odds_ratio_low=math.exp(e["low"]), odds_ratio_high=math.exp(e["high"]),
-                 method="GEE logistic, exchangeable, image-clustered robust SE, Wald 95%")
+        separated = not (math.isfinite(e["estimate"]) and math.isfinite(e["se"])) or abs(e["estimate"]) > 15 or e["se"] > 100
+        if separated:  # a level with no (or only) events: the log-odds run off to infinity
+            notes.append(f"logistic term {e['term']}: (quasi-)complete separation, its odds ratio is not estimable; read the risk difference")
+        e.update(odds_ratio=None if separated else math.exp(e["estimate"]), odds_ratio_low=None if separated else math.exp(e["low"]),
+                 odds_ratio_high=None if separated else math.exp(e["high"]), method="GEE logistic, exchangeable, image-clustered robust SE, Wald 95%")
+        if separated:
+            e.update({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in e.items()})
     rd = _effects(names, np.asarray(linear.params), np.asarray(linear.cov_params()))
     for e in rd:
         e["method"] = "GEE linear probability, clustered robust SE, Wald 95%"
