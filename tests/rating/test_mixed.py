@@ -122,3 +122,15 @@ def test_separation_is_a_warning_not_a_crash():
     assert odds["odds_ratio"] is None and any("separation" in w for w in fit["warnings"])
     rd = {e["term"]: e for e in fit["risk_difference"]}["group[B vs A]"]
     assert rd["estimate"] == pytest.approx(2 / 3)
+
+
+def test_zero_robust_se_gives_no_interval():
+    rows = [{"image": f"i{i}", "group": "AB"[i % 2], "angry": int(i % 4 == 1)} for i in range(12) for _ in range(2)]
+    rows += [{"image": "j", "group": "A", "angry": 1}, {"image": "j", "group": "A", "angry": 0}]
+    fit = binary_gee(pd.DataFrame(rows), "angry", ["group"], cluster="image")
+    rd = {e["term"]: e for e in fit["risk_difference"]}["group[B vs A]"]
+    assert rd["se"] > 0 and rd["low"] is not None  # variation within B (images i1, i5, i9 vs i3, i7, i11)
+    same = [{"image": f"i{i}", "group": "AB"[i % 2], "angry": i % 2} for i in range(12)]
+    fit = binary_gee(pd.DataFrame(same), "angry", ["group"], cluster="image")
+    rd = {e["term"]: e for e in fit["risk_difference"]}["group[B vs A]"]
+    assert rd["estimate"] == pytest.approx(1.0) and rd["low"] is None and any("robust SE is 0" in w for w in fit["warnings"])

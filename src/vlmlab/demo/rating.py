@@ -168,6 +168,7 @@ def rating_summary(config: RatingConfig, effects: list[dict[str, Any]]) -> dict[
         "conditions": len(conditions),
         "n": c["n"],
         "parse_failure_rate": c["parse_failure_rate"],
+        "failure_rate": c.get("failure_rate"),
         "emotion_accuracy": (c.get("emotion") or {}).get("accuracy", {}).get("value"),
         "kappa": (c.get("emotion") or {}).get("kappa", {}).get("value"),
         "valence_r": (c.get("valence") or {}).get("pearson", {}).get("value"),

@@ -133,8 +133,14 @@ class _CrossedREML:
         return {"objective": objective, "beta": beta, "s2": s2, "XHX": XHX}
 
     def fit(self) -> tuple[np.ndarray, dict[str, Any], optimize.OptimizeResult]:
+        import itertools
+
         k = len(self.sizes)
-        result = optimize.minimize(lambda t: self.parts(t)["objective"], np.full(k, 0.5), method="L-BFGS-B", bounds=[(0.0, 100.0)] * k)
+        # A coarse grid first: the profiled REML surface can be flat near 0, where a local search
+        # from an arbitrary start stalls on the boundary.
+        grid = [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]
+        start = min((np.array(t) for t in itertools.product(grid, repeat=k)), key=lambda t: self.parts(t)["objective"])
+        result = optimize.minimize(lambda t: self.parts(t)["objective"], start, method="L-BFGS-B", bounds=[(0.0, 100.0)] * k)
         return result.x, self.parts(result.x), result
 
 
@@ -227,5 +233,8 @@ def binary_gee(frame: pd.DataFrame, response: str, fixed: Sequence[str], cluster
     rd = _effects(names, np.asarray(linear.params), np.asarray(linear.cov_params()))
     for e in rd:
         e["method"] = "GEE linear probability, clustered robust SE, Wald 95%"
+        if e["term"] != "Intercept" and not e["se"] > 1e-12:  # every cluster alike within each level: no honest interval
+            notes.append(f"risk difference {e['term']}: robust SE is 0 (no variation within levels); no CI")
+            e.update(low=None, high=None, p=None)
     out.update(logistic=logit_effects, risk_difference=rd, warnings=notes)
     return out
