@@ -34,6 +34,11 @@ def conditions(
     for c in sorted(expand_conditions(study), key=lambda c: (c.priority, c.name)):
         info = read_run_info(condition_dir(study.out, c))
         table.add_row(str(c.priority), c.name, info.get("status", "not started"))
+    from vlmlab.rating.baselines import baseline_dir
+
+    for b in study.baselines:
+        folder = baseline_dir(study.out, b)
+        table.add_row("baseline", str(folder.relative_to(study.out)), read_run_info(folder).get("status", "not started"))
     _console.print(table)
 
 
