@@ -97,7 +97,7 @@ def test_cluster_labels_are_checked() -> None:
 def test_proportion_ci_equals_statsmodels(k: int, n: int, method: str, sm_method: str) -> None:
     ci = proportion_ci(k, n, method=method, unit="faces")
     assert (ci.low, ci.high) == pytest.approx(proportion_confint(k, n, alpha=0.05, method=sm_method), abs=1e-12)
-    assert ci.estimate == k / n and ci.describe().startswith(f"95% {'Wilson' if method == 'wilson' else 'Clopper-Pearson'} over faces (n={n})")
+    assert ci.estimate == k / n and ci.describe() == f"95% {'Wilson score' if method == 'wilson' else 'Clopper-Pearson exact'} interval over faces (n={n})"
 
 
 def test_zero_of_thirty_is_not_zero_to_zero() -> None:

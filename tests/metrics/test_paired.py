@@ -87,3 +87,11 @@ def test_bad_pairs() -> None:
         sign_flip_test([1.0, np.nan], [1.0, 0.0])
     with pytest.raises(DataError, match="no shared items"):
         paired_bootstrap([], [])
+
+
+def test_paired_tests_are_reachable_from_inference() -> None:
+    from vlmlab.metrics import inference, paired
+
+    assert inference.paired_bootstrap is paired.paired_bootstrap and inference.mcnemar_test is paired.mcnemar_test
+    with pytest.raises(AttributeError):
+        inference.no_such_test  # noqa: B018

@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from vlmlab.cli.runs import compare_runs_cmd
+
 app = typer.Typer(help="In-context demonstration study: index, candidates, beam, rl-data, train, eval, compare.", no_args_is_help=True)
 
 _SET = typer.Option(None, "--set", help="Override a config key: --set beam_size=3 (repeatable).")
@@ -69,16 +71,8 @@ def eval_cmd(config: Path = typer.Argument(..., help="Eval config YAML."), set_:
     _run("eval", config, set_, out, overwrite)
 
 
-@app.command("compare")
-def compare_cmd(runs: list[Path] = typer.Argument(..., help="Eval run folders; the first is the baseline."), out: Optional[Path] = typer.Option(None, "--out", help="Write compare.md and CSVs here.")) -> None:
-    """Compare eval runs cell by cell (same as `vlmlab runs compare`)."""
-    from vlmlab.icl.compare import compare_runs
-
-    tables = compare_runs(runs)
-    typer.echo(tables.to_markdown())
-    if out is not None:
-        for p in tables.write(out):
-            typer.echo(f"wrote {p}")
+# `vlmlab icl compare` is `vlmlab runs compare`: the same function, the same options.
+app.command("compare", help="Same as `vlmlab runs compare`: eval runs side by side on the questions they share.")(compare_runs_cmd)
 
 
 @app.command("train")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -73,14 +74,21 @@ def report_runs(
 
 @app.command("compare")
 def compare_runs_cmd(
-    runs: list[Path] = typer.Argument(..., help="Eval run folders; the first is the baseline."),
-    out: Path = typer.Option(None, "--out", help="Also write compare.md and CSVs into this folder."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the paired bootstrap."),
+    runs: list[Path] = typer.Argument(..., help="Eval run folders; the first is the baseline A."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write compare.md and CSVs into this folder."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the paired bootstrap / random sign flips."),
+    n_boot: int = typer.Option(2000, "--n-boot", min=100, help="B: resamples of the paired bootstrap (p below 1/B shows as '< 1/B')."),
+    unit: str = typer.Option("image", "--unit", help="Resampling unit: image (questions sharing an image move together) or question."),
+    test: str = typer.Option("bootstrap", "--test", help="Paired test: bootstrap (with a CI) or permutation (sign flips)."),
+    correction: str = typer.Option("holm", "--correction", help="Multiple-comparison correction over cells x runs: holm or none."),
+    allow_different_subsets: bool = typer.Option(False, "--allow-different-subsets",
+                                                 help="Compare runs evaluated on different questions on the ones they share, and show each run on its own."),
 ) -> None:
-    """Runs side by side: per-cell differences, gains/losses, up/down/equal, paired bootstrap p-values."""
+    """Runs side by side on the questions they share: n, differences with CIs, p (Holm), minimum detectable difference."""
     from vlmlab.icl.compare import compare_runs
 
-    tables = compare_runs(runs, seed=seed)
+    tables = compare_runs(runs, n_boot=n_boot, seed=seed, unit=unit, test=test, correction=correction,
+                          allow_different_subsets=allow_different_subsets)
     typer.echo(tables.to_markdown())
     if out is not None:
         for path in tables.write(out):

@@ -33,9 +33,9 @@ from vlmlab.errors import ConfigError, DataError
 METHOD_NAMES = {
     "percentile": "percentile bootstrap",
     "bca": "BCa bootstrap",
-    "wilson": "Wilson",
-    "clopper-pearson": "Clopper-Pearson",
-    "fisher-z": "Fisher z",
+    "wilson": "Wilson score interval",
+    "clopper-pearson": "Clopper-Pearson exact interval",
+    "fisher-z": "Fisher z interval",
 }
 BOOTSTRAP_METHODS = ("percentile", "bca")
 
@@ -206,18 +206,26 @@ def bootstrap_replicates(
 
     estimate = safe(*arrs)
     sizes = np.bincount(codes, minlength=g)
+    jack = None
     if _takes_axis(statistic) and sizes.min() == sizes.max():  # vectorised over resamples, like scipy's `axis`
         order = np.argsort(codes, kind="stable").reshape(g, -1)
-        reps = np.empty(resamples)
-        for start in range(0, resamples, 256):
-            idx = order[draws[start : start + 256]].reshape(len(draws[start : start + 256]), -1)
-            with np.errstate(all="ignore"):
-                reps[start : start + 256] = statistic(*(a[idx] for a in arrs), axis=-1, **kwargs)
+
+        def batched(unit_rows: np.ndarray) -> np.ndarray:  # [K, units] -> statistic per row, 256 at a time
+            out = np.empty(len(unit_rows))
+            for start in range(0, len(unit_rows), 256):
+                idx = order[unit_rows[start : start + 256]].reshape(len(unit_rows[start : start + 256]), -1)
+                with np.errstate(all="ignore"):
+                    out[start : start + 256] = statistic(*(a[idx] for a in arrs), axis=-1, **kwargs)
+            return out
+
+        reps = batched(draws)
+        if jackknife and g > 1:
+            leave_out = np.arange(g)[None, :].repeat(g, axis=0)
+            jack = batched(leave_out[~np.eye(g, dtype=bool)].reshape(g, g - 1))
     else:
         rows = _rows_of(codes, g)
         reps = np.array([safe(*(a[rows(d)] for a in arrs)) for d in draws])
-    jack = None
-    if jackknife:
+    if jackknife and jack is None:
         jack = np.array([safe(*(a[codes != u] for a in arrs)) for u in range(g)])
     return estimate, reps, jack, g
 
@@ -372,3 +380,15 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
     out[order] = np.minimum(adj, 1.0)
     return out
+
+
+_PAIRED = ("PairedTest", "paired_bootstrap", "sign_flip_test", "mcnemar_test", "paired_mdd")
+
+
+def __getattr__(name: str) -> Any:
+    """The paired tests live in `vlmlab.metrics.paired` (which imports this module); reachable here too."""
+    if name in _PAIRED:
+        from vlmlab.metrics import paired
+
+        return getattr(paired, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
