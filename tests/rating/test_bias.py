@@ -85,6 +85,10 @@ def test_analysis_has_mixed_models_and_a_comparison_table(scripted_runs):
     report = (tmp_path / "analysis" / "report.md").read_text()
     assert "VLMs, classifier baselines and human raters" in report and "human raters (each vs the others)" in report
     assert "Mixed models of bias" in report
+    # make_faces' raters have no bias of their own: the rater variance sits on its boundary, and the report says so.
+    assert any("variance of rater estimated at 0" in w for w in human["warnings"])
+    for w in human["warnings"]:
+        assert f"Warning: human raters: valence: {w}" in report
 
 
 def test_mixed_model_factor_not_a_column_is_exit_2(scripted_runs, capsys):
