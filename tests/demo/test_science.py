@@ -51,8 +51,9 @@ def test_selector_beats_random_and_text_retrieval_at_two_shots(demo_result) -> N
 
 def test_rating_analysis_recovers_planted_effects(demo_result) -> None:
     """Planted in the toy faces (truth.json); seen on the reference machine: noise SD 1.057 (planted
-    1.083 before clipping), C valence offset -0.47 [-0.62, -0.33] (planted -0.5), B neutral->angry
-    +0.22 [-0.07, 0.51] (planted +0.15), valence identical in 19% of faces across two t=1 repeats."""
+    1.083 before clipping), C valence offset -0.51 [-0.86, -0.15] (planted -0.5; mixed model with
+    image and rater random intercepts, mid-scale faces), B neutral->angry +0.24 [0.09, 0.40] (planted +0.15;
+    image-clustered GEE), valence identical in 19% of faces across two t=1 repeats."""
     effects = {e["effect"]: e for e in demo_result.summary["rating"]["effects"]}
     noise = effects["human rater noise SD (valence)"]
     assert abs(noise["recovered"] - noise["planted"]) < 0.15, noise

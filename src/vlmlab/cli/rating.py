@@ -36,6 +36,11 @@ def conditions(
     for c in sorted(expand_conditions(study), key=lambda c: (c.priority, c.name)):
         info = read_run_info(condition_dir(study.out, c))
         table.add_row(str(c.priority), c.name, info.get("status", "not started"))
+    from vlmlab.rating.baselines import baseline_dir
+
+    for b in study.baselines:
+        folder = baseline_dir(study.out, b)
+        table.add_row("baseline", str(folder.relative_to(study.out)), read_run_info(folder).get("status", "not started"))
     _console.print(table)
 
 
@@ -86,6 +91,7 @@ def analyze(
     runs: List[Path] = typer.Argument(..., help="Condition run folders, or a study folder holding them."),
     out: Path = typer.Option(None, "--out", help="Where to write the analysis (default: <first>/analysis)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap confidence intervals."),
+    factor: Optional[List[str]] = typer.Option(None, "--factor", help="Fixed factor of the mixed models: a column of the human ratings (repeatable; default: the group column)."),
 ) -> None:
     """Agreement with humans, collapse, dark knowledge, FPR by group, CKA/RSA — one report."""
     from vlmlab.rating.analysis import analyze_runs
@@ -95,5 +101,5 @@ def analyze(
     for path in runs:
         folders += [p for p in find_runs(path) if p.name != "analysis"]
     target = out or (runs[0] / "analysis")
-    paths = analyze_runs(folders, target, seed=seed)
+    paths = analyze_runs(folders, target, seed=seed, factors=factor or None)
     _console.print(f"analysis: {paths['md']}")

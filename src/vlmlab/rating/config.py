@@ -22,6 +22,7 @@ DEFAULT_EMOTIONS = ["happy", "sad", "angry", "fearful", "surprised", "neutral"]
 
 class DataConfig(StrictModel):
     ratings: Path  # CSV/TSV/JSONL of human ratings (image_id, emotion, valence, arousal, rater_id, groups...)
+    format: Literal["ratings", "fer2013", "affectnet"] = "ratings"  # or a FER-2013 CSV / an AffectNet annotation CSV
     images: Path | None = None  # image root; defaults to the ratings file's folder
     group_column: str | None = "group"  # the column whose false-positive rates are compared
     limit: int | None = None  # first N images only (a smoke run)
@@ -49,6 +50,15 @@ class ModelConfig(StrictModel):
         if len(set(names)) != len(names):
             raise ValueError(f"model {self.name!r}: variant names must be unique, got {names}")
         return self
+
+
+class BaselineConfig(StrictModel):
+    """An image-classification checkpoint rating emotions beside the VLMs (see `rating.baselines`)."""
+
+    name: str  # a label for tables
+    ref: str  # a local checkpoint folder or hub id (AutoModelForImageClassification + its image processor)
+    label_map: dict[str, str]  # every classifier label -> one of the study's emotions
+    batch_size: int = Field(16, ge=1)
 
 
 class PromptConfig(StrictModel):
@@ -107,7 +117,8 @@ class RatingConfig(StrictModel):
     name: str = "rating"
     out: Path = Path("runs/rating")
     data: DataConfig
-    models: list[ModelConfig]
+    models: list[ModelConfig] = Field(default_factory=list)
+    baselines: list[BaselineConfig] = Field(default_factory=list)  # image classifiers (e.g. FER models)
     emotions: list[str] = Field(default_factory=lambda: list(DEFAULT_EMOTIONS))
     prompts: PromptConfig = PromptConfig()
     conditions: ConditionsConfig = ConditionsConfig()
@@ -118,8 +129,8 @@ class RatingConfig(StrictModel):
     @model_validator(mode="after")
     def _unique_models(self) -> "RatingConfig":
         names = [m.name for m in self.models]
-        if not names:
-            raise ValueError("models: list at least one model")
+        if not names and not self.baselines:
+            raise ValueError("models: list at least one model (or a classifier under baselines)")
         if len(set(names)) != len(names):
             raise ValueError(f"models: names must be unique, got {names}")
         if self.capture.require_logprobs and self.capture.top_logprobs == 0:
@@ -130,4 +141,11 @@ class RatingConfig(StrictModel):
                                         hidden_pool=self.capture.hidden_pool, prompts_without_image=without_image)
             if problems:
                 raise ValueError(f"model {model.name!r} ({model.kind}): {problems[0]}")
+        baseline_names = [b.name for b in self.baselines]
+        if len(set(baseline_names)) != len(baseline_names) or set(baseline_names) & set(names):
+            raise ValueError(f"baselines: names must be unique and differ from the models' names, got {baseline_names}")
+        for b in self.baselines:
+            wrong = sorted({v for v in b.label_map.values() if v not in self.emotions})
+            if wrong:
+                raise ValueError(f"baselines: {b.name}: label_map maps to {wrong}, which are not among the study's emotions {self.emotions}")
         return self

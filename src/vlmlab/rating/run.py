@@ -52,9 +52,9 @@ class FaceItem:
 
 def load_items(study: RatingConfig) -> list[FaceItem]:
     """Aggregate the human ratings per image (ties in the majority emotion break alphabetically)."""
-    from vlmlab.data.ratings import read_ratings
+    from vlmlab.data.expressions import read_face_ratings
 
-    records = read_ratings(study.data.ratings, study.data.images)
+    records = read_face_ratings(study.data.ratings, study.data.images, study.data.format)
     by_image: dict[str, list] = {}
     for record in records:
         by_image.setdefault(record.image_id, []).append(record)
@@ -232,9 +232,12 @@ def _volatile(condition: Condition) -> tuple[str, ...]:
 
 def plan_study(study: RatingConfig, max_priority: int | None = None, resolve_models: bool = True) -> tuple[list[FaceItem], list[Condition]]:
     """The items and the selected conditions, every hf model resolved; raises on any contradiction."""
+    from vlmlab.rating.baselines import check_baselines
+
     items = load_items(study)
+    check_baselines(study)  # a label map that misses a classifier label fails before any run starts
     conditions = select_conditions(expand_conditions(study), max_priority)
-    if not conditions:
+    if not conditions and study.models:
         raise DataError(f"no condition has priority <= {max_priority}; lower priorities run first (try --priority {min(c.priority for c in expand_conditions(study))})")
     for model in study.models if resolve_models else []:
         if model.kind == "hf":
@@ -279,6 +282,8 @@ def run_study(
     keep_errors: bool = False,
 ) -> list[Path]:
     """Run every selected condition; returns their run folders (finished ones are skipped)."""
+    from vlmlab.rating.baselines import run_baselines
+
     items, conditions = plan_study(study, max_priority, resolve_models=backend_factory is None)
     factory = backend_factory or _load_backend
     backends: dict[tuple[str, str], Backend] = {}
@@ -319,7 +324,7 @@ def run_study(
                 summary["logprobs"] = "captured" if any(r.get("logprobs_file") for r in records) or not answered else LOGPROBS_UNAVAILABLE
             run.finish("complete" if counts.get("ok", 0) == len(records) else "degraded", **summary)
             folders.append(run.dir)
-    return folders
+    return folders + run_baselines(study, items, overwrite=overwrite)
 
 
 def _load_backend(condition: Condition) -> Backend:
