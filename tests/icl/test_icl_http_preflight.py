@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from vlmlab.cli import main
-from vlmlab.models.fake_server import serve
+from vlmlab.testing import serve
 
 
 def test_eval_with_a_model_name_typo_stops_before_writing(tmp_path, capsys):

@@ -12,8 +12,8 @@ import pytest
 from http_fixtures import STEPS, Recorder, png, requests_for
 
 from vlmlab.models.base import GenerationRequest, GenerationResult, Turn
-from vlmlab.models.fake_server import FaultPlan, serve
 from vlmlab.models.openai_compat import OpenAIBackend
+from vlmlab.testing import FaultPlan, serve
 
 
 @pytest.fixture(scope="module")

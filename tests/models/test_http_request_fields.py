@@ -18,9 +18,9 @@ from vlmlab.data.images import Image
 from vlmlab.errors import ModelError
 from vlmlab.models.backend_checks import preflight
 from vlmlab.models.base import GenerationRequest, Turn
-from vlmlab.models.fake_server import serve
 from vlmlab.models.ollama import OllamaBackend
 from vlmlab.models.openai_compat import OpenAIBackend, parse_openai_logprobs
+from vlmlab.testing import serve
 
 
 def encoded(fmt: str, color=(10, 200, 30), **save) -> Image:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlmlab.models.fake_server import serve
 from vlmlab.rating.analysis import analyze_runs
 from vlmlab.runs import read_ledger
+from vlmlab.testing import serve
 from rating_helpers import ScriptedRater
 from rating_helpers import run_cli as cli
 

@@ -209,13 +209,6 @@ def per_class_accuracy(true: Sequence, pred: Sequence, labels: Sequence[Hashable
     return out
 
 
-def class_accuracy(true: Sequence, pred: Sequence, label: Hashable) -> float:
-    """Recall of one class (for `estimate`)."""
-    (t, p), _ = drop_missing(true, pred)
-    mask = t == label
-    return float(np.mean(p[mask] == label)) if mask.any() else math.nan
-
-
 def accuracy(true: Sequence, pred: Sequence) -> float:
     """Fraction of exact matches among pairs with both labels present."""
     (t, p), _ = drop_missing(true, pred)

@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from vlmlab.runs import atomic_write_bytes, atomic_write_text
 
@@ -268,8 +268,3 @@ def metrics_table(metrics: dict[str, Any], caption: str = "metrics") -> Table:
 
     walk(metrics, "")
     return Table(["metric", "value"], rows, caption=caption)
-
-
-def comparison_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], caption: str = "", best: dict[str, Best] | None = None) -> Table:
-    """Rows given as dicts (missing keys shown as –)."""
-    return Table(list(columns), [[row.get(c) for c in columns] for row in rows], caption=caption, best=dict(best or {}))
