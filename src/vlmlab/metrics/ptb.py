@@ -72,6 +72,9 @@ def ptb_tokenize(texts: Sequence[str], *, timeout: float | None = None) -> list[
 _CACHE: dict[str, tuple[list[str], bool, bool]] = {}  # text -> (pieces, plain line, empty line), across calls in this process
 _CACHE_MAX = 1_000_000
 _NOT_PLAIN_LINE = re.compile(r"[^\S ]|  |^ ")
+_NOT_PLAIN = re.compile(r"[^\S \n]|  |^ |\n ")  # the same, over the whole output at once
+# a whole punctuation token (tokens are separated by single spaces, lines by newlines)
+_PUNCT_TOKEN = re.compile(r"(?<![^ \n])(?:" + "|".join(re.escape(p) for p in sorted(PUNCTUATIONS, key=len, reverse=True)) + r")(?![^ \n])")
 
 
 def ptb_tokens(texts: Sequence[str], *, timeout: float | None = None) -> Tokenised:
@@ -118,10 +121,15 @@ def _run_tokenizer(texts: list[str], timeout: float | None) -> list[tuple[list[s
         if any(_LINE_BREAKS.sub(" ", t).strip() for t in missing):
             raise RunError(f"PTB tokenizer returned {len(lines)} lines for {len(texts)} captions; report this input")
         lines += [""] * len(missing)
+    lines = lines[: len(texts)]
+    # on a plain line the only "" piece is that of an empty line: drop it so pieces == str.split()
+    drop_plain = PUNCTUATIONS | {""}
+    if _NOT_PLAIN.search(out) is None:  # the usual case: drop punctuation tokens in one pass over the output
+        rows = _PUNCT_TOKEN.sub("", "\n".join(lines)).split("\n")
+        return [(row.split(), True, not line) for row, line in zip(rows, lines)]
     out_rows = []
-    for line in lines[: len(texts)]:
+    for line in lines:
         plain = _NOT_PLAIN_LINE.search(line) is None
-        # on a plain line the only "" piece is that of an empty line: drop it so pieces == str.split()
-        drop = PUNCTUATIONS | {""} if plain else PUNCTUATIONS
+        drop = drop_plain if plain else PUNCTUATIONS
         out_rows.append(([w for w in line.rstrip().split(" ") if w not in drop], plain, line.rstrip() == ""))
     return out_rows
