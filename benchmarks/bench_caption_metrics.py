@@ -1,11 +1,11 @@
 """`vlmlab score caption` vs pycocoevalcap, whole-process time, run alternately, medians of repeats.
 
 Run: .venv/bin/python benchmarks/bench_caption_metrics.py [--items 5000] [--refs 5] [--repeats 3] [--quic PATH]
-     [--sets all,no-meteor] [--models 1]
+     [--sets all,no-meteor] [--models 1] [--cli]
 
 Each timed command is a fresh Python process that reads the same JSONL files and prints its scores:
-ours is `python -m vlmlab score caption` (one PTB JVM; the METEOR JVM started first and overlapped
-with tokenisation and the numpy metrics); pycocoevalcap's is a script doing what
+ours is a script calling `score_captions` (or, with `--cli`, `python -m vlmlab score caption`): one
+PTB JVM, the METEOR JVM started first and overlapped with tokenisation and the numpy metrics; pycocoevalcap's is a script doing what
 `COCOEvalCap.evaluate` does (PTBTokenizer for references and predictions, then Bleu, Meteor,
 Rouge, Cider). The two alternate (ours, theirs, ours, theirs, ...) so that a change in the load of
 a shared machine hits both; the table gives each repeat's ratio and the median ratio, the load
@@ -143,7 +143,8 @@ def timed(cmd: list[str]) -> tuple[float, float, list[dict]]:
     elapsed, cpu = time.perf_counter() - start, _child_cpu() - cpu0
     if proc.returncode != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return elapsed, cpu, json.loads(proc.stdout.strip().splitlines()[-1])
+    out = proc.stdout.strip()
+    return elapsed, cpu, json.loads(out if out[:1] in "{[" else out.splitlines()[-1])
 
 
 def max_diff(ours: list[dict], ref: list[dict]) -> dict[str, float]:
@@ -159,7 +160,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", type=int, default=1)
     parser.add_argument("--sets", default="all,no-meteor", help="comma list of: all, no-meteor")
+    parser.add_argument("--cli", action="store_true", help="time ours as `python -m vlmlab score caption` (one model) instead of the API")
     args = parser.parse_args()
+    if args.cli and args.models != 1:
+        raise SystemExit("--cli scores one model per process; use it with --models 1")
     refs, preds = quic(args.quic, args.models) if args.quic else synthetic(args.items, args.refs, args.models)
     size = f"{len(refs)} items, {sum(map(len, refs.values()))} references" + (f" (QuIC-360 {args.quic.name})" if args.quic else "")
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,13 +172,19 @@ def main() -> None:
         (folder / "pycoco.py").write_text(PYCOCO_SCRIPT)
         (folder / "ours.py").write_text(OURS_SCRIPT)
         load0 = os.getloadavg()
-        print(f"{size}, {args.models} model(s), {args.repeats} alternating repeats; cpus {os.cpu_count()}, load average before {load0[0]:.1f}")
+        side = "`vlmlab score caption`" if args.cli else "vlmlab.metrics.caption.score_captions"
+        print(f"{size}, {args.models} model(s), {args.repeats} alternating repeats, ours = {side}; cpus {os.cpu_count()}, "
+              f"load average before {load0[0]:.1f}")
         print(f"{'metrics':10} {'repeat':>6} {'ours wall':>9} {'coco wall':>9} {'ratio':>6} {'ours cpu':>8} {'coco cpu':>8} {'ratio':>6}")
         for name in args.sets.split(","):
             metrics = ",".join(METRICS[name])
             rows, diffs = [], {}
             for rep in range(args.repeats):
-                ow, oc, ours = timed([sys.executable, str(folder / "ours.py"), str(ref_path), metrics, *map(str, pred_paths)])
+                if args.cli:
+                    ow, oc, cli_out = timed([sys.executable, "-m", "vlmlab", "score", "caption", str(pred_paths[0]), str(ref_path), "--metrics", metrics])
+                    ours = [cli_out] if isinstance(cli_out, dict) else cli_out
+                else:
+                    ow, oc, ours = timed([sys.executable, str(folder / "ours.py"), str(ref_path), metrics, *map(str, pred_paths)])
                 rw, rc, ref = timed([sys.executable, str(folder / "pycoco.py"), str(ref_path), metrics, *map(str, pred_paths)])
                 rows.append((ow, rw, oc, rc))
                 diffs = max_diff(ours, ref)

@@ -23,6 +23,7 @@ call starts a fresh one.
 from __future__ import annotations
 
 import atexit
+import os
 import subprocess
 import threading
 import time
@@ -44,12 +45,15 @@ class MeteorJVM:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
+        self._owner = os.getpid()
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
 
     def start(self) -> None:
         """Launch the JVM if none is running (returns at once; it loads its tables meanwhile)."""
         with self._start_lock:
+            if self._owner != os.getpid():  # a forked child never talks to its parent's JVM
+                self._proc, self._owner = None, os.getpid()
             if self._proc is not None and self._proc.poll() is None:
                 return
             cmd = [java_executable(), *JAVA_UTF8, "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm"]
@@ -60,7 +64,7 @@ class MeteorJVM:
         """Stop the JVM (the next call starts a new one)."""
         with self._start_lock:
             proc, self._proc = self._proc, None
-        if proc is None:
+        if proc is None or self._owner != os.getpid():
             return
         try:
             if proc.stdin is not None:
