@@ -107,6 +107,7 @@ def test_bad_upstream_files_are_one_line_exit_2_and_write_nothing(tmp_path: Path
         (["icl", "import-lever-lm", beams_file("right", 3), tmp_path / "o2", "--index", index_run], ["right with 3 shots"]),
         (["icl", "import-lever-lm", beams_file("left", 2), tmp_path / "o3", "--index", index_run, "--row-order", "nope"], ["row order"]),
         (["icl", "import-lever-lm", beams_file("left", 2), tmp_path / "o4", "--index", index_run, "--candidates", tmp_path], ["candidates.jsonl"]),
+        (["icl", "import-lever-lm", beams_file("left", 2), tmp_path / "o5.jsonl", "--index", index_run], ["give a folder"]),
     ]
     for args, needles in cases:
         code, err = cli(args, capsys)

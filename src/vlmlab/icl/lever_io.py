@@ -62,9 +62,15 @@ def support_for(folder: Path, index: Path | None, row_order: RowOrder | None) ->
     return support
 
 
+def _out_folder(out: Path, name: str) -> None:
+    if out.suffix in (".jsonl", ".json") or out.is_file():
+        raise DataError(f"{out}: give a folder to write {name} and its import record into (train reads the folder)")
+
+
 def import_beams(upstream: Path, out: Path, index: Path, *, candidates: Path | None = None, pools: Path | None = None,
                  order: str | None = None, row_order: RowOrder = "file") -> Path:
     """Upstream Lever-LM beams -> `<out>/beams.jsonl` + `<out>/lever_lm_import.json`."""
+    _out_folder(out, "beams.jsonl")
     support = SupportRows.from_index(index, row_order)
     if candidates is not None and pools is not None:
         raise DataError("pass either --candidates (a vlmlab candidates run) or --pools (upstream's sampler cache), not both")
@@ -88,6 +94,7 @@ def export_beams(run: Path, out: Path, *, index: Path | None = None, row_order: 
 
 def import_rl(upstream: Path, out: Path, index: Path, *, beams: Path | None = None, row_order: RowOrder = "file") -> Path:
     """Upstream Lever-Plus rl_data -> `<out>/rl.jsonl` + `<out>/lever_plus_import.json`."""
+    _out_folder(out, "rl.jsonl")
     support = SupportRows.from_index(index, row_order)
     pools = {r["id"]: r["pool"] for r in read_jsonl(Path(beams) / "beams.jsonl")} if beams is not None else None
     records, meta = import_lever_plus(upstream, support, pools=pools)
