@@ -42,21 +42,30 @@ WORDS = (
 
 METRICS = {"all": ["BLEU", "METEOR", "ROUGE-L", "CIDEr"], "no-meteor": ["BLEU", "ROUGE-L", "CIDEr"]}
 
-PYCOCO_SCRIPT = r"""
+# both timed scripts read the same files the same way
+READ_FILES = r"""
 import json, sys
-from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
-from pycocoevalcap.bleu.bleu import Bleu
-from pycocoevalcap.rouge.rouge import Rouge
-from pycocoevalcap.cider.cider import Cider
 ref_path, metrics, pred_paths = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
 refs = {}
 for line in open(ref_path):
     r = json.loads(line); refs[r["id"]] = r["references"]
-results = []
-for pred_path in pred_paths:
+
+
+def predictions(pred_path):
     preds = {}
     for line in open(pred_path):
         r = json.loads(line); preds[r["id"]] = r["prediction"]
+    return preds
+"""
+
+PYCOCO_SCRIPT = READ_FILES + r"""
+from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.rouge.rouge import Rouge
+from pycocoevalcap.cider.cider import Cider
+results = []
+for pred_path in pred_paths:
+    preds = predictions(pred_path)
     # COCOEvalCap.evaluate: tokenise, build every scorer (Meteor() starts its JVM here), then score in order
     tok = PTBTokenizer()
     gts = tok.tokenize({k: [{"caption": c} for c in v] for k, v in refs.items()})
@@ -77,20 +86,9 @@ for pred_path in pred_paths:
 print(json.dumps(results))
 """
 
-OURS_SCRIPT = r"""
-import json, sys
+OURS_SCRIPT = READ_FILES + r"""
 from vlmlab.metrics.caption import score_captions
-ref_path, metrics, pred_paths = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
-refs = {}
-for line in open(ref_path):
-    r = json.loads(line); refs[r["id"]] = r["references"]
-results = []
-for pred_path in pred_paths:
-    preds = {}
-    for line in open(pred_path):
-        r = json.loads(line); preds[r["id"]] = r["prediction"]
-    results.append(score_captions(preds, refs, metrics=metrics).scores)
-print(json.dumps(results))
+print(json.dumps([score_captions(predictions(p), refs, metrics=metrics).scores for p in pred_paths]))
 """
 
 
