@@ -15,6 +15,12 @@ thousand items), then each item is aligned against each reference. So:
   both modes pays the start-up once;
 - all SCORE lines are streamed from a writer thread instead of one round trip per item.
 
+What this cannot change: the jar's own work, the same as pycocoevalcap's. Measured here (2 shared
+cores, 2026-12): start-up ~13.5 CPU-s, then ~5.5 CPU-s per 1,000 items of 5 references; at 5,000 x 5
+that is ~90% of our CPU time with METEOR, so all metrics together are ~1.2x pycocoevalcap in CPU
+(`benchmarks/bench_caption_metrics.py`). Going further needs the jar's work itself cut (e.g. a
+paraphrase table filtered to the run's vocabulary, or a checked native aligner).
+
 A watchdog kills the JVM when it has printed nothing for `timeout` seconds, so a hung JVM becomes
 a RunError instead of a hang (a slow but working JVM on a busy machine is left alone); the next
 call starts a fresh one.
