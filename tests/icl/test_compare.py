@@ -14,7 +14,6 @@ from vlmlab.icl.compare import compare_runs, paired_bootstrap_p
 from vlmlab.icl.configs import BackendConfig, EvalConfig
 from vlmlab.icl.eval_stage import run_eval
 from vlmlab.icl.evaluate import bootstrap_ci, nested_subset, random_demos
-from vlmlab.icl.lever_lm import export_lever_lm, import_lever_lm
 
 
 def test_compare_two_eval_runs(tmp_path: Path, index_run: Path, toy_test, toy_backend) -> None:
@@ -66,22 +65,6 @@ def test_paired_bootstrap_p() -> None:
     assert paired_bootstrap_p(a, np.ones(200)) < 0.01
     rng = np.random.default_rng(0)
     assert paired_bootstrap_p(rng.random(200), rng.random(200)) > 0.05
-
-
-def test_lever_lm_round_trip(tmp_path: Path) -> None:
-    records = [{"id": "5", "pool": ["7", "9", "11"], "beams": [
-        {"ids": ["9", "7"], "positions": [1, 0], "step_scores": [0.2, 0.1], "marginal": 0.1, "cumulative": 0.3},
-        {"ids": ["11", "7"], "positions": [2, 0], "step_scores": [0.2, 0.05], "marginal": 0.05, "cumulative": 0.25}]}]
-    up = export_lever_lm(records)
-    assert up == {"5": {"id_list": [[9, 7, 5], [11, 7, 5]], "score_list": [0.1, 0.05]}}
-    path = tmp_path / "up.json"
-    path.write_text(json.dumps(up))
-    back = import_lever_lm(path, pools={"5": ["7", "9", "11"]})
-    assert back[0]["pool"] == ["7", "9", "11"]
-    assert [b["positions"] for b in back[0]["beams"]] == [[1, 0], [2, 0]]
-    assert [b["marginal"] for b in back[0]["beams"]] == [0.1, 0.05]
-    with pytest.raises(DataError, match="not in its pool"):
-        import_lever_lm(path, pools={"5": ["7"]})
 
 
 def test_bootstrap_and_subsets_and_random_demos() -> None:

@@ -1,4 +1,4 @@
-"""`vlmlab icl`: the ICL study's stages (index, candidates, beam, rl-data, train, eval), compare, Lever-LM files.
+"""`vlmlab icl`: the ICL study's stages (index, candidates, beam, rl-data, train, eval), compare, Lever-LM/Lever-Plus files.
 
 Each stage: `vlmlab icl STAGE CONFIG [--set key=value ...] [--out DIR] [--overwrite]`. Without
 `--out` the run goes to `runs/icl-STAGE/<config hash>`. Re-running the same command resumes.
@@ -97,25 +97,58 @@ def train_cmd(config: Path = typer.Argument(..., help="Train config YAML."), set
     _run("train", config, set_, out, overwrite, dry_run, keep)
 
 
-@app.command("export-lever-lm")
-def export_cmd(beam_run: Path = typer.Argument(..., help="A beam run folder."), out: Path = typer.Argument(..., help="Upstream Lever-LM JSON to write.")) -> None:
-    """Write a beam run's beams.jsonl as upstream Lever-LM JSON (id_list / score_list)."""
-    from vlmlab.icl.lever_lm import write_lever_lm
-    from vlmlab.icl.stages import read_jsonl
+_INDEX = typer.Option(None, "--index", help="Index run of the support set whose ROW POSITIONS the upstream ids are (default: the run's own).")
+_ROWS = typer.Option(None, "--row-order", help="Upstream row order: 'file' (questions file order, default) or 'question_id' (upstream's hub loader sorts by it).")
 
-    typer.echo(f"wrote {write_lever_lm(read_jsonl(beam_run / 'beams.jsonl'), out)}")
+
+@app.command("export-lever-lm")
+def export_cmd(beam_run: Path = typer.Argument(..., help="A beam run folder (or an imported one)."),
+               out: Path = typer.Argument(..., help="Upstream Lever-LM JSON to write (a .vlmlab.json with the support rows goes beside it)."),
+               index: Optional[Path] = _INDEX, row_order: Optional[str] = _ROWS) -> None:
+    """Write a beam run's beams as upstream Lever-LM JSON (id_list of support ROW positions, score_list)."""
+    from vlmlab.icl.lever_io import export_beams
+
+    typer.echo(f"wrote {export_beams(beam_run, out, index=index, row_order=row_order)}")  # type: ignore[arg-type]
 
 
 @app.command("import-lever-lm")
 def import_cmd(
-    upstream: Path = typer.Argument(..., help="Upstream Lever-LM JSON."),
-    out: Path = typer.Argument(..., help="beams.jsonl to write."),
-    candidates: Optional[Path] = typer.Option(None, "--candidates", help="Candidates run whose pools the beams came from."),
+    upstream: Path = typer.Argument(..., help="Upstream Lever-LM JSON (generate_data.py output)."),
+    out: Path = typer.Argument(..., help="Folder to write beams.jsonl + lever_lm_import.json into (use it as train `beams:`)."),
+    index: Path = typer.Option(..., "--index", help="Index run of the support set upstream's row positions refer to."),
+    candidates: Optional[Path] = typer.Option(None, "--candidates", help="vlmlab candidates run whose pools the beams came from."),
+    pools: Optional[Path] = typer.Option(None, "--pools", help="Upstream's sampler cache JSON (anchor row -> candidate rows)."),
+    order: Optional[str] = typer.Option(None, "--order", help="construct_order (left/right) when the file name does not say it."),
+    row_order: str = typer.Option("file", "--row-order", help="'file' (default) or 'question_id' (upstream's hub loader)."),
 ) -> None:
-    """Convert upstream Lever-LM JSON into our beams.jsonl format."""
-    from vlmlab.icl.lever_lm import import_lever_lm
-    from vlmlab.icl.stages import read_jsonl, write_jsonl
+    """Convert upstream Lever-LM beams (row positions, prepended picks) into a vlmlab beams folder."""
+    from vlmlab.icl.lever_io import import_beams
 
-    pools = {r["id"]: r["pool"] for r in read_jsonl(candidates / "candidates.jsonl")} if candidates is not None else None
-    write_jsonl(out, import_lever_lm(upstream, pools))
-    typer.echo(f"wrote {out}")
+    typer.echo(f"wrote {import_beams(upstream, out, index, candidates=candidates, pools=pools, order=order, row_order=row_order)}")  # type: ignore[arg-type]
+
+
+@app.command("import-lever-plus")
+def import_plus_cmd(
+    upstream: Path = typer.Argument(..., help="Upstream Lever-Plus rl_data JSON (generate_rl_data.py output)."),
+    out: Path = typer.Argument(..., help="Folder to write rl.jsonl + lever_plus_import.json into (use it as train `rl:`)."),
+    index: Path = typer.Option(..., "--index", help="Index run of the support set upstream's row positions refer to."),
+    beams: Optional[Path] = typer.Option(None, "--beams", help="Beams folder whose pools the candidates must lie in."),
+    row_order: str = typer.Option("file", "--row-order", help="'file' (default) or 'question_id' (upstream's hub loader)."),
+) -> None:
+    """Convert upstream Lever-Plus RL data (pointer_candidates, _meta) into a vlmlab rl folder."""
+    from vlmlab.icl.lever_io import import_rl
+
+    typer.echo(f"wrote {import_rl(upstream, out, index, beams=beams, row_order=row_order)}")  # type: ignore[arg-type]
+
+
+@app.command("export-lever-plus")
+def export_plus_cmd(
+    rl_run: Path = typer.Argument(..., help="An rl-data run folder (or an imported one)."),
+    out: Path = typer.Argument(..., help="Upstream Lever-Plus rl_data JSON to write."),
+    index: Optional[Path] = _INDEX, row_order: Optional[str] = _ROWS,
+    balanced: bool = typer.Option(False, "--balanced", help="Export rl.jsonl (balanced) instead of rl_raw.jsonl (all candidates, as upstream keeps)."),
+) -> None:
+    """Write an rl-data run as upstream Lever-Plus rl_data JSON (with `_meta`)."""
+    from vlmlab.icl.lever_io import export_rl
+
+    typer.echo(f"wrote {export_rl(rl_run, out, index=index, row_order=row_order, balanced=balanced)}")  # type: ignore[arg-type]
