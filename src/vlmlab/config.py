@@ -46,8 +46,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may repeat; overriding is its purpose
+                continue
             key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
-            if key_node.tag != "tag:yaml.org,2002:merge" and isinstance(key, (str, int, float, bool)):
+            if isinstance(key, (str, int, float, bool)):
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
                         None, None,
