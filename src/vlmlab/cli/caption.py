@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
+from vlmlab.progress import make_console
 
 app = typer.Typer(help="Caption study: fine-tune, generate, score and compare VLM captioners.", no_args_is_help=True)
-_console = Console()
+_console = make_console()
 
 
 def _split(text: Optional[str]) -> list[str] | None:

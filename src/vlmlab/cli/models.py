@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from vlmlab.progress import make_console
 from rich.table import Table
 
 from vlmlab.models.registry import check_model, list_specs
@@ -33,7 +33,7 @@ def list_models() -> None:
             "yes" if spec.supports_score else "no",
             spec.vision_cache or "-",
         )
-    Console().print(table)
+    make_console().print(table)
 
 
 @app.command("check")
@@ -52,7 +52,7 @@ def check(
     table = Table("fact", "value")
     for key, value in facts.items():
         table.add_row(key, repr(value) if isinstance(value, str) and key == "generated_text" else str(value))
-    Console().print(table)
+    make_console().print(table)
 
 
 @app.command("tiny")

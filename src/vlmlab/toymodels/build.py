@@ -96,6 +96,9 @@ def _build_locked(r: ToyRecipe, root: Path, final: Path, progress: bool, threads
     import torch
 
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(work, 0o777 & ~mask)  # mkdtemp makes 0700; the published model folder must follow the umask
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
