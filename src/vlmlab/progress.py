@@ -100,7 +100,7 @@ class PlainProgress:
         task.completed += advance
         now = time.monotonic()
         done = task.total is not None and task.completed >= task.total
-        if done or now - task.last_line >= self.interval:
+        if (done and now - task.start >= 1.0) or now - task.last_line >= self.interval:  # no line for instant tasks
             task.last_line = now
             self._emit(task, now)
 
