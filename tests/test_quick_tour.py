@@ -101,5 +101,5 @@ def test_quick_tour_runs_in_a_fresh_clone(tmp_path, monkeypatch, capsys):
         code = run_cli(argv)
         out = capsys.readouterr()
         assert code == 0, f"`vlmlab {shlex.join(argv)}` exited {code}: {out.err[-2000:]}"
-    assert (tmp_path / "runs" / "report.md").is_file()
+    assert (tmp_path / "runs" / "combined-report.md").is_file()
     assert (tmp_path / "runs" / "icl" / "eval-b" / "run.json").is_file()
