@@ -80,3 +80,13 @@ def test_negative_seed_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     code, err = _cli(["toyworld", "generate", "faces", "--out", str(tmp_path / "f"), "--seed", "-1"], capsys)
     assert code == 2 and err == "error: toyworld --seed must be an integer from 0 to 4294967295, got -1"
     assert not (tmp_path / "f").exists()
+
+
+def test_models_tiny_into_a_dataset_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "faces"
+    assert _cli(["toyworld", "generate", "faces", "--out", str(data), "--n", "4"], capsys)[0] == 0
+    before = _listing(data)
+    code, err = _cli(["models", "tiny", "qwen2-vl", "--out", str(data)], capsys)
+    assert code == 2
+    assert err == f"error: {data}: folder is not empty and holds no model checkpoint; choose an empty --out or pass --overwrite"
+    assert _listing(data) == before and Manifest.load(data).verify() == []

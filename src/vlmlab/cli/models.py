@@ -60,9 +60,17 @@ def tiny(
     family: str = typer.Argument(..., help="qwen2-vl, qwen2.5-vl, llava, idefics3 or gemma3."),
     out: Path = typer.Option(..., "--out", help="Folder to write the checkpoint to."),
     seed: int = typer.Option(0, help="Seed of the weight initialisation."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty folder that holds no checkpoint."),
 ) -> None:
     """Build a tiny offline checkpoint of FAMILY (real architecture, locally trained tokenizer)."""
+    from vlmlab.errors import DataError
     from vlmlab.models.tiny import build_tiny
 
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; choose another --out")
+    is_checkpoint = (out / "config.json").is_file() and any(out.glob("*.safetensors"))
+    if out.is_dir() and any(out.iterdir()) and not is_checkpoint and not overwrite:
+        # e.g. a dataset folder: its files would be mixed with (or replaced by) model files
+        raise DataError(f"{out}: folder is not empty and holds no model checkpoint; choose an empty --out or pass --overwrite")
     path = build_tiny(family, out, seed=seed)
     typer.echo(f"built tiny {family} (seed {seed}) in {path}")
