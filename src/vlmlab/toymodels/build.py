@@ -95,6 +95,7 @@ def _build_locked(r: ToyRecipe, root: Path, final: Path, progress: bool, threads
         start_path = build_toy_model(r.base, cache_root=root, progress=progress)
     import torch
 
+    remove_orphans(root, final)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
     mask = os.umask(0o022)
     os.umask(mask)
@@ -108,6 +109,16 @@ def _build_locked(r: ToyRecipe, root: Path, final: Path, progress: bool, threads
         torch.set_num_threads(before)
         shutil.rmtree(work, ignore_errors=True)
     return final
+
+
+def remove_orphans(root: Path, final: Path) -> list[Path]:
+    """Remove work folders of this recipe left by killed builds (a SIGKILL skips `finally`; each
+    left an ~11 MB orphan in the cache). Safe: it runs under the recipe's lock, so no live build
+    of the same recipe owns one."""
+    orphans = sorted(p for p in root.glob(f".{final.name}-*") if p.is_dir())
+    for orphan in orphans:
+        shutil.rmtree(orphan, ignore_errors=True)
+    return orphans
 
 
 def _publish(model_dir: Path, final: Path) -> None:
