@@ -42,7 +42,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; colleagues on a shared server must read results
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; colleagues on a shared server must read results
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -53,7 +53,8 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (reading it means setting it; restored at once)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -31,6 +31,7 @@ from typing import Any
 from filelock import FileLock
 
 from vlmlab.errors import ModelError
+from vlmlab.runs import current_umask
 from vlmlab.toymodels.recipes import ToyRecipe, get_recipe, recipe_hash, training_version
 
 DONE_FILE = "training.json"
@@ -97,9 +98,7 @@ def _build_locked(r: ToyRecipe, root: Path, final: Path, progress: bool, threads
 
     remove_orphans(root, final)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
-    mask = os.umask(0o022)
-    os.umask(mask)
-    os.chmod(work, 0o777 & ~mask)  # mkdtemp makes 0700; the published model folder must follow the umask
+    os.chmod(work, 0o777 & ~current_umask())  # mkdtemp makes 0700; the published model folder must follow the umask
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
