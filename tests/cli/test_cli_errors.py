@@ -53,6 +53,33 @@ def test_read_only_output_folder_in_runs_report_is_one_line(tmp_path: Path, monk
     assert not (tmp_path / "report.md").exists() and not (tmp_path / "report.html").exists()
 
 
+def test_disk_full_while_writing_the_combined_report_leaves_none_of_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from vlmlab.report.document import Report, write_report
+    from vlmlab.report.plots import bar_chart
+
+    run = _run_folder(tmp_path, "a", {"x": 1})
+    stage = Report("stage")
+    stage.figure(bar_chart(["a"], {"acc": [0.5]}), "acc.png")
+    write_report(stage, run)
+    import vlmlab.report.document as document
+
+    real = document.atomic_write_text
+    calls = []
+
+    def full_after_one(path, text):
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, text)
+
+    monkeypatch.setattr(document, "atomic_write_text", full_after_one)
+    code, _, err = _cli(["runs", "report", str(tmp_path)], capsys)
+    assert code == 2 and err.count("\n") == 0 and "No space left on device; free disk space or write elsewhere" in err
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("combined")]
+    assert (run / "report.json").is_file() and (run / "acc.png").is_file()  # the stage's report untouched
+
+
 def test_unrelated_os_errors_still_raise(monkeypatch: pytest.MonkeyPatch) -> None:
     import vlmlab.cli.runs as runs_cli
 

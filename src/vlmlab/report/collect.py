@@ -10,6 +10,7 @@ own `report.md` is never overwritten.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +109,22 @@ def build_folder_report(root: Path, *, title: str | None = None, png: bool = Fal
         raise RunError("--png needs headless Chromium; install Debian's 'chromium' package")
     report = collect_report(root, title)
     figures = Path(root) / COMBINED_FIGURES
-    for block in report.blocks:
-        if hasattr(block, "png"):
-            block.name = f"{COMBINED_FIGURES}/{block.name}"
-            figures.mkdir(parents=True, exist_ok=True)  # only when there is a figure: no empty folder
-    paths = write_report(report, Path(root), stem=COMBINED_STEM)
-    if png:
-        paths["png"] = full_page_screenshot(paths["html"], Path(root) / f"{COMBINED_STEM}.png")
+    try:
+        for block in report.blocks:
+            if hasattr(block, "png"):
+                block.name = f"{COMBINED_FIGURES}/{block.name}"
+                figures.mkdir(parents=True, exist_ok=True)  # only when there is a figure: no empty folder
+        paths = write_report(report, Path(root), stem=COMBINED_STEM)
+        if png:
+            paths["png"] = full_page_screenshot(paths["html"], Path(root) / f"{COMBINED_STEM}.png")
+    except BaseException:  # a full disk or an interrupt: no half-written combined report
+        remove_combined_report(Path(root))
+        raise
     return paths
+
+
+def remove_combined_report(root: Path) -> None:
+    """Delete the combined report's own files (never a stage's report)."""
+    for suffix in (".md", ".html", ".json", ".png"):
+        (root / f"{COMBINED_STEM}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(root / COMBINED_FIGURES, ignore_errors=True)
