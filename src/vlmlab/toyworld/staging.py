@@ -4,7 +4,7 @@ A full disk, a read-only folder or an interrupt mid-generation must not leave ha
 folder behind, and an existing dataset of another kind (or an unrelated folder) must never be
 replaced without `--overwrite`. So `staged_generate` checks the target first, lets the generator
 write into `.<name>.partial-<pid>` beside it, and only when that finished moves the files in
-(the whole folder in one rename when the target is new). Any `OSError` becomes one `DataError`
+(the whole folder in one rename when the target does not exist yet). Any `OSError` becomes one `DataError`
 line naming the folder; the staging folder is removed on every failure.
 """
 
@@ -57,7 +57,8 @@ def _os_message(out: Path, exc: OSError) -> str:
 
 def staged_generate(out: str | Path, kind: str, overwrite: bool, write: Callable[[Path], Manifest]) -> Manifest:
     """Run `write(staging_folder)` and move its files into `out`; see the module docstring."""
-    out = Path(out)
+    given = Path(out)
+    out = Path(os.path.abspath(given))  # `--out .` has no name to stage beside
     old = check_target(out, kind, overwrite)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
@@ -68,16 +69,14 @@ def staged_generate(out: str | Path, kind: str, overwrite: bool, write: Callable
         manifest = write(staging)
         _move_into_place(staging, out, old, manifest)
     except OSError as exc:
-        raise DataError(_os_message(out, exc)) from None
+        raise DataError(_os_message(given, exc)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Manifest(manifest.kind, manifest.seed, manifest.n, out, manifest.files, manifest.counts)
+    return Manifest(manifest.kind, manifest.seed, manifest.n, given, manifest.files, manifest.counts)
 
 
 def _move_into_place(staging: Path, out: Path, old: Manifest | None, manifest: Manifest) -> None:
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        if out.exists():
-            out.rmdir()
+    if not out.exists():  # a new folder: one rename (an existing one is kept: it may be a cwd)
         os.replace(staging, out)
         return
     if old is not None:  # remove only what the previous generation wrote
