@@ -50,6 +50,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; colleagues on a shared server must read results
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -58,6 +59,13 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:
@@ -328,11 +336,25 @@ def find_runs(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def _check_config_file(path: Path) -> None:
+    """A run's config.yaml must be a YAML mapping: a damaged one is an error, not shown as fine."""
+    from vlmlab.config import read_yaml
+    from vlmlab.errors import ConfigError
+
+    try:
+        raw = read_yaml(path)
+    except ConfigError as exc:
+        raise RunError(f"{exc}; the run folder is damaged: re-run its stage with --overwrite") from None
+    if not raw:
+        raise RunError(f"{path}: empty; the run folder is damaged: re-run its stage with --overwrite")
+
+
 def summarize_run(folder: Path) -> dict[str, Any]:
     """What `vlmlab runs list/show` print about one run folder."""
     folder = Path(folder)
     if not (folder / CONFIG_FILE).exists():
         raise RunError(f"{folder}: not a run folder (no {CONFIG_FILE}); pass a folder written by a vlmlab stage")
+    _check_config_file(folder / CONFIG_FILE)
     info = read_run_info(folder)
     records = read_ledger(folder / LEDGER_FILE)
     for shard in sorted(folder.glob("ledger.rank*.jsonl")):
@@ -342,7 +364,10 @@ def summarize_run(folder: Path) -> dict[str, Any]:
         status = str(record.get("status", "ok"))
         statuses[status] = statuses.get(status, 0) + 1
     metrics_path = folder / METRICS_FILE
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+    except ValueError:
+        raise RunError(f"{metrics_path}: not valid JSON; re-run the stage to rewrite it") from None
     return {
         "dir": str(folder),
         "stage": info.get("stage", ""),

@@ -50,6 +50,25 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return buf.getvalue()
 
 
+def _check_images_once(folder: Path, fingerprint: str, records: Sequence[CaptionRecord]) -> None:
+    """Decode every image before any model loads (a corrupt, empty or decompression-bomb image
+    used to surface only at generation, after fine-tuning). Skipped when `data.json` says this
+    exact data (same fingerprint) was already checked.
+
+    Raises:
+        DataError: naming the first bad image and its row, and how many more are bad.
+    """
+    from vlmlab.data.check import check_images
+
+    try:
+        previous = json.loads((folder / "data.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = {}
+    if previous.get("fingerprint") == fingerprint and previous.get("images_checked"):
+        return
+    check_images(records, description="checking images")
+
+
 def prepare_shared_data(
     test: Path,
     folder: Path,
@@ -90,6 +109,7 @@ def prepare_shared_data(
         [(r.id, str(r.image.path), r.query, json.dumps(r.references, ensure_ascii=False)) for r in test_records],
     )
     fingerprint = hashlib.sha256((train_text + "\0" + test_text).encode()).hexdigest()[:16]
+    _check_images_once(folder, fingerprint, train_records + test_records)
     atomic_write_text(folder / "train.csv", train_text)
     atomic_write_text(folder / "test.csv", test_text)
     atomic_write_json(folder / "data.json", {
@@ -97,6 +117,7 @@ def prepare_shared_data(
         "images": str(images) if images is not None else None, "url_map": str(url_map) if url_map is not None else None,
         "train_rows": len(train_records), "test_pairs": len(test_records),
         "test_references": sum(len(r.references) for r in test_records), "fingerprint": fingerprint,
+        "images_checked": True,
     })
     return SharedData(folder=folder, train=train_records, test=test_records, fingerprint=fingerprint)
 

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
+from vlmlab.progress import make_console
 
 from vlmlab.cli.outcome import KEEP_ERRORS, MAX_ERROR_SHARE, finish, keep_errors
 
 app = typer.Typer(help="Caption study: fine-tune, generate, score and compare VLM captioners.", no_args_is_help=True)
-_console = Console()
+_console = make_console()
 
 
 def _split(text: Optional[str]) -> list[str] | None:

@@ -24,11 +24,13 @@ def check(
     query: Optional[str] = typer.Option(None, "--query", help="Query text for every image (folder)."),
     column: Optional[List[str]] = typer.Option(None, "--column", help="Column mapping ROLE=NAME (repeat), e.g. --column caption=sentences."),
     check_images: bool = typer.Option(False, "--check-images", help="Decode every image (slow for large sets)."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Report missing image files instead of failing."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write normalised records JSONL here (atomic; nothing on error)."),
 ) -> None:
     """Read PATH as FORMAT, print a summary, optionally decode every image and export records."""
     from vlmlab.data.check import check_images as decode_all
-    from vlmlab.data.check import missing_image_files, summarize, write_records_jsonl
+    from vlmlab.data.check import missing_image_files, summarize, unique_images, write_records_jsonl
+    from vlmlab.errors import DataError
     from vlmlab.data.readers import read_dataset
 
     dataset = read_dataset(
@@ -36,8 +38,15 @@ def check(
         columns=_column_mapping(column or []),
     )
     summary = summarize(dataset)
+    missing = [(image, source) for image, source in unique_images(dataset.records).values()
+               if image.path is not None and not image.path.is_file()]
+    if missing and not allow_missing:
+        image, source = missing[0]
+        where = f"{source}: " if source else ""
+        more = f" ({len(missing)} image files missing)" if len(missing) > 1 else ""
+        raise DataError(f"{where}{image.path}: image file not found{more}; fix the paths or --images, or pass --allow-missing")
     if check_images:
-        result = decode_all(dataset.records)
+        result = decode_all([r for r in dataset.records if r.image.path is None or r.image.path.is_file()])
         summary["images decoded"] = result.images
         if result.images:
             summary["smallest / largest image"] = "{}x{} / {}x{}".format(*result.min_size, *result.max_size)

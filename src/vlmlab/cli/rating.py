@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
+from vlmlab.progress import make_console
 from rich.table import Table
 
 from vlmlab.cli import outcome
 
 app = typer.Typer(help="Do VLMs rate facial expressions like humans? Conditions matrix, capture, analysis.", no_args_is_help=True)
-_console = Console()
+_console = make_console()
 
 
 def _load(config: Path, overrides: list[str] | None):

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from vlmlab.progress import make_console
 from rich.table import Table
 
+from vlmlab.errors import VlmlabError
 from vlmlab.runs import find_runs, summarize_run
 
 app = typer.Typer(help="List and inspect run folders.", no_args_is_help=True)
-_console = Console()
+_console = make_console()
 
 
 def _flat_metrics(metrics: dict, prefix: str = "") -> dict[str, object]:
@@ -28,12 +29,21 @@ def _flat_metrics(metrics: dict, prefix: str = "") -> dict[str, object]:
 
 @app.command("list")
 def list_runs(root: Path = typer.Argument(Path("runs"), help="Folder to search for run folders.")) -> None:
-    """Every run folder under ROOT with its stage, status and item count."""
+    """Every run folder under ROOT with its stage, status and item count; a broken one says why."""
     table = Table("run", "stage", "config", "status", "items")
+    broken = 0
     for folder in find_runs(root):
-        s = summarize_run(folder)
+        try:
+            s = summarize_run(folder)
+        except VlmlabError as exc:  # one corrupt run.json/ledger must not hide every other run
+            broken += 1
+            table.add_row(str(folder), "", "", "[red]broken[/red]", "", end_section=False)
+            table.add_row("", "", "", str(exc).replace(f"{folder}/", "").replace(f"{folder}: ", ""), "")
+            continue
         table.add_row(str(folder), s["stage"], s["config_hash"], s["status"], str(s["items"]))
     _console.print(table)
+    if broken:
+        typer.echo(f"{broken} broken run folder(s); re-run their stage with --overwrite", err=True)
 
 
 @app.command("show")

@@ -106,6 +106,7 @@ def read_ratings(
 
     records: list[RatingRecord] = []
     first_line: dict[tuple[str, str], int] = {}
+    files_of: dict[str, tuple[str, int]] = {}
     for row in table.rows:
         where = table.where(row)
         image_id = _text(row, id_col)
@@ -120,7 +121,12 @@ def read_ratings(
         if isinstance(cell, (dict, bytes, bytearray)):  # embedded (`datasets` Image feature)
             image = image_from_cell(cell, root, where)
         else:
-            image = _image_for(root, _text(row, path_col) or image_id, where)
+            file_name = _text(row, path_col) or image_id
+            seen_file, seen_line = files_of.setdefault(image_id, (file_name, row.line))
+            if seen_file != file_name:
+                raise DataError(f"{where}: image id {image_id!r} names file {file_name!r}, but line {seen_line} names "
+                                f"{seen_file!r}; one id must mean one image: fix one of the rows")
+            image = _image_for(root, file_name, where)
         records.append(
             RatingRecord(
                 image_id=image_id,

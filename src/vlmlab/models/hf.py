@@ -57,6 +57,7 @@ from vlmlab.models.base import (
     StepLogprobs,
     conversation_images,
 )
+from vlmlab.models.weight_files import check_safetensors_files
 from vlmlab.models.hf_encode import Encoded, ImageInputCache, collate, encode_conversation, image_token_id, load_processor
 
 DType = Literal["auto", "bfloat16", "float16", "float32"]
@@ -187,6 +188,7 @@ class HFBackend:
                 load_in_4bit=quantization == "4bit", load_in_8bit=quantization == "8bit"
             )
         self.processor = load_processor(self.path, default_chat_template=self.spec.family.default_chat_template)
+        check_safetensors_files(self.path)
         try:
             model = transformers.AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
         except (OSError, ValueError, KeyError) as exc:

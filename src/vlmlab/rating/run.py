@@ -55,6 +55,11 @@ def load_items(study: RatingConfig) -> list[FaceItem]:
     from vlmlab.data.expressions import read_face_ratings
 
     records = read_face_ratings(study.data.ratings, study.data.images, study.data.format)
+    allowed = {e.strip().lower() for e in study.emotions}
+    for record in records:  # a label outside the list could never be matched by a parsed answer
+        if record.emotion and record.emotion.strip().lower() not in allowed:
+            raise DataError(f"{record.source}: emotion {record.emotion!r} is not one of the configured emotions "
+                            f"({', '.join(study.emotions)}); fix the row or add it to `emotions:` in the config")
     by_image: dict[str, list] = {}
     for record in records:
         by_image.setdefault(record.image_id, []).append(record)
