@@ -178,6 +178,8 @@ def test_check_quic360_test_refer_relative_paths(tmp_path: Path, png, run_cli) -
     # an image of the same name in the root itself must not be picked instead of the nested one
     png(tmp_path / "panos" / urls[0].rsplit("/", 1)[1], size=(4, 4))
     code, stdout, stderr = run_cli(["data", "check", "quic360", excerpt, "--images", tmp_path / "panos"])
+    assert code == 2 and str(tmp_path / "panos" / urls[0]) in stderr and "(3 image files missing)" in stderr
+    code, stdout, stderr = run_cli(["data", "check", "quic360", excerpt, "--images", tmp_path / "panos", "--allow-missing"])
     assert code == 0 and "0 / 3" in stdout
     assert stderr.strip() == (f"warning: 3 of 3 image files not found, e.g. {tmp_path / 'panos' / urls[0]}; "
                               "check --images (the image root) or --url-map")
