@@ -64,9 +64,10 @@ def rl_data_cmd(config: Path = typer.Argument(..., help="RL-data config YAML."),
 
 
 @app.command("eval")
-def eval_cmd(config: Path = typer.Argument(..., help="Eval config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE) -> None:
+def eval_cmd(config: Path = typer.Argument(..., help="Eval config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE,
+             allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Run a selector on an index/embedder/pools it was not trained on (warns, records it).")) -> None:
     """VQA accuracy of zero-shot / random / retrieval / selector demonstrations at 1..N shots."""
-    _run("eval", config, set_, out, overwrite)
+    _run("eval", config, [*(set_ or []), *(["allow_mismatch=true"] if allow_mismatch else [])], out, overwrite)
 
 
 @app.command("compare")

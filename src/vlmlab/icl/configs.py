@@ -16,6 +16,19 @@ from vlmlab.config import StrictModel
 from vlmlab.icl.candidates import DEFAULT_MIX, check_sampler
 from vlmlab.icl.data import VQADataConfig
 from vlmlab.icl.evaluate import check_method
+from vlmlab.icl.presets import apply_stage_preset, check_preset, resolve_selector
+from vlmlab.icl.prompts import PromptFormat
+
+Preset = Literal["vlmlab", "lever-plus"]
+
+
+def check_vqa_mode(mode: str) -> str:
+    """A VQA metric mode `vlmlab.metrics.vqa` knows (`official`, `okvqa`, `openflamingo`, ...)."""
+    from vlmlab.metrics.vqa import MODES
+
+    if mode not in MODES:
+        raise ValueError(f"unknown vqa_mode {mode!r}; choose one of {', '.join(MODES)}")
+    return mode
 
 
 class BackendConfig(StrictModel):
@@ -55,37 +68,62 @@ class CandidatesConfig(StrictModel):
 
 
 class BeamConfig(StrictModel):
-    """Stage `beam`: InfoScore beam search per anchor with a scorer VLM."""
+    """Stage `beam`: InfoScore beam search per anchor with a scorer VLM.
 
+    `score_eos` (default true, upstream): InfoScore covers the answer and the end-of-turn token(s)
+    after it; false scores the answer tokens only. `prompt_format`: `chat` or `lever-plus`.
+    """
+
+    preset: Preset = "vlmlab"
     candidates: Path
     scorer: BackendConfig
     beam_size: int = Field(5, ge=1)
     shots: int = Field(2, ge=1)
     order: Literal["left", "right"] = "left"
     rank_by: Literal["marginal", "cumulative"] = "marginal"
+    score_eos: bool = True
+    prompt_format: PromptFormat = "chat"
     batch_size: int = Field(16, ge=1)
     device: str = "cpu"  # for data-parallel ranks
 
+    _preset = model_validator(mode="before")(lambda data: apply_stage_preset(data, "beam"))
+
 
 class RLDataConfig(StrictModel):
-    """Stage `rl-data`: beams + sampled sequences answered by the scorer, VQA-scored, balanced."""
+    """Stage `rl-data`: beams + sampled sequences answered by the scorer, VQA-scored, balanced.
 
+    A candidate is correct when its VQA accuracy `correct_comparison` `correct_threshold`: vlmlab's
+    default `>= 0.5` (at least 2 of 10 annotators agree), upstream Lever-Plus `> 0`.
+    """
+
+    preset: Preset = "vlmlab"
     beams: Path
     scorer: BackendConfig | None = None  # default: the beam run's scorer
     n_sampled: int = Field(8, ge=0)
     seed: int = 0
     max_new_tokens: int = Field(10, ge=1)
     batch_size: int = Field(16, ge=1)
-    vqa_mode: Literal["official", "okvqa"] = "official"
+    vqa_mode: str = "official"
     correct_threshold: float = Field(0.5, ge=0.0, le=1.0)  # 0.5 = at least 2 of 10 annotators agree
+    correct_comparison: Literal[">=", ">"] = ">="
+    prompt_format: PromptFormat = "chat"
     top_positives: int = Field(5, ge=0)
     top_negatives: int = Field(5, ge=0)
     min_positives: int = Field(1, ge=0)
 
+    _preset = model_validator(mode="before")(lambda data: apply_stage_preset(data, "rl-data"))
+    _vqa_mode = field_validator("vqa_mode")(lambda v: check_vqa_mode(v))
+
 
 class EvalConfig(StrictModel):
-    """Stage `eval`: VQA accuracy of demonstration choices at 1..N shots."""
+    """Stage `eval`: VQA accuracy of demonstration choices at 1..N shots.
 
+    `selector_pool`, `selector_k`, `selector_mix_weights` default to the pools the selector was
+    trained on (its checkpoint records them); a different value, index or embedder is refused unless
+    `allow_mismatch` (CLI `--allow-mismatch`), which warns and records the differences in metrics.json.
+    """
+
+    preset: Preset = "vlmlab"
     index: Path
     test: VQADataConfig
     model: BackendConfig
@@ -94,13 +132,19 @@ class EvalConfig(StrictModel):
     sizes: list[Union[int, Literal["full"]]] = Field(default_factory=lambda: ["full"])
     seed: int = 0
     selector: Path | None = None  # selector checkpoint folder, for method `selector`
-    selector_pool: Literal["text", "image", "random", "mix"] = "mix"
-    selector_k: int = Field(64, ge=1)
+    selector_pool: Literal["text", "image", "random", "mix"] | None = None
+    selector_k: int | None = Field(None, ge=1)
+    selector_mix_weights: dict[str, float] | None = None
+    allow_mismatch: bool = False
+    prompt_format: PromptFormat = "chat"
     max_new_tokens: int = Field(10, ge=1)
     batch_size: int = Field(16, ge=1)
-    vqa_mode: Literal["official", "okvqa"] = "official"
+    vqa_mode: str = "official"
     n_boot: int = Field(1000, ge=10)
     device: str = "cpu"
+
+    _preset = model_validator(mode="before")(lambda data: apply_stage_preset(data, "eval"))
+    _vqa_mode = field_validator("vqa_mode")(lambda v: check_vqa_mode(v))
 
     @field_validator("methods")
     @classmethod
@@ -129,9 +173,13 @@ class TrainStageConfig(StrictModel):
     """Stage `train`: a selector (v0–v4) from the index embeddings, beams and (for v4) rl-data.
 
     `selector` holds `SelectorConfig` fields; `embedding_dim` may be left out (it is read from
-    the index for the chosen modality).
+    the index for the chosen modality). `upstream_version` names the selector by upstream
+    Lever-Plus's versions (its v3 = RCE + GRPO = vlmlab v4); `preset: lever-plus` fills upstream's
+    selector defaults (see `vlmlab.icl.presets`). Both are resolved into `selector` at load time.
     """
 
+    preset: Preset = "vlmlab"
+    upstream_version: str | None = None
     index: Path
     beams: Path  # beam run folder (holding beams.jsonl)
     rl: Path | None = None  # rl-data run folder (holding rl.jsonl); needed for v4
@@ -139,6 +187,15 @@ class TrainStageConfig(StrictModel):
     icd_answers: bool = True  # pool items embedded as demonstrations (question + answer); queries never show an answer
     dataset: str = "toy-vqa"
     selector: dict[str, Any] = Field(default_factory=lambda: {"version": "v2"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (data.get("preset") not in (None, "vlmlab") or data.get("upstream_version") is not None):
+            check_preset(str(data.get("preset", "vlmlab")))
+            data = {**data, "selector": resolve_selector(dict(data.get("selector") or {"version": "v2"}), str(data.get("preset", "vlmlab")),
+                                                        data.get("upstream_version"))}
+        return data
 
     @model_validator(mode="after")
     def _selector(self) -> "TrainStageConfig":

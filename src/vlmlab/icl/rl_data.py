@@ -2,9 +2,12 @@
 
 For each anchor: the beams from the beam stage (`source="beam"`, `beam_score` = cumulative InfoScore
 when known, else the marginal) plus `n_sampled` random ordered sequences from the same pool
-(`source="sampled"`, `beam_score=None`), none repeated. The scorer VLM answers the anchor after
-each sequence (greedy, batched); `vqa_acc_score` is the official VQA accuracy against the anchor's
-human answers and `vqa_correct` is `vqa_acc_score >= correct_threshold`.
+(`source="sampled"`), none repeated. The scorer VLM answers the anchor after each sequence (greedy,
+batched); `vqa_acc_score` is the VQA accuracy against the anchor's human answers and `vqa_correct`
+is `vqa_acc_score >= correct_threshold` (or `>`, upstream's `> 0`). `score_candidates` gives every
+candidate `vqa_gt_prob` = P(answer | sequence, query) (upstream Lever-Plus) and each sampled one its
+real InfoScore P(y|seq⊕x) − P(y|x) as `beam_score`, scored like the beams (same backend,
+`score_eos`, prompt format), so no reward ever imputes a missing InfoScore.
 
 `balance` keeps, per anchor, the top-P positives (by accuracy, then beam score) and the top-N hard
 negatives (wrong answers the search ranked highest), and drops anchors with fewer than M positives.
@@ -19,7 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from vlmlab.data.records import VQARecord
-from vlmlab.icl.prompts import generation_request
+from vlmlab.icl.infoscore import answer_probabilities
+from vlmlab.icl.prompts import PromptFormat, generation_request, score_request
 from vlmlab.models.base import Backend
 
 
@@ -69,11 +73,14 @@ def answer_candidates(
     batch_size: int = 16,
     vqa_mode: str = "official",
     correct_threshold: float = 0.5,
+    correct_comparison: str = ">=",
+    prompt_format: PromptFormat = "chat",
 ) -> list[dict[str, Any]]:
     """Fill `answer`, `status`, `vqa_acc_score`, `vqa_correct` of each candidate (a new list)."""
     from vlmlab.metrics.vqa import question_accuracy
 
-    requests = [generation_request(f"{anchor.question_id}/c{i}", [pool[p] for p in c["positions"]], anchor, max_new_tokens) for i, c in enumerate(candidates)]
+    requests = [generation_request(f"{anchor.question_id}/c{i}", [pool[p] for p in c["positions"]], anchor, max_new_tokens, prompt_format)
+                for i, c in enumerate(candidates)]
     results = []
     for start in range(0, len(requests), batch_size):
         results.extend(backend.generate(requests[start : start + batch_size]))
@@ -84,7 +91,39 @@ def answer_candidates(
             row.update(answer=None, status="error", error=res.error, vqa_acc_score=0.0, vqa_correct=False)
         else:
             acc = float(question_accuracy(res.text, list(anchor.answers), mode=vqa_mode)) if res.status == "ok" else 0.0
-            row.update(answer=res.text, status=res.status, vqa_acc_score=acc, vqa_correct=bool(acc >= correct_threshold))
+            correct = acc > correct_threshold if correct_comparison == ">" else acc >= correct_threshold
+            row.update(answer=res.text, status=res.status, vqa_acc_score=acc, vqa_correct=bool(correct))
+        out.append(row)
+    return out
+
+
+def score_candidates(
+    backend: Backend,
+    anchor: VQARecord,
+    pool: Sequence[VQARecord],
+    candidates: list[dict[str, Any]],
+    *,
+    score_eos: bool = True,
+    prompt_format: PromptFormat = "chat",
+    batch_size: int = 16,
+    rescore_beams: bool = False,
+) -> list[dict[str, Any]]:
+    """Each candidate with `vqa_gt_prob`, and sampled ones with their real InfoScore as `beam_score` (a new list).
+
+    One stream of 1 + C score requests: P(y|x), then P(y|seq⊕x) per candidate, scored as the beam
+    search scores (pass the beam run's `score_eos` and `prompt_format`). `rescore_beams`: replace the
+    beams' search scores too (when this backend is not the one that searched, so all are comparable).
+    """
+    def request(rid: str, positions: Sequence[int]):
+        return score_request(rid, [pool[p] for p in positions], anchor, score_eos=score_eos, prompt_format=prompt_format)
+
+    reqs = [request(f"{anchor.question_id}/base", [])] + [request(f"{anchor.question_id}/p{i}", c["positions"]) for i, c in enumerate(candidates)]
+    probs = answer_probabilities(backend, reqs, batch_size)
+    out = []
+    for cand, prob in zip(candidates, probs[1:].tolist()):
+        row = {**cand, "vqa_gt_prob": float(prob)}
+        if row.get("beam_score") is None or rescore_beams:
+            row["beam_score"] = float(prob - probs[0])
         out.append(row)
     return out
 

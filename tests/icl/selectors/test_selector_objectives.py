@@ -16,15 +16,33 @@ def test_group_advantages_are_z_scores_within_each_group():
     rewards = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 5.0, 5.0, 0.0], [0.0, 10.0, 7.0, 7.0]])
     mask = torch.tensor([[True, True, True, True], [True, True, True, False], [True, True, False, False]])
     adv = obj.group_advantages(rewards, mask, clip=5.0)
-    std = math.sqrt(1.25)  # population std of 1..4
+    std = math.sqrt(5 / 3)  # sample (n - 1) std of 1..4, as upstream's torch.std
     assert adv[0].tolist() == pytest.approx([-1.5 / std, -0.5 / std, 0.5 / std, 1.5 / std])
     assert adv[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # equal rewards: no preference; masked member 0
-    assert adv[2].tolist() == pytest.approx([-1.0, 1.0, 0.0, 0.0])
+    assert adv[2].tolist() == pytest.approx([-5 / math.sqrt(50), 5 / math.sqrt(50), 0.0, 0.0])
     # groups are independent: scaling one group's rewards leaves the others alone
     scaled = rewards.clone()
     scaled[0] *= 100
     assert torch.allclose(obj.group_advantages(scaled, mask), adv)
     assert obj.group_advantages(torch.tensor([[0.0, 0.0, 0.0, 100.0]]), torch.ones(1, 4, dtype=torch.bool), clip=1.0).max() == 1.0
+
+
+def test_std_floor_keeps_reward_noise_small_as_upstream():
+    """The issue's example: rewards [3e-5, 1e-5, 0, 0]; upstream floors the std at 0.1 (a 1e-6 floor made them ±1.6)."""
+    noise = torch.tensor([[3e-5, 1e-5, 0.0, 0.0]])
+    every = torch.ones(1, 4, dtype=torch.bool)
+    adv = obj.group_advantages(noise, every)
+    assert adv[0].tolist() == pytest.approx([2e-4, 0.0, -1e-4, -1e-4], abs=1e-9)
+    # upstream's own arithmetic, reproduced with torch: (r - mean) / clamp(std, min=0.1)
+    assert torch.allclose(adv, (noise - noise.mean()) / noise.std().clamp(min=0.1))
+    # the floor is an option: 0 turns it off and the noise becomes unit-variance signal
+    assert obj.group_advantages(noise, every, std_floor=0.0)[0, 0] > 1.0
+    assert obj.group_advantages(torch.tensor([[0.0, 1.0]]), torch.ones(1, 2, dtype=torch.bool), std_floor=5.0)[0].tolist() == pytest.approx([-0.1, 0.1])
+
+
+def test_rank_normalisation_spreads_the_group_from_1_to_minus_1():
+    adv = obj.group_advantages(torch.tensor([[0.2, 3.0, 1.0, 9.0]]), torch.tensor([[True, True, True, False]]), normalization="rank")
+    assert adv[0].tolist() == pytest.approx([-1.0, 1.0, 0.0, 0.0])  # best +1, worst -1, masked 0
 
 
 def _grad_of_surrogate(ratio: float, advantage: float, eps: float = 0.2) -> tuple[float, float, float]:
@@ -84,7 +102,30 @@ def test_reward_modes():
     assert obj.rewards(correct, acc, beam, "hard_plus_soft").tolist() == pytest.approx([1.6, 0.9, 0.0])
     sep = obj.rewards(correct, acc, beam, "separated")
     assert sep.tolist() == pytest.approx([2.6, 0.9, 0.0]) and sep[0] - sep[1:].max() >= 1.0
-    assert obj.rewards(correct, acc, beam, "hybrid", infoscore_weight=2.0).tolist() == pytest.approx([2.6, 0.9, -0.4])
+    full = torch.tensor([0.5, 0.3, -0.2])
+    assert obj.rewards(correct, acc, full, "hybrid", infoscore_weight=2.0).tolist() == pytest.approx([2.6, 1.5, -0.4])
+    # upstream's other modes (Lever-Plus compute_reward_for_candidate, worked by hand)
+    gt = torch.tensor([0.7, 0.2, 0.1])
+    assert obj.rewards(correct, acc, full, "hard_plus_soft_v2").tolist() == pytest.approx([2.6, 0.9, 0.0])
+    assert obj.rewards(correct, acc, full, "hard_only").tolist() == pytest.approx([1.0, 0.0, 0.0])
+    assert obj.rewards(correct, acc, full, "soft_only").tolist() == pytest.approx([0.6, 0.9, 0.0])
+    assert obj.rewards(correct, acc, full, "hard01_plus_gtprob", gt_prob=gt).tolist() == pytest.approx([1.7, 0.2, 0.1])
+    assert obj.rewards(correct, acc, full, "hard01_plus_gtprob_separated", gt_prob=gt).tolist() == pytest.approx([2.7, 0.2, 0.1])
+    assert obj.rewards(correct, acc, full, "legacy").tolist() == pytest.approx([1.0, 0.0, 0.0])
+    assert obj.rewards(correct * 9, acc, full, "hard_only").max() == 5.0  # upstream clips rewards to [-5, 5]
+
+
+def test_hybrid_never_imputes_a_missing_infoscore():
+    """A sampled candidate without an InfoScore used to get 0, above searched beams with a negative one."""
+    with pytest.raises(ValueError, match="hybrid.*beam_score"):
+        obj.rewards(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 0.0]), torch.tensor([-0.3, float("nan")]), "hybrid")
+    with pytest.raises(ValueError, match="vqa_gt_prob"):
+        obj.rewards(torch.tensor([1.0]), torch.tensor([1.0]), torch.tensor([0.0]), "hard01_plus_gtprob")
+
+
+def test_unknown_reward_mode_says_which_was_meant():
+    with pytest.raises(ValueError, match=r"unknown reward_mode 'hard_plus_sotf' \(did you mean 'hard_plus_soft'\?\)"):
+        obj.rewards(torch.zeros(1), torch.zeros(1), torch.zeros(1), "hard_plus_sotf")
 
 
 def test_cross_entropy_smoothing_ignores_masked_positions():

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from vlmlab.config import StrictModel
 
 
 Version = Literal["v0", "v1", "v2", "v3", "v4"]
 RankingLoss = Literal["none", "listwise", "pairwise"]
-RewardMode = Literal["hard_plus_soft", "separated", "hybrid"]
 BeamScore = Literal["cumulative", "marginal"]
 
 # Fields that only the v4 RL phases read; giving one a non-default value for another version is a
@@ -41,6 +40,9 @@ RL_FIELDS = (
     "kl_beta_min",
     "kl_beta_max",
     "reward_mode",
+    "advantage_std_floor",
+    "advantage_normalization",
+    "ppo_ratio_reference",
     "hard_weight",
     "soft_weight",
     "infoscore_weight",
@@ -74,7 +76,14 @@ class SelectorConfig(StrictModel):
         ranking_loss: `listwise` (KL to softmax(beam score / τ)) or `pairwise` (hinge on sequence
             log-probabilities); v3/v4 default `listwise`, v0–v2 must be `none`.
         beam_score: which beam score orders beams for the ranking loss.
-        ce_beams: how many of the best beams per anchor are cross-entropy targets.
+        ce_beams: how many of the best beams per anchor are cross-entropy targets; `all` = every beam
+            (upstream Lever-LM / Lever-Plus).
+        reward_mode: one of `objectives.REWARD_MODES` (upstream names + vlmlab's `hybrid`).
+        advantage_std_floor: GRPO z-scores rewards by max(std, floor) (upstream 0.1); 0 = no floor.
+        advantage_normalization: `zscore` (upstream default) or `rank` (upstream `use_rank`).
+        ppo_ratio_reference: the PPO ratio π/π_old against the policy that collected the batch
+            (`collection`, vlmlab) or against the frozen supervised model (`supervised`, upstream's
+            `old_log_probs` from the SFT model).
     """
 
     version: Version
@@ -88,7 +97,7 @@ class SelectorConfig(StrictModel):
 
     # supervised objective
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    ce_beams: int = Field(1, gt=0)
+    ce_beams: int | Literal["all"] = 1
     ce_weight: float = Field(1.0, ge=0.0)
     ranking_loss: RankingLoss | None = None
     ranking_weight: float = Field(1.0, ge=0.0)
@@ -110,7 +119,10 @@ class SelectorConfig(StrictModel):
     kl_adapt_factor: float = Field(1.5, ge=1.0)
     kl_beta_min: float = Field(1e-3, ge=0.0)
     kl_beta_max: float = Field(10.0, gt=0.0)
-    reward_mode: RewardMode = "hard_plus_soft"
+    reward_mode: str = "hard_plus_soft"
+    advantage_std_floor: float = Field(0.1, ge=0.0)
+    advantage_normalization: Literal["zscore", "rank"] = "zscore"
+    ppo_ratio_reference: Literal["collection", "supervised"] = "collection"
     hard_weight: float = 1.0
     soft_weight: float = 1.0
     infoscore_weight: float = 1.0
@@ -125,6 +137,20 @@ class SelectorConfig(StrictModel):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     seed: int = 0
     data_seed: int = 0
+
+    @field_validator("reward_mode")
+    @classmethod
+    def _reward_mode(cls, v: str) -> str:
+        from vlmlab.icl.selectors.objectives import check_reward_mode
+
+        return check_reward_mode(v)
+
+    @field_validator("ce_beams")
+    @classmethod
+    def _ce_beams(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("ce_beams must be >= 1 or 'all'")
+        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -155,8 +181,8 @@ class SelectorConfig(StrictModel):
             raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by num_heads {self.num_heads}")
         if v in ("v0", "v1", "v2") and self.ranking_loss != "none":
             raise ValueError(f"ranking_loss is a v3/v4 feature; got {self.ranking_loss!r} for {v}")
-        if v in ("v3", "v4") and self.ranking_loss == "none":
-            raise ValueError(f"{v} needs ranking_loss listwise or pairwise (use v2 for CE only)")
+        if v == "v3" and self.ranking_loss == "none":
+            raise ValueError("v3 needs ranking_loss listwise or pairwise (use v2 for CE only)")
         if v != "v4":
             fields = type(self).model_fields
             stray = sorted(

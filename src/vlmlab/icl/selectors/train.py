@@ -113,6 +113,7 @@ def train_selector(
     *,
     progress: bool = True,
     resume: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> TrainReport:
     """Train the selector `config` describes on `data`; save it and its logs into `out_dir`.
 
@@ -129,6 +130,7 @@ def train_selector(
         progress: show a progress bar with ETA (only on a terminal).
         resume: continue from `out_dir/resume/` if it holds a state; False discards any state and
             starts over.
+        extra: more JSON facts for `selector.json` (the train stage records how the beams were scored).
 
     Returns:
         A `TrainReport` with loss curves and held-out metrics.
@@ -218,7 +220,7 @@ def train_selector(
     report.final = evaluate(model, val, config.shots)
     report.seconds = earlier_seconds + time.perf_counter() - started
     extra = {"metrics": report.final, "train": {"anchors": len(train), "val_anchors": len(val), "steps": len(report.steps)},
-             "order": data.order}
+             "order": data.order, **(extra or {})}
     save_selector(model, out_dir, data.fingerprint, extra=extra)
     _write_logs(out_dir, report)
     clear_resume_state(resume_dir)  # the checkpoint and logs are complete; nothing is left to resume
@@ -238,6 +240,11 @@ def check_compatible(config: SelectorConfig, data: SelectorData) -> None:
         raise ConfigError(f"pools have up to {data.pool_size} candidates but pool_size is {config.pool_size}; raise pool_size")
     if config.uses_rl and (not data.has_rl or not _rl_rows(data)):
         raise DataError("v4 trains on rl-data candidates but the data has none; build SelectorData with rl.jsonl")
+    if config.uses_rl:
+        try:  # a reward mode whose input some candidate lacks (hybrid without InfoScores) fails here, before training
+            _rl_batch(config, data, torch.tensor(_rl_rows(data)))
+        except ValueError as exc:
+            raise DataError(f"rl.jsonl: {exc}") from None
 
 
 def split_anchors(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -259,11 +266,13 @@ def _fill_padding(sequences: Tensor, mask: Tensor) -> Tensor:
 def supervised_loss(model: SelectorModel, config: SelectorConfig, data: SelectorData, rows: Tensor) -> tuple[Tensor, dict[str, float]]:
     """CE on the best `ce_beams` beams (+ ranking loss over all beams for v3/v4)."""
     query, pool, pool_mask = _batch_inputs(data, rows)
-    groups = data.beam_positions.shape[1] if config.ranking_loss != "none" else min(config.ce_beams, data.beam_positions.shape[1])
+    n_beams = data.beam_positions.shape[1]
+    ce_beams = n_beams if config.ce_beams == "all" else min(int(config.ce_beams), n_beams)
+    groups = n_beams if config.ranking_loss != "none" else ce_beams
     mask = data.beam_mask[rows, :groups]
     seqs = _fill_padding(data.beam_positions[rows, :groups], mask)
     logits = model.sequence_logits(query, pool, pool_mask, seqs)
-    ce_mask = mask & (torch.arange(groups) < config.ce_beams)
+    ce_mask = mask & (torch.arange(groups) < ce_beams)
     ce = obj.masked_mean(obj.cross_entropy(logits, seqs, config.label_smoothing), ce_mask)
     loss = config.ce_weight * ce
     parts = {"ce": float(ce.detach())}
@@ -287,13 +296,14 @@ def _rl_batch(config: SelectorConfig, data: SelectorData, rows: Tensor) -> tuple
     reward = obj.rewards(
         data.rl_correct[rows],  # type: ignore[index]
         data.rl_acc[rows],  # type: ignore[index]
-        data.rl_beam_score[rows],  # type: ignore[index]
+        data.rl_beam_score[rows].masked_fill(~mask, 0.0),  # type: ignore[index]
         config.reward_mode,
         config.hard_weight,
         config.soft_weight,
         config.infoscore_weight,
+        gt_prob=None if data.rl_gt_prob is None else data.rl_gt_prob[rows].masked_fill(~mask, 0.0),
     )
-    return seqs, mask, reward
+    return seqs, mask, reward.masked_fill(~mask, 0.0)
 
 
 def rce_step_loss(
@@ -319,10 +329,12 @@ def grpo_updates(
     """`grpo_inner_steps` PPO-clip updates on one batch of groups; yields each step's log row."""
     query, pool, pool_mask = _batch_inputs(data, rows)
     seqs, mask, reward = _rl_batch(config, data, rows)
-    advantages = obj.group_advantages(reward, mask, config.advantage_clip)
+    advantages = obj.group_advantages(reward, mask, config.advantage_clip, config.advantage_std_floor, config.advantage_normalization)
     with torch.no_grad():
-        old_logp = obj.sequence_log_prob(model.sequence_logits(query, pool, pool_mask, seqs), seqs)
         ref_logits = reference.sequence_logits(query, pool, pool_mask, seqs)
+        old_policy = reference if config.ppo_ratio_reference == "supervised" else model
+        old_logits = ref_logits if old_policy is reference else model.sequence_logits(query, pool, pool_mask, seqs)
+        old_logp = obj.sequence_log_prob(old_logits, seqs)
     for _ in range(config.grpo_inner_steps):
         logits = model.sequence_logits(query, pool, pool_mask, seqs)
         logp = obj.sequence_log_prob(logits, seqs)
