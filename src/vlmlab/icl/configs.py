@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Union
 
+import pydantic
 from pydantic import Field, field_validator, model_validator
 
 from vlmlab.config import StrictModel
@@ -193,7 +194,7 @@ class TrainStageConfig(StrictModel):
     def _resolve(cls, data: Any) -> Any:
         if isinstance(data, dict) and (data.get("preset") not in (None, "vlmlab") or data.get("upstream_version") is not None):
             check_preset(str(data.get("preset", "vlmlab")))
-            data = {**data, "selector": resolve_selector(dict(data.get("selector") or {"version": "v2"}), str(data.get("preset", "vlmlab")),
+            data = {**data, "selector": resolve_selector(dict(data.get("selector") or ({} if data.get("upstream_version") else {"version": "v2"})), str(data.get("preset", "vlmlab")),
                                                         data.get("upstream_version"))}
         return data
 
@@ -204,9 +205,10 @@ class TrainStageConfig(StrictModel):
         fields = {"embedding_dim": 1, **self.selector}
         try:
             config = SelectorConfig.model_validate(fields)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            first = str(exc).splitlines()
-            raise ValueError(f"selector: {first[1] if len(first) > 1 else first[0]} ({first[-1].strip()})") from None
+        except pydantic.ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "(selector)"
+            raise ValueError(f"selector: {where}: {str(err['msg']).removeprefix('Value error, ')}") from None
         if config.uses_rl and self.rl is None:
             raise ValueError(f"selector version {config.version} trains on rl-data: set `rl:` to an rl-data run folder")
         return self

@@ -183,3 +183,44 @@ def test_grpo_updates_raise_the_better_candidate_and_stay_near_the_reference(mak
     assert advantage_weighted_logp() > before
     assert logs[0]["ratio_mean"] == pytest.approx(1.0) and logs[0]["kl"] == pytest.approx(0.0, abs=1e-6)
     assert logs[-1]["kl"] > 0.0 and len(logs) == 4
+
+
+def test_ppo_ratio_against_the_supervised_model_as_upstream(make_config, data):
+    """`ppo_ratio_reference: supervised` (upstream's old_log_probs from the SFT model): once the policy
+    has moved away from the reference, the first ratio of a new batch is not 1; `collection` is."""
+    import copy
+
+    from vlmlab.icl.selectors import build_selector
+    from vlmlab.icl.selectors.train import grpo_updates
+
+    rows = torch.arange(8)
+    ratios = {}
+    for ref in ("collection", "supervised"):
+        cfg = make_config("v4", grpo_inner_steps=1, lr=1e-2, ppo_ratio_reference=ref)
+        model = build_selector(cfg).eval()
+        reference = copy.deepcopy(model).requires_grad_(False)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+        ratios[ref] = next(grpo_updates(model, reference, optimizer, cfg, data, rows, beta=0.1))["ratio_mean"]
+    assert ratios["collection"] == pytest.approx(1.0)
+    assert abs(ratios["supervised"] - 1.0) > 1e-3
+
+
+def test_ce_on_all_beams_averages_every_beam(make_config, data):
+    """`ce_beams: all` (upstream: every beam is a target) = mean CE over all beams; 1 = best beam only."""
+    from vlmlab.icl.selectors import build_selector
+    from vlmlab.icl.selectors.train import supervised_loss
+
+    rows = torch.arange(6)
+    model = build_selector(make_config("v2")).eval()
+    seqs, mask = data.beam_positions[rows], data.beam_mask[rows]
+    with torch.no_grad():
+        per_beam = obj.cross_entropy(model.sequence_logits(data.query_emb[rows], data.pool_embeddings(rows), data.pool_mask[rows],
+                                                           torch.where(mask[..., None], seqs, seqs[:, :1])), seqs)
+        loss_all, _ = supervised_loss(model, make_config("v2", ce_beams="all"), data, rows)
+        loss_best, _ = supervised_loss(model, make_config("v2", ce_beams=1), data, rows)
+    assert mask.sum() > len(rows)  # several beams per anchor, so the two differ
+    assert float(loss_all) == pytest.approx(float(per_beam[mask].mean()), rel=1e-5)
+    assert float(loss_best) == pytest.approx(float(per_beam[:, 0].mean()), rel=1e-5)
