@@ -111,7 +111,8 @@ def test_reward_modes():
     assert obj.rewards(correct, acc, full, "soft_only").tolist() == pytest.approx([0.6, 0.9, 0.0])
     assert obj.rewards(correct, acc, full, "hard01_plus_gtprob", gt_prob=gt).tolist() == pytest.approx([1.7, 0.2, 0.1])
     assert obj.rewards(correct, acc, full, "hard01_plus_gtprob_separated", gt_prob=gt).tolist() == pytest.approx([2.7, 0.2, 0.1])
-    assert obj.rewards(correct, acc, full, "legacy").tolist() == pytest.approx([1.0, 0.0, 0.0])
+    # legacy: alpha · InfoScore + beta · correctness (alpha = infoscore_weight, beta = hard_weight)
+    assert obj.rewards(correct, acc, full, "legacy", hard_weight=2.0, infoscore_weight=0.5).tolist() == pytest.approx([2.25, 0.15, -0.1])
     assert obj.rewards(correct * 9, acc, full, "hard_only").max() == 5.0  # upstream clips rewards to [-5, 5]
 
 

@@ -106,7 +106,8 @@ def _need(values: Tensor | None, name: str, mode: str) -> Tensor:
 
 # name -> reward(inputs, hard_weight, soft_weight, infoscore_weight). The upstream names and formulas
 # are Lever-Plus `compute_reward_for_candidate`; `hybrid` is vlmlab's own; `legacy` is upstream's
-# legacy mode with its defaults (alpha = 0, beta = 1, correctness 0/1): reward = correctness.
+# alpha · quality + beta · correctness with quality = the InfoScore (alpha = infoscore_weight) and 0/1
+# correctness (beta = hard_weight).
 REWARD_MODES: dict[str, Callable[[RewardInputs, float, float, float], Tensor]] = {
     "hard_plus_soft": lambda r, h, s, i: h * r.correct + s * r.acc,
     "hard_plus_soft_v2": lambda r, h, s, i: s * r.acc + 2.0 * h * r.correct,
@@ -118,7 +119,7 @@ REWARD_MODES: dict[str, Callable[[RewardInputs, float, float, float], Tensor]] =
         r.correct > 0, 2.0 * h + s * _need(r.gt_prob, "vqa_gt_prob", "hard01_plus_gtprob_separated"), s * r.gt_prob
     ),
     "hybrid": lambda r, h, s, i: h * r.correct + s * r.acc + i * _need(r.beam_score, "beam_score (InfoScore)", "hybrid"),
-    "legacy": lambda r, h, s, i: r.correct,
+    "legacy": lambda r, h, s, i: h * r.correct + (i * _need(r.beam_score, "beam_score (InfoScore)", "legacy") if i else 0.0),
 }
 REWARD_CLIP = 5.0  # upstream clips every reward to [-5, 5]
 
