@@ -57,7 +57,11 @@ ARCHITECTURE_FIELDS = (
     "num_layers",
     "num_heads",
     "pool_size",
+    "diversity",
+    "candidate_self_attention",
+    "scoring",
 )
+POINTER_OPTIONS = ("diversity", "candidate_self_attention", "scoring")
 
 
 class SelectorConfig(StrictModel):
@@ -81,6 +85,12 @@ class SelectorConfig(StrictModel):
         reward_mode: one of `objectives.REWARD_MODES` (upstream names + vlmlab's `hybrid`).
         advantage_std_floor: GRPO z-scores rewards by max(std, floor) (upstream 0.1); 0 = no floor.
         advantage_normalization: `zscore` (upstream default) or `rank` (upstream `use_rank`).
+        diversity: pointer variant `mmr` (upstream v4-3): each step's scores minus a learnable
+            per-step λ times the candidate's largest cosine similarity to the items already chosen.
+        candidate_self_attention: pointer variant (upstream v4-4): pool items attend to each other
+            (one transformer encoder layer) before the query sees them.
+        scoring: pointer scoring head: `cosine` (scaled cosine, default), `additive` (Bahdanau,
+            v^T tanh(W_q q + W_c c)) or `bilinear` (q^T W c) (upstream v4-5).
         ppo_ratio_reference: the PPO ratio π/π_old against the policy that collected the batch
             (`collection`, vlmlab) or against the frozen supervised model (`supervised`, upstream's
             `old_log_probs` from the SFT model).
@@ -94,6 +104,11 @@ class SelectorConfig(StrictModel):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     pool_size: int = Field(64, gt=0)
     shots: int = Field(2, gt=0)
+
+    # pointer variants (v1-v4)
+    diversity: Literal["none", "mmr"] = "none"
+    candidate_self_attention: bool = False
+    scoring: Literal["cosine", "additive", "bilinear"] = "cosine"
 
     # supervised objective
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
@@ -177,6 +192,11 @@ class SelectorConfig(StrictModel):
             )
         if v in ("v2", "v3", "v4") and self.num_layers < 1:
             raise ValueError(f"num_layers must be >= 1 for {v} (cross-attention layers); use v1 for none")
+        if v == "v0":
+            fields = type(self).model_fields
+            variant = [name for name in POINTER_OPTIONS if getattr(self, name) != fields[name].default]
+            if variant:
+                raise ValueError(f"{', '.join(variant)} are pointer-network options (v1-v4); v0 is the GPT-2 selector")
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by num_heads {self.num_heads}")
         if v in ("v0", "v1", "v2") and self.ranking_loss != "none":
