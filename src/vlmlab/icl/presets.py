@@ -11,7 +11,8 @@ differs (the table in README "ICL: Lever-Plus names and presets" lists them all)
   marginal InfoScore;
 - rl-data and eval: a candidate is correct when its VQA accuracy is > 0, the OpenFlamingo VQA metric;
 - train: every beam is a CE target (`ce_beams: all`), 3 cross-attention layers, the PPO ratio taken
-  against the frozen supervised model, z-scored advantages with std floored at 0.1; and
+  against the frozen supervised model, z-scored advantages with std floored at 0.1, the GRPO top-k
+  curriculum (3 then 5), RCE on per-query z-scored rewards clamped to ±3; and
   `upstream_version:` takes upstream's version names (its v3 is RCE + GRPO, vlmlab's v4).
 
 Example::
@@ -37,7 +38,8 @@ STAGE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 
 # selector fields under `preset: lever-plus` (num_layers only where the version has cross-attention)
 LEVER_PLUS_SELECTOR = {"ce_beams": "all", "ppo_ratio_reference": "supervised", "advantage_std_floor": 0.1,
-                       "advantage_normalization": "zscore"}
+                       "advantage_normalization": "zscore", "grpo_top_k_early": 3, "grpo_top_k_late": 5, "grpo_early_epochs": 1,
+                       "rce_reward_normalization": "zscore_clamp", "rce_reward_clamp": 3.0}
 LEVER_PLUS_CROSS_LAYERS = 3
 
 # upstream Lever-Plus version name -> vlmlab selector fields
@@ -86,6 +88,7 @@ def resolve_selector(selector: dict[str, Any], preset: str, upstream_version: st
         if out.get("version") in ("v2", "v3", "v4") and out.get("num_layers") is None:
             out["num_layers"] = LEVER_PLUS_CROSS_LAYERS
         if out.get("version") != "v4":  # RL-only fields would be reported as stray for v0-v3
-            out = {k: v for k, v in out.items() if k not in ("ppo_ratio_reference", "advantage_std_floor", "advantage_normalization")
-                   or k in selector}
+            from vlmlab.icl.selectors.config import RL_FIELDS
+
+            out = {k: v for k, v in out.items() if k not in RL_FIELDS or k in selector}
     return out

@@ -225,3 +225,37 @@ def test_ce_on_all_beams_averages_every_beam(make_config, data):
     assert mask.sum() > len(rows)  # several beams per anchor, so the two differ
     assert float(loss_all) == pytest.approx(float(per_beam[mask].mean()), rel=1e-5)
     assert float(loss_best) == pytest.approx(float(per_beam[:, 0].mean()), rel=1e-5)
+
+
+def test_grpo_options_top_k_curriculum_ppo_clip_only_and_positive_queries(make_config, data):
+    import copy
+
+    from vlmlab.icl.selectors import build_selector
+    from vlmlab.icl.selectors.train import _rl_rows, grpo_updates, rce_step_loss, top_k_mask
+
+    reward = torch.tensor([[0.1, 0.9, 0.5, 0.7], [1.0, 0.0, 2.0, 0.0]])
+    mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    assert top_k_mask(reward, mask, 2).tolist() == [[False, True, True, False], [True, False, True, False]]
+    assert torch.equal(top_k_mask(reward, mask, None), mask)
+    # PPO-clip only: no KL term in the loss, β never adapts
+    rows = torch.arange(8)
+    cfg = make_config("v4", grpo_inner_steps=3, lr=1e-2, ppo_clip_only=True)
+    model = build_selector(cfg).eval()
+    reference = copy.deepcopy(model).requires_grad_(False)
+    logs = list(grpo_updates(model, reference, torch.optim.SGD(model.parameters(), lr=1e-2), cfg, data, rows, beta=0.7, top_k=2))
+    assert [row["beta"] for row in logs] == [0.7, 0.7, 0.7] and logs[-1]["kl"] > 0
+    assert all(row["loss"] == pytest.approx(row["policy_loss"]) for row in logs)
+    # require_positive_query keeps only queries with a correct candidate
+    with_pos = (data.rl_mask & (data.rl_correct > 0)).any(dim=1)
+    assert _rl_rows(data, True) == with_pos.nonzero().flatten().tolist() and len(_rl_rows(data, True)) <= len(_rl_rows(data))
+    # RCE on clamped per-query z-scores: invariant to scaling the rewards (x2 stays inside the ±5 reward clip)
+    torch.set_grad_enabled(False)
+    raw = rce_step_loss(model, make_config("v4", rce_reward_normalization="zscore_clamp"), data, rows, 1.0)[0]
+    scaled = copy.deepcopy(data)
+    scaled.rl_acc = data.rl_acc * 2.0
+    scaled.rl_correct = data.rl_correct * 2.0
+    again = rce_step_loss(model, make_config("v4", rce_reward_normalization="zscore_clamp", hard_weight=1.0), scaled, rows, 1.0)[0]
+    assert float(again) == pytest.approx(float(raw), rel=1e-5)
+    plain = rce_step_loss(model, make_config("v4"), scaled, rows, 1.0)[0]
+    torch.set_grad_enabled(True)
+    assert float(plain) != pytest.approx(float(raw), rel=1e-3)

@@ -54,7 +54,7 @@ def test_mmr_penalty_is_lambda_times_the_largest_similarity_to_chosen_items(make
         _, _, keys = model._encode(query, pool, mask)
         sims = keys[0] @ keys[0].T
         scale = model.scale()
-    lam = torch.relu(model.div_lambda)
+    lam = torch.relu(model.div_lambda).detach()
     assert torch.allclose(diff[0, 0, 0], torch.zeros(5))  # nothing chosen yet: no penalty
     allowed = torch.tensor([0, 2, 3, 4])
     assert torch.allclose(diff[0, 0, 1, allowed], scale * lam[1] * sims[1, allowed], atol=1e-5)

@@ -43,6 +43,13 @@ RL_FIELDS = (
     "advantage_std_floor",
     "advantage_normalization",
     "ppo_ratio_reference",
+    "ppo_clip_only",
+    "grpo_top_k_early",
+    "grpo_top_k_late",
+    "grpo_early_epochs",
+    "rce_reward_normalization",
+    "rce_reward_clamp",
+    "require_positive_query",
     "hard_weight",
     "soft_weight",
     "infoscore_weight",
@@ -85,6 +92,13 @@ class SelectorConfig(StrictModel):
         reward_mode: one of `objectives.REWARD_MODES` (upstream names + vlmlab's `hybrid`).
         advantage_std_floor: GRPO z-scores rewards by max(std, floor) (upstream 0.1); 0 = no floor.
         advantage_normalization: `zscore` (upstream default) or `rank` (upstream `use_rank`).
+        ppo_clip_only: GRPO without the KL term (upstream `use_ppo_clip_only`).
+        grpo_top_k_early / grpo_top_k_late / grpo_early_epochs: GRPO curriculum (upstream): during the
+            first `grpo_early_epochs` epochs only each group's top-k candidates by reward take part,
+            then the top `grpo_top_k_late`; None = all.
+        rce_reward_normalization: RCE weights softmax(reward / τ) on `raw` rewards, or on per-query
+            z-scores clamped to ±`rce_reward_clamp` (upstream's default `z_score_clamp`, 3.0).
+        require_positive_query: RL phases use only queries with a correct candidate (upstream flag).
         diversity: pointer variant `mmr` (upstream v4-3): each step's scores minus a learnable
             per-step λ times the candidate's largest cosine similarity to the items already chosen.
         candidate_self_attention: pointer variant (upstream v4-4): pool items attend to each other
@@ -138,6 +152,13 @@ class SelectorConfig(StrictModel):
     advantage_std_floor: float = Field(0.1, ge=0.0)
     advantage_normalization: Literal["zscore", "rank"] = "zscore"
     ppo_ratio_reference: Literal["collection", "supervised"] = "collection"
+    ppo_clip_only: bool = False
+    grpo_top_k_early: int | None = Field(None, ge=1)
+    grpo_top_k_late: int | None = Field(None, ge=1)
+    grpo_early_epochs: int = Field(1, ge=0)
+    rce_reward_normalization: Literal["raw", "zscore_clamp"] = "raw"
+    rce_reward_clamp: float = Field(3.0, gt=0.0)
+    require_positive_query: bool = False
     hard_weight: float = 1.0
     soft_weight: float = 1.0
     infoscore_weight: float = 1.0

@@ -156,7 +156,7 @@ def train_selector(
     state = TrainingState(build_selector(config), np.random.default_rng(config.data_seed), beta=config.kl_beta)
     model = state.model
 
-    rl_rows = _rl_rows(train) if config.uses_rl else []
+    rl_rows = _rl_rows(train, config.require_positive_query) if config.uses_rl else []
     n_sup = _num_batches(len(train), config.batch_size)
     n_rl = _num_batches(len(rl_rows), config.batch_size)
     total = config.epochs * n_sup
@@ -210,7 +210,8 @@ def train_selector(
             for epoch in range(state.epochs_done.get("grpo", 0), config.grpo_epochs):
                 model.eval()  # no dropout: ratios and KL compare deterministic policies
                 for rows in _batches(len(rl_data), config.batch_size, state.rng):
-                    for parts in grpo_updates(model, state.reference, state.optimizer, config, rl_data, rows, state.beta):
+                    top_k = config.grpo_top_k_early if epoch < config.grpo_early_epochs else config.grpo_top_k_late
+                    for parts in grpo_updates(model, state.reference, state.optimizer, config, rl_data, rows, state.beta, top_k=top_k):
                         state.beta = parts["beta_next"]
                         report.steps.append({"phase": "grpo", "epoch": epoch, "step": len(report.steps), **parts})
                         tick()
@@ -238,8 +239,9 @@ def check_compatible(config: SelectorConfig, data: SelectorData) -> None:
         raise ConfigError(f"shots is {config.shots} but the beams have {data.shots} ICDs each; set shots: {data.shots}")
     if data.pool_size > config.pool_size:
         raise ConfigError(f"pools have up to {data.pool_size} candidates but pool_size is {config.pool_size}; raise pool_size")
-    if config.uses_rl and (not data.has_rl or not _rl_rows(data)):
-        raise DataError("v4 trains on rl-data candidates but the data has none; build SelectorData with rl.jsonl")
+    if config.uses_rl and (not data.has_rl or not _rl_rows(data, config.require_positive_query)):
+        raise DataError("v4 trains on rl-data candidates but the data has none (with require_positive_query: none with a correct "
+                        "candidate); build SelectorData with rl.jsonl")
     if config.uses_rl:
         try:  # a reward mode whose input some candidate lacks (hybrid without InfoScores) fails here, before training
             _rl_batch(config, data, torch.tensor(_rl_rows(data)))
@@ -312,6 +314,8 @@ def rce_step_loss(
     """Reward-weighted CE over each anchor's rl candidates at RCE temperature `temperature`."""
     query, pool, pool_mask = _batch_inputs(data, rows)
     seqs, mask, reward = _rl_batch(config, data, rows)
+    if config.rce_reward_normalization == "zscore_clamp":  # upstream: per-query z-score, clamped, no std floor
+        reward = obj.group_advantages(reward, mask, clip=config.rce_reward_clamp, std_floor=0.0)
     logits = model.sequence_logits(query, pool, pool_mask, seqs)
     loss = obj.rce_loss(obj.cross_entropy(logits, seqs, config.label_smoothing), reward, mask, temperature)
     return loss, {"loss": float(loss.detach()), "rce": float(loss.detach()), "rce_temperature": temperature}
@@ -325,10 +329,15 @@ def grpo_updates(
     data: SelectorData,
     rows: Tensor,
     beta: float,
+    top_k: int | None = None,
 ) -> Iterator[dict[str, float]]:
-    """`grpo_inner_steps` PPO-clip updates on one batch of groups; yields each step's log row."""
+    """`grpo_inner_steps` PPO-clip updates on one batch of groups; yields each step's log row.
+
+    `top_k`: only each group's k best candidates by reward take part (the curriculum); None = all.
+    """
     query, pool, pool_mask = _batch_inputs(data, rows)
     seqs, mask, reward = _rl_batch(config, data, rows)
+    mask = top_k_mask(reward, mask, top_k)
     advantages = obj.group_advantages(reward, mask, config.advantage_clip, config.advantage_std_floor, config.advantage_normalization)
     with torch.no_grad():
         ref_logits = reference.sequence_logits(query, pool, pool_mask, seqs)
@@ -339,9 +348,9 @@ def grpo_updates(
         logits = model.sequence_logits(query, pool, pool_mask, seqs)
         logp = obj.sequence_log_prob(logits, seqs)
         kl = obj.sequence_kl(logits, ref_logits)
-        loss, stats = obj.grpo_loss(logp, old_logp, advantages, mask, config.clip_epsilon, kl, beta)
+        loss, stats = obj.grpo_loss(logp, old_logp, advantages, mask, config.clip_epsilon, kl, 0.0 if config.ppo_clip_only else beta)
         _step(model, optimizer, loss, config.grad_clip)
-        next_beta = obj.adapt_kl_beta(
+        next_beta = beta if config.ppo_clip_only else obj.adapt_kl_beta(
             beta, stats["kl"], config.kl_target_min, config.kl_target_max, config.kl_adapt_factor, config.kl_beta_min, config.kl_beta_max
         )
         yield {"loss": float(loss.detach()), **stats, "beta": beta, "beta_next": next_beta}
@@ -370,10 +379,21 @@ def evaluate(model: SelectorModel, data: SelectorData, shots: int) -> dict[str, 
     return metrics
 
 
-def _rl_rows(data: SelectorData) -> list[int]:
+def _rl_rows(data: SelectorData, require_positive: bool = False) -> list[int]:
     if data.rl_mask is None:
         return []
-    return data.rl_mask.any(dim=1).nonzero().flatten().tolist()
+    keep = data.rl_mask.any(dim=1)
+    if require_positive and data.rl_correct is not None:
+        keep &= (data.rl_mask & (data.rl_correct > 0)).any(dim=1)
+    return keep.nonzero().flatten().tolist()
+
+
+def top_k_mask(reward: Tensor, mask: Tensor, k: int | None) -> Tensor:
+    """`mask` restricted to each group's `k` highest-reward members (GRPO curriculum); all when k is None."""
+    if k is None or k >= mask.shape[1]:
+        return mask
+    top = reward.masked_fill(~mask, float("-inf")).topk(k, dim=-1).indices
+    return mask & torch.zeros_like(mask).scatter(1, top, True)
 
 
 def _num_batches(n: int, batch_size: int) -> int:
