@@ -15,7 +15,7 @@ from vlmlab.icl.index import SupportIndex
 
 
 def _checkpoint(folder: Path, ids: list[str], dim: int, order: str | None = None, index_run: Path | None = None,
-                sampler: str = "text", k: int = 4) -> Path:
+                sampler: str = "text", k: int = 4, **selector) -> Path:
     """A v1 selector for the text embeddings of `index_run`, trained (as recorded) on `sampler` pools of `k`."""
     from vlmlab.icl.configs import IndexConfig
     from vlmlab.icl.selectors.checkpoint import save_selector
@@ -28,7 +28,7 @@ def _checkpoint(folder: Path, ids: list[str], dim: int, order: str | None = None
     if index_run is not None:
         icfg = upstream_config(index_run, IndexConfig, "index")
         provenance = selector_provenance(embedders_of(icfg), SupportIndex.load(index_run).text, sampler, k, None)
-    model = build_selector(SelectorConfig(version="v1", embedding_dim=dim, hidden_dim=16, pool_size=8, shots=2))
+    model = build_selector(SelectorConfig(**{"version": "v1", "embedding_dim": dim, "hidden_dim": 16, "pool_size": 8, "shots": 2, **selector}))
     return save_selector(model, folder, DataFingerprint.from_ids("toy", ids, dim, "text", provenance=provenance),
                          extra={"order": order} if order else None)
 
@@ -141,3 +141,24 @@ def test_selector_on_other_pools_is_refused_unless_allowed(tmp_path: Path, index
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["selector_mismatch"] == ["pool_k: 4 != 6"]
     assert "WARNING" in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_reverse_seq_picks_are_reversed_back_and_a_wrong_claim_is_refused(tmp_path: Path, index_run: Path, toy_test, toy_backend, capsys) -> None:
+    """A selector trained with `reverse_seq` emits sequences reversed; eval turns them back (same weights
+    otherwise). Saying `selector_reverse_seq: true` for a v0 checkpoint trained without it: one line, exit 2."""
+    import torch
+
+    index = SupportIndex.load(index_run)
+    demos = {}
+    for rev in (False, True):
+        torch.manual_seed(0)
+        ckpt = _checkpoint(tmp_path / f"sel-{rev}", index.ids, index.text.shape[1], index_run=index_run, version="v0", reverse_seq=rev)
+        cfg = EvalConfig(index=index_run, test=data_config(toy_test), model=BackendConfig(ref="x"), methods=["selector"], shots=[3],
+                         selector=ckpt, n_boot=20)
+        out = run_eval(cfg, tmp_path / f"eval-{rev}", backend=toy_backend)
+        demos[rev] = {r["question_id"]: r["demos"] for r in (json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines())}
+    assert demos[True] == {q: d[::-1] for q, d in demos[False].items()}
+    cfg = _eval_yaml(tmp_path, index_run, toy_test, tmp_path / "sel-False", selector_reverse_seq=True)
+    code, err = _cli(["icl", "eval", str(cfg), "--out", str(tmp_path / "eval-claim")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "v0 selector was trained with reverse_seq: false" in err and not (tmp_path / "eval-claim").exists()

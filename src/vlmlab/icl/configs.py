@@ -136,6 +136,7 @@ class EvalConfig(StrictModel):
     selector_pool: Literal["text", "image", "random", "mix"] | None = None
     selector_k: int | None = Field(None, ge=1)
     selector_mix_weights: dict[str, float] | None = None
+    selector_reverse_seq: bool | None = None  # None: as the checkpoint was trained (it records reverse_seq)
     allow_mismatch: bool = False
     prompt_format: PromptFormat = "chat"
     max_new_tokens: int = Field(10, ge=1)

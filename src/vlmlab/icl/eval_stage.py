@@ -18,7 +18,7 @@ import numpy as np
 
 from vlmlab.embed.cache import EmbeddingCache
 from vlmlab.embed.registry import build_embedder
-from vlmlab.errors import DataError
+from vlmlab.errors import CheckpointError, DataError
 from vlmlab.icl.candidates import DEFAULT_MIX, pools_for_queries
 from vlmlab.icl.configs import EvalConfig, IndexConfig
 from vlmlab.icl.data import load_split
@@ -52,7 +52,12 @@ def selector_demos(folder: Path, index: SupportIndex, icfg: IndexConfig, q_text:
     from vlmlab.icl.selectors.inference import select
     from vlmlab.icl.selectors.records import MODALITY_PARTS
 
-    _, saved, meta = read_selector_meta(folder)
+    saved_config, saved, meta = read_selector_meta(folder)
+    if config.selector_reverse_seq is not None and config.selector_reverse_seq != saved_config.reverse_seq:
+        raise CheckpointError(
+            f"{folder}: selector_reverse_seq is {str(config.selector_reverse_seq).lower()} but this {saved_config.version} selector was trained "
+            f"with reverse_seq: {str(saved_config.reverse_seq).lower()}; drop selector_reverse_seq (the checkpoint knows) or retrain"
+        )
     names = MODALITY_PARTS.get(saved.modality)
     if names is None:
         raise DataError(f"{folder}: selector modality {saved.modality!r} is not one of text, image, text+image")
@@ -72,6 +77,8 @@ def selector_demos(folder: Path, index: SupportIndex, icfg: IndexConfig, q_text:
     model = load_selector(folder)
     pools = np.array(pools_for_queries(index, q_text, q_image, exclude, [_key(q) for q in qids], sampler, k, config.seed, mix), dtype=np.int64)
     picks = select(model, torch.from_numpy(query_emb), torch.from_numpy(support_emb[pools]), shots).numpy()
+    if saved_config.reverse_seq:  # it learned sequences reversed: back to selection order
+        picks = picks[:, ::-1]
     if meta.get("order", "right") == "left":  # picks come in selection order; a left beam's first pick sits last
         picks = picks[:, ::-1]
     return np.take_along_axis(pools, picks, axis=1), mismatches

@@ -259,3 +259,25 @@ def test_grpo_options_top_k_curriculum_ppo_clip_only_and_positive_queries(make_c
     plain = rce_step_loss(model, make_config("v4"), scaled, rows, 1.0)[0]
     torch.set_grad_enabled(True)
     assert float(plain) != pytest.approx(float(raw), rel=1e-3)
+
+
+def test_ce_threshold_and_reverse_seq(make_config, data):
+    """`ce_min_score` (Lever-LM threshold): beams scoring at or below it are no CE targets;
+    `reverse_seq`: the model learns each sequence reversed."""
+    from vlmlab.icl.selectors import build_selector
+    from vlmlab.icl.selectors.train import reversed_sequences, supervised_loss
+
+    rows = torch.arange(6)
+    model = build_selector(make_config("v2")).eval()
+    seqs, mask = data.beam_positions[rows], data.beam_mask[rows]
+    score = data.beam_cumulative[rows]
+    cut = float(score[mask].median())
+    with torch.no_grad():
+        per_beam = obj.cross_entropy(model.sequence_logits(data.query_emb[rows], data.pool_embeddings(rows), data.pool_mask[rows],
+                                                           torch.where(mask[..., None], seqs, seqs[:, :1])), seqs)
+        loss, _ = supervised_loss(model, make_config("v2", ce_beams="all", ce_min_score=cut), data, rows)
+    keep = mask & (score > cut)
+    assert 0 < keep.sum() < mask.sum()
+    assert float(loss) == pytest.approx(float(per_beam[keep].mean()), rel=1e-5)
+    flipped = reversed_sequences(data)
+    assert torch.equal(flipped.beam_positions, data.beam_positions.flip(-1)) and torch.equal(flipped.rl_positions, data.rl_positions.flip(-1))

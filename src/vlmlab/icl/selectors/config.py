@@ -89,6 +89,10 @@ class SelectorConfig(StrictModel):
         beam_score: which beam score orders beams for the ranking loss.
         ce_beams: how many of the best beams per anchor are cross-entropy targets; `all` = every beam
             (upstream Lever-LM / Lever-Plus).
+        ce_min_score: only beams whose score (`beam_score`) is above this are CE targets (Lever-LM
+            `threshold`); None = no threshold.
+        reverse_seq: learn each sequence in reverse selection order (Lever-LM `reverse_seq`); the
+            eval stage reverses the picks back. Recorded in the checkpoint.
         reward_mode: one of `objectives.REWARD_MODES` (upstream names + vlmlab's `hybrid`).
         advantage_std_floor: GRPO z-scores rewards by max(std, floor) (upstream 0.1); 0 = no floor.
         advantage_normalization: `zscore` (upstream default) or `rank` (upstream `use_rank`).
@@ -127,6 +131,8 @@ class SelectorConfig(StrictModel):
     # supervised objective
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     ce_beams: int | Literal["all"] = 1
+    ce_min_score: float | None = None
+    reverse_seq: bool = False
     ce_weight: float = Field(1.0, ge=0.0)
     ranking_loss: RankingLoss | None = None
     ranking_weight: float = Field(1.0, ge=0.0)

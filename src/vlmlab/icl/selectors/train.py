@@ -37,7 +37,7 @@ import contextlib
 import csv
 import io
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -141,6 +141,8 @@ def train_selector(
             unreadable one (delete it or pass `resume=False` to start over).
     """
     check_compatible(config, data)
+    if config.reverse_seq:
+        data = reversed_sequences(data)
     out_dir = Path(out_dir)
     started = time.perf_counter()
     resume_dir = out_dir / RESUME_DIR
@@ -228,6 +230,12 @@ def train_selector(
     return report
 
 
+def reversed_sequences(data: SelectorData) -> SelectorData:
+    """`data` with every beam and rl sequence in reverse selection order (`reverse_seq`)."""
+    flip = lambda t: None if t is None else t.flip(-1)  # noqa: E731
+    return replace(data, beam_positions=flip(data.beam_positions), rl_positions=flip(data.rl_positions))
+
+
 def check_compatible(config: SelectorConfig, data: SelectorData) -> None:
     """Raise a one-line error when `data` cannot train `config`."""
     if data.embedding_dim != config.embedding_dim:
@@ -275,6 +283,9 @@ def supervised_loss(model: SelectorModel, config: SelectorConfig, data: Selector
     seqs = _fill_padding(data.beam_positions[rows, :groups], mask)
     logits = model.sequence_logits(query, pool, pool_mask, seqs)
     ce_mask = mask & (torch.arange(groups) < ce_beams)
+    if config.ce_min_score is not None:  # Lever-LM `threshold`: low-scoring beams are no targets
+        score = (data.beam_cumulative if config.beam_score == "cumulative" else data.beam_marginal)[rows, :groups]
+        ce_mask = ce_mask & (score > config.ce_min_score)
     ce = obj.masked_mean(obj.cross_entropy(logits, seqs, config.label_smoothing), ce_mask)
     loss = config.ce_weight * ce
     parts = {"ce": float(ce.detach())}
