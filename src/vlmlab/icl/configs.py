@@ -100,6 +100,14 @@ class RLDataConfig(StrictModel):
     preset: Preset = "vlmlab"
     beams: Path
     scorer: BackendConfig | None = None  # default: the beam run's scorer
+    # where candidates come from: the beam search, random sequences (`n_sampled`), the pool's most
+    # text-similar items, a selector's own beams / temperature samples (upstream Lever-Plus, `selector:`)
+    sources: list[Literal["beams", "random", "retrieval", "selector-beams", "selector-samples"]] = Field(
+        default_factory=lambda: ["beams", "random"])
+    selector: Path | None = None
+    selector_beams: int = Field(5, ge=1)
+    selector_temperatures: list[float] = Field(default_factory=lambda: [1.0, 1.3])
+    selector_samples: int = Field(2, ge=1)
     n_sampled: int = Field(8, ge=0)
     seed: int = 0
     max_new_tokens: int = Field(10, ge=1)
@@ -113,6 +121,16 @@ class RLDataConfig(StrictModel):
     min_positives: int = Field(1, ge=0)
 
     _preset = model_validator(mode="before")(lambda data: apply_stage_preset(data, "rl-data"))
+
+    @model_validator(mode="after")
+    def _sources(self) -> "RLDataConfig":
+        if any(s.startswith("selector") for s in self.sources) and self.selector is None:
+            raise ValueError("sources selector-beams / selector-samples need `selector:` (a selector checkpoint folder)")
+        if len(set(self.sources)) != len(self.sources) or not self.sources:
+            raise ValueError("sources must be a non-empty list without repeats")
+        if any(t <= 0 for t in self.selector_temperatures):
+            raise ValueError("selector_temperatures must be > 0")
+        return self
     _vqa_mode = field_validator("vqa_mode")(lambda v: check_vqa_mode(v))
 
 

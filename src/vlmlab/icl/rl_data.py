@@ -32,12 +32,16 @@ def anchor_seed(seed: int, anchor_id: str) -> list[int]:
     return [seed, int(hashlib.sha256(anchor_id.encode()).hexdigest()[:8], 16)]
 
 
-def candidate_sequences(beam_record: dict[str, Any], n_sampled: int, shots: int, seed: int) -> list[dict[str, Any]]:
-    """The beams of one anchor plus `n_sampled` distinct random sequences of `shots` pool positions."""
+def candidate_sequences(
+    beam_record: dict[str, Any], n_sampled: int, shots: int, seed: int,
+    extra: Sequence[tuple[str, list[int]]] = (), use_beams: bool = True,
+) -> list[dict[str, Any]]:
+    """The beams of one anchor, then `extra` (source, prompt-order positions) sequences, then
+    `n_sampled` distinct random sequences of `shots` pool positions; none repeated."""
     pool = [str(p) for p in beam_record["pool"]]
     out: list[dict[str, Any]] = []
     seen: set[tuple[int, ...]] = set()
-    for beam in beam_record["beams"]:
+    for beam in beam_record["beams"] if use_beams else []:
         positions = [int(p) for p in beam["positions"]]
         if tuple(positions) in seen:
             continue
@@ -45,6 +49,10 @@ def candidate_sequences(beam_record: dict[str, Any], n_sampled: int, shots: int,
         score = beam.get("cumulative")
         score = beam.get("marginal") if score is None else score
         out.append({"ids": [pool[p] for p in positions], "positions": positions, "beam_score": None if score is None else float(score), "source": "beam"})
+    for source, positions in extra:
+        if tuple(positions) not in seen:
+            seen.add(tuple(positions))
+            out.append({"ids": [pool[p] for p in positions], "positions": list(positions), "beam_score": None, "source": source})
     if n_sampled > 0:
         if shots > len(pool):
             from vlmlab.errors import DataError
@@ -60,6 +68,77 @@ def candidate_sequences(beam_record: dict[str, Any], n_sampled: int, shots: int,
             seen.add(tuple(positions))
             out.append({"ids": [pool[p] for p in positions], "positions": positions, "beam_score": None, "source": "sampled"})
             added += 1
+    return out
+
+
+def policy_candidates(
+    beams: Sequence[dict[str, Any]],
+    index_dir: Any,
+    selector_dir: Any | None,
+    sources: Sequence[str],
+    *,
+    provenance: dict[str, Any],
+    shots: int,
+    selector_beams: int = 5,
+    temperatures: Sequence[float] = (1.0, 1.3),
+    samples: int = 2,
+    seed: int = 0,
+) -> dict[str, list[tuple[str, list[int]]]]:
+    """Per anchor id, the (source, prompt-order positions) sequences of the non-beam sources.
+
+    - `retrieval`: the `shots` pool items whose question text is most similar to the anchor's, the most
+      similar next to the query;
+    - `selector-beams`: the selector checkpoint's own `selector_beams` most probable sequences;
+    - `selector-samples`: `samples` sequences per temperature sampled from its policy (upstream 1.0, 1.3).
+
+    The selector must have been trained on this index and these pools (`check_fingerprint`, strict).
+    """
+    import torch
+
+    from vlmlab.icl.selectors.checkpoint import check_fingerprint, load_selector, read_selector_meta
+    from vlmlab.icl.selectors.data import DataFingerprint, selection_order, selector_provenance
+    from vlmlab.icl.selectors.records import load_index_embeddings
+    from vlmlab.icl.selectors.sampling import selector_beams as policy_beams, selector_samples
+
+    out: dict[str, list[tuple[str, list[int]]]] = {str(b["id"]): [] for b in beams}
+    ids, text = load_index_embeddings(index_dir, "text")
+    row = {q: i for i, q in enumerate(ids)}
+    if "retrieval" in sources:
+        for b in beams:
+            pool_rows = [row[str(p)] for p in b["pool"]]
+            sims = text[pool_rows] @ text[row[str(b["id"])]]
+            best = [int(p) for p in np.argsort(-sims, kind="stable")[:shots]]
+            out[str(b["id"])].append(("retrieval", best[::-1]))
+    if not any(s.startswith("selector") for s in sources):
+        return out
+    config, saved, meta = read_selector_meta(selector_dir)
+    support_ids, support = load_index_embeddings(index_dir, saved.modality, demonstrations=saved.icd_answers)
+    query = load_index_embeddings(index_dir, saved.modality)[1]
+    here = DataFingerprint.from_ids(saved.dataset, support_ids, support.shape[1], saved.modality, saved.icd_answers,
+                                    selector_provenance(provenance["embedders"], support, provenance["pool_sampler"],
+                                                        provenance["pool_k"], provenance.get("pool_mix_weights")))
+    check_fingerprint(selector_dir, here)
+    model = load_selector(selector_dir)
+    q = torch.from_numpy(query[[row[str(b["id"])] for b in beams]])
+    k = max(len(b["pool"]) for b in beams)
+    pools = torch.zeros(len(beams), k, support.shape[1])
+    mask = torch.zeros(len(beams), k, dtype=torch.bool)
+    for i, b in enumerate(beams):
+        rows = [row[str(p)] for p in b["pool"]]
+        pools[i, : len(rows)] = torch.from_numpy(support[rows])
+        mask[i, : len(rows)] = True
+    found: list[tuple[str, torch.Tensor]] = []
+    if "selector-beams" in sources:
+        found.append(("selector-beam", policy_beams(model, q, pools, mask, shots, selector_beams)[0]))
+    if "selector-samples" in sources:
+        gen = torch.Generator().manual_seed(seed)
+        found += [(f"selector-t{t:g}", selector_samples(model, q, pools, mask, shots, samples, t, gen)) for t in temperatures]
+    order = str(meta.get("order", "right"))
+    for source, seqs in found:
+        for i, b in enumerate(beams):
+            for seq in seqs[i].tolist():
+                chosen = seq[::-1] if config.reverse_seq else seq  # back to selection order
+                out[str(b["id"])].append((source, selection_order(chosen, order)))  # selection -> prompt order
     return out
 
 

@@ -32,7 +32,7 @@ from vlmlab.icl.data import Split, load_split, target_answer
 from vlmlab.icl.index import SupportIndex, build_index
 from vlmlab.icl.lever_lm import write_lever_lm
 from vlmlab.icl.prompts import check_backend_images
-from vlmlab.icl.rl_data import answer_candidates, balance_records, candidate_sequences, rl_statistics, score_candidates
+from vlmlab.icl.rl_data import answer_candidates, balance_records, candidate_sequences, policy_candidates, rl_statistics, score_candidates
 from vlmlab.models.base import Backend
 from vlmlab.progress import track
 from vlmlab.runs import Run, atomic_write_text
@@ -229,6 +229,10 @@ def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | Non
     ccfg = upstream_config(bcfg.candidates, CandidatesConfig, "candidates")
     _, support, _ = index_support(ccfg.index)
     beams = read_jsonl(Path(config.beams) / "beams.jsonl")
+    # the other sources' sequences first: a selector that does not fit this index stops here, before any output
+    extra = policy_candidates(beams, ccfg.index, config.selector, config.sources, provenance=training_provenance(ccfg.index, config.beams),
+                              shots=bcfg.shots, selector_beams=config.selector_beams, temperatures=config.selector_temperatures,
+                              samples=config.selector_samples, seed=config.seed) if set(config.sources) - {"beams", "random"} else {}
     run = Run.open(out, config, stage="icl-rl-data", overwrite=overwrite)
     pending = [b for b in beams if b["id"] not in run.done_ids()]
     # score sampled sequences as the beams were scored (files from before these fields: answer only, chat)
@@ -241,7 +245,8 @@ def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | Non
     for rec in track(pending, "rl-data"):
         anchor = support.get(rec["id"], str(config.beams))
         pool = support.subset(rec["pool"])
-        cands = candidate_sequences(rec, config.n_sampled, bcfg.shots, config.seed)
+        cands = candidate_sequences(rec, config.n_sampled if "random" in config.sources else 0, bcfg.shots, config.seed,
+                                    extra=extra.get(rec["id"], []), use_beams="beams" in config.sources)
         scored = answer_candidates(backend, anchor, pool, cands, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                                    vqa_mode=config.vqa_mode, correct_threshold=config.correct_threshold,
                                    correct_comparison=config.correct_comparison, prompt_format=config.prompt_format)
