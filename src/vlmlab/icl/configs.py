@@ -119,6 +119,8 @@ class RLDataConfig(StrictModel):
     top_positives: int = Field(5, ge=0)
     top_negatives: int = Field(5, ge=0)
     min_positives: int = Field(1, ge=0)
+    require_negatives: bool = False  # keep only queries with both positives and negatives (upstream)
+    positive_ratio: tuple[float, float] | None = None  # e.g. [0.4, 0.6]: drop queries whose balanced set is outside it
 
     _preset = model_validator(mode="before")(lambda data: apply_stage_preset(data, "rl-data"))
 
@@ -128,6 +130,8 @@ class RLDataConfig(StrictModel):
             raise ValueError("sources selector-beams / selector-samples need `selector:` (a selector checkpoint folder)")
         if len(set(self.sources)) != len(self.sources) or not self.sources:
             raise ValueError("sources must be a non-empty list without repeats")
+        if self.positive_ratio is not None and not 0.0 <= self.positive_ratio[0] <= self.positive_ratio[1] <= 1.0:
+            raise ValueError("positive_ratio must be [low, high] with 0 <= low <= high <= 1")
         if any(t <= 0 for t in self.selector_temperatures):
             raise ValueError("selector_temperatures must be > 0")
         return self

@@ -235,12 +235,26 @@ def rl_statistics(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def balance_records(records: Sequence[dict[str, Any]], top_positives: int, top_negatives: int, min_positives: int) -> list[dict[str, Any]]:
-    """Balance each anchor's candidates and drop anchors with fewer than `min_positives` positives."""
+def balance_records(
+    records: Sequence[dict[str, Any]], top_positives: int, top_negatives: int, min_positives: int,
+    require_negatives: bool = False, positive_ratio: tuple[float, float] | None = None,
+) -> list[dict[str, Any]]:
+    """Balance each anchor's candidates and drop anchors that do not qualify.
+
+    Dropped: fewer than `min_positives` positives; with `require_negatives`, no wrong candidate
+    (upstream: keep only queries with both); with `positive_ratio` (lo, hi), a balanced set whose
+    share of positives lies outside [lo, hi] (upstream's 40-60%).
+    """
     out = []
     for rec in records:
-        n_pos = sum(bool(c["vqa_correct"]) for c in rec["candidates"] if c.get("status", "ok") != "error")
-        if n_pos < min_positives:
+        usable = [c for c in rec["candidates"] if c.get("status", "ok") != "error"]
+        n_pos = sum(bool(c["vqa_correct"]) for c in usable)
+        if n_pos < min_positives or (require_negatives and n_pos == len(usable)):
             continue
-        out.append({**rec, "candidates": balance(rec["candidates"], top_positives, top_negatives)})
+        kept = balance(rec["candidates"], top_positives, top_negatives)
+        if positive_ratio is not None:
+            share = sum(bool(c["vqa_correct"]) for c in kept) / len(kept) if kept else 0.0
+            if not positive_ratio[0] <= share <= positive_ratio[1]:
+                continue
+        out.append({**rec, "candidates": kept})
     return out

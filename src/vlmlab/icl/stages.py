@@ -255,7 +255,8 @@ def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | Non
         run.append(rec["id"], {"pool": rec["pool"], "candidates": scored})
     by_id = {r["id"]: r for r in run.records()}
     raw = [{"id": b["id"], "pool": by_id[b["id"]]["pool"], "candidates": by_id[b["id"]]["candidates"]} for b in beams]
-    balanced = balance_records(raw, config.top_positives, config.top_negatives, config.min_positives)
+    balanced = balance_records(raw, config.top_positives, config.top_negatives, config.min_positives,
+                               config.require_negatives, config.positive_ratio)
     write_jsonl(out / "rl_raw.jsonl", raw)
     write_jsonl(out / "rl.jsonl", balanced)
     before, after = rl_statistics(raw), rl_statistics(balanced)
