@@ -135,6 +135,7 @@ class RLDataConfig(StrictModel):
         if any(t <= 0 for t in self.selector_temperatures):
             raise ValueError("selector_temperatures must be > 0")
         return self
+
     _vqa_mode = field_validator("vqa_mode")(lambda v: check_vqa_mode(v))
 
 
