@@ -52,3 +52,13 @@ def test_train_config_errors(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"index": "i", "beams": "b", "selector": {"version": "v2", "num_layer": 2}}))
     with pytest.raises(ConfigError, match="num_layer"):
         load_config(path, TrainStageConfig)
+
+
+def test_beams_without_a_run_folder_record_unknown_pools(tmp_path: Path, index_run: Path) -> None:
+    """Beams imported from upstream files have no beam/candidates config: the checkpoint says the pools
+    are unknown (so eval needs --allow-mismatch) instead of claiming some."""
+    from vlmlab.icl.stages import training_provenance
+
+    (tmp_path / "imported").mkdir()
+    prov = training_provenance(index_run, tmp_path / "imported")
+    assert prov["pool_sampler"] is None and prov["embedders"]["text"] == "bag-of-words"

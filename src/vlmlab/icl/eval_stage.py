@@ -66,8 +66,8 @@ def selector_demos(folder: Path, index: SupportIndex, icfg: IndexConfig, q_text:
     support_emb = np.concatenate([icd[n] for n in names], axis=1)
     query_emb = np.concatenate([query[n] for n in names], axis=1)
     trained = saved.provenance or {}
-    sampler = config.selector_pool or trained.get("pool_sampler", "mix")
-    k = config.selector_k or int(trained.get("pool_k", 64))
+    sampler = config.selector_pool or trained.get("pool_sampler") or "mix"
+    k = config.selector_k or int(trained.get("pool_k") or 64)
     mix = config.selector_mix_weights or trained.get("pool_mix_weights") or dict(DEFAULT_MIX)
     provenance = selector_provenance(embedders_of(icfg), support_emb, sampler, k, mix)
     here = DataFingerprint.from_ids(saved.dataset, index.ids, support_emb.shape[1], saved.modality, saved.icd_answers, provenance)

@@ -73,6 +73,8 @@ def embedders_of(icfg: IndexConfig) -> dict[str, Any]:
 def training_provenance(index_dir: Path, beams_dir: Path) -> dict[str, Any]:
     """Embedders and pool settings behind a beam run, for `SelectorData.from_run(provenance=...)`."""
     icfg = upstream_config(index_dir, IndexConfig, "index")
+    if not (Path(beams_dir) / "config.yaml").is_file():  # beams imported from upstream files: how the pools were drawn is unknown
+        return {"embedders": embedders_of(icfg), "pool_sampler": None, "pool_k": 0, "pool_mix_weights": None}
     bcfg = upstream_config(beams_dir, BeamConfig, "beam")
     ccfg = upstream_config(bcfg.candidates, CandidatesConfig, "candidates")
     return {"embedders": embedders_of(icfg), "pool_sampler": ccfg.sampler, "pool_k": ccfg.k, "pool_mix_weights": ccfg.mix_weights}

@@ -108,13 +108,15 @@ class DataFingerprint:
         return out
 
 
-def selector_provenance(embedders: dict[str, Any], support_emb: np.ndarray, sampler: str, k: int, mix_weights: dict[str, float] | None) -> dict[str, Any]:
+def selector_provenance(embedders: dict[str, Any], support_emb: np.ndarray, sampler: str | None, k: int,
+                        mix_weights: dict[str, float] | None) -> dict[str, Any]:
     """What a selector's inputs depend on besides the ids: embedders, the embedding matrix, the pools.
 
     Args:
         embedders: `{"text": name, "text_options": {...}, "image": name, "image_options": {...}}`.
         support_emb: the [M, D] matrix the selector reads (hashed as float32 bytes).
-        sampler / k / mix_weights: how each query's pool is drawn (mix weights only count for `mix`).
+        sampler / k / mix_weights: how each query's pool is drawn (mix weights only count for `mix`);
+            sampler None = unknown (beams imported from upstream files): eval then needs `--allow-mismatch`.
     """
     digest = hashlib.sha256(np.ascontiguousarray(support_emb, dtype=np.float32).tobytes()).hexdigest()
     return {"embedders": embedders, "embeddings_sha256": digest, "pool_sampler": sampler, "pool_k": int(k),
