@@ -10,7 +10,7 @@ import torch
 from vlmlab.errors import CheckpointError
 from vlmlab.icl.selectors import DataFingerprint, build_selector, load_selector, save_selector, train_selector
 
-VARIANTS = [{"diversity": "mmr"}, {"candidate_self_attention": True}, {"scoring": "additive"}, {"scoring": "bilinear"}]
+VARIANTS = [{"diversity": "mmr"}, {"diversity": "dpp"}, {"candidate_self_attention": True}, {"scoring": "additive"}, {"scoring": "bilinear"}]
 
 
 @pytest.mark.parametrize("options", VARIANTS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
@@ -73,3 +73,27 @@ def test_a_variant_checkpoint_needs_the_same_variant(make_config, tmp_path):
 def test_pointer_options_are_refused_for_v0(make_config):
     with pytest.raises(ValueError, match="pointer-network options"):
         make_config("v0", scoring="bilinear")
+
+
+def test_dpp_gain_is_softplus_lambda_times_log_one_minus_similarity_squared(make_config):
+    """Upstream v4-7: scores + softplus(λ) · log(1e-6 + 1 − min(s², 0.999)), s = largest similarity to the
+    chosen items in the projected features; a duplicate of a chosen item gets the largest penalty."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = build_selector(make_config("v2", pool_size=8, shots=2, diversity="dpp")).eval()
+    plain = build_selector(make_config("v2", pool_size=8, shots=2))
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("dpp_")})
+    query, pool = torch.randn(1, 16), torch.randn(1, 5, 16)
+    pool[0, 3] = pool[0, 1]
+    mask = torch.ones(1, 5, dtype=torch.bool)
+    seq = torch.tensor([[[1, 0]]])
+    with torch.no_grad():
+        diff = model.sequence_logits(query, pool, mask, seq) - plain.eval().sequence_logits(query, pool, mask, seq)
+        _, _, keys = model._encode(query, pool, mask)
+        feats = F.normalize(model.dpp_proj(keys[0]), dim=-1)
+        s = feats @ feats[1]
+        want = F.softplus(model.dpp_lambda) * torch.log(1e-6 + 1.0 - s.pow(2).clamp(max=0.999))
+    allowed = torch.tensor([0, 2, 3, 4])
+    assert torch.allclose(diff[0, 0, 1, allowed], want[allowed], atol=1e-5)
+    assert int(diff[0, 0, 1, allowed].argmin()) == 2  # position 3 (index 2 among allowed): the duplicate

@@ -105,6 +105,8 @@ class SelectorConfig(StrictModel):
         require_positive_query: RL phases use only queries with a correct candidate (upstream flag).
         diversity: pointer variant `mmr` (upstream v4-3): each step's scores minus a learnable
             per-step λ times the candidate's largest cosine similarity to the items already chosen.
+            `dpp` (upstream v4-7): plus softplus(λ) · log(1 − s²), s the largest cosine similarity to
+            the chosen items in a learned rank-32 projection (a log-det gain approximation).
         candidate_self_attention: pointer variant (upstream v4-4): pool items attend to each other
             (one transformer encoder layer) before the query sees them.
         scoring: pointer scoring head: `cosine` (scaled cosine, default), `additive` (Bahdanau,
@@ -124,7 +126,7 @@ class SelectorConfig(StrictModel):
     shots: int = Field(2, gt=0)
 
     # pointer variants (v1-v4)
-    diversity: Literal["none", "mmr"] = "none"
+    diversity: Literal["none", "mmr", "dpp"] = "none"
     candidate_self_attention: bool = False
     scoring: Literal["cosine", "additive", "bilinear"] = "cosine"
 

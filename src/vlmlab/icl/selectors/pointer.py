@@ -11,6 +11,8 @@
 Variants (upstream Lever-Plus v4-N), options of this one network:
 - `diversity: mmr` (v4-3): step t's scores minus scale · relu(λ_t) · max cosine similarity of each item
   to the items already chosen (λ learnable per step; steps past training reuse the last λ);
+- `diversity: dpp` (v4-7): scores plus softplus(λ) · log(1 − s²), s = the largest cosine similarity
+  to the chosen items in a learned rank-32 projection (upstream's log-det gain approximation);
 - `candidate_self_attention` (v4-4): items attend to each other (one pre-norm transformer layer,
   padding masked) before the query state attends to them;
 - `scoring: additive | bilinear` (v4-5): v^T tanh(W_q q + W_c c), or scale · q̂^T W ĉ on the unit
@@ -104,6 +106,9 @@ class PointerSelector(SelectorModel):
             self.item_self_attention = nn.TransformerEncoderLayer(h, config.num_heads, 2 * h, config.dropout, batch_first=True, norm_first=True)
         if config.diversity == "mmr":
             self.div_lambda = nn.Parameter(torch.full((config.shots,), 0.5))
+        elif config.diversity == "dpp":
+            self.dpp_proj = nn.Linear(h, min(32, h), bias=False)
+            self.dpp_lambda = nn.Parameter(torch.tensor(-2.0))  # upstream's initial value (softplus ~0.13)
         if config.scoring == "additive":
             self.score_q, self.score_c, self.score_v = nn.Linear(h, h), nn.Linear(h, h, bias=False), nn.Linear(h, 1, bias=False)
         elif config.scoring == "bilinear":
@@ -132,14 +137,21 @@ class PointerSelector(SelectorModel):
         return self.scale() * (F.normalize(q, dim=-1) @ keys.transpose(-1, -2))
 
     def _redundancy_penalty(self, keys: Tensor, chosen: Tensor, step: int) -> Tensor:
-        """MMR: scale · relu(λ_step) · max cosine of each item to `chosen` [B, G, t] -> [B, G, K] (0 at step 0)."""
+        """What the diversity option subtracts from step `step`'s scores, given `chosen` [B, G, t]: [B, G, K].
+
+        MMR: scale · relu(λ_step) · s; DPP: −softplus(λ) · log(1 − s²); s = each item's largest cosine
+        similarity to the chosen items (DPP: in its low-rank projection). 0 at step 0 and without the option.
+        """
         b, g, t = chosen.shape
-        if self.config.diversity != "mmr" or t == 0:
+        if self.config.diversity == "none" or t == 0:
             return keys.new_zeros(b, g, keys.shape[1])
-        sims = keys @ keys.transpose(-1, -2)  # [B, K, K]
+        feats = keys if self.config.diversity == "mmr" else F.normalize(self.dpp_proj(keys), dim=-1)
+        sims = feats @ feats.transpose(-1, -2)  # [B, K, K]
         rows = sims.gather(1, chosen.reshape(b, g * t, 1).expand(b, g * t, sims.shape[-1])).view(b, g, t, -1)
-        lam = F.relu(self.div_lambda[min(step, self.div_lambda.shape[0] - 1)])
-        return self.scale() * lam * rows.max(dim=2).values
+        most = rows.max(dim=2).values
+        if self.config.diversity == "mmr":
+            return self.scale() * F.relu(self.div_lambda[min(step, self.div_lambda.shape[0] - 1)]) * most
+        return -F.softplus(self.dpp_lambda) * torch.log(1e-6 + 1.0 - most.pow(2).clamp(max=0.999))
 
     def _advance(self, state: Tensor, items: Tensor, chosen: Tensor) -> Tensor:
         """GRU update of state [B, G, H] with the chosen items' encodings (chosen: long [B, G])."""
