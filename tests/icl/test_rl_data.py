@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vlmlab.icl.rl_data import balance, balance_records, candidate_sequences, rl_statistics
 
 
@@ -52,3 +54,18 @@ def test_balancing_options_of_upstream() -> None:
     # shares after top-2 positives / top-2 negatives: all-right 1.0, mixed 1/3, mostly-right 2/3
     assert [r["id"] for r in balance_records(recs, 2, 2, 1, positive_ratio=(0.3, 0.7))] == ["mixed", "mostly-right"]
     assert [r["id"] for r in balance_records(recs, 2, 2, 1, positive_ratio=(0.4, 0.6))] == []
+
+
+@pytest.mark.parametrize(("prediction", "answers", "expected"), [
+    # expected values produced by running upstream Lever-Plus `compute_relevance` (generate_rl_data.py)
+    ("red", ["red", "red", "dark red"], 1.0),
+    ("a red ball", ["red", "ball"], 0.5714285714285714),
+    ("2", ["20", "two"], 0.6666666666666666),
+    ("", ["x"], 0.0),
+    ("Circle!", ["circle", "square"], 1.0),
+    ("blue square", ["green", "square shape"], 0.5217391304347826),
+])
+def test_relevance_matches_upstream(prediction: str, answers: list[str], expected: float) -> None:
+    from vlmlab.icl.rl_data import relevance
+
+    assert relevance(prediction, answers) == pytest.approx(expected, abs=1e-12)

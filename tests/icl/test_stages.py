@@ -15,6 +15,7 @@ from vlmlab.icl.eval_stage import run_eval
 from vlmlab.icl.data import load_split
 from vlmlab.icl.infoscore import answer_probabilities
 from vlmlab.icl.prompts import score_request
+from vlmlab.icl.rl_data import relevance
 from vlmlab.icl.stages import read_jsonl, run_beam, run_candidates, run_index, run_rl_data, upstream_config
 
 SCORER = BackendConfig(ref="unused-in-tests")
@@ -87,6 +88,7 @@ def test_beam_rl_eval_pipeline(tmp_path: Path, candidates_run: Path, index_run: 
             p_seq = answer_probabilities(toy_backend, [score_request("s", [pool[p] for p in c["positions"]], anchor, score_eos=True)])[0]
             assert c["vqa_gt_prob"] == pytest.approx(p_seq)
             assert c["beam_score"] == pytest.approx(p_seq - p_x, abs=1e-9)
+            assert c["vqa_rel_score"] == relevance(c["answer"], list(anchor.answers))
     balanced = read_jsonl(rl_dir / "rl.jsonl")
     for rec in balanced:
         pos = [c for c in rec["candidates"] if c["vqa_correct"]]

@@ -17,6 +17,9 @@ negatives (wrong answers the search ranked highest), and drops anchors with fewe
 from __future__ import annotations
 
 import hashlib
+import re
+from collections import Counter
+from difflib import SequenceMatcher
 from typing import Any, Sequence
 
 import numpy as np
@@ -155,7 +158,7 @@ def answer_candidates(
     correct_comparison: str = ">=",
     prompt_format: PromptFormat = "chat",
 ) -> list[dict[str, Any]]:
-    """Fill `answer`, `status`, `vqa_acc_score`, `vqa_correct` of each candidate (a new list)."""
+    """Fill `answer`, `status`, `vqa_acc_score`, `vqa_correct`, `vqa_rel_score` of each candidate (a new list)."""
     from vlmlab.metrics.vqa import question_accuracy
 
     requests = [generation_request(f"{anchor.question_id}/c{i}", [pool[p] for p in c["positions"]], anchor, max_new_tokens, prompt_format)
@@ -171,7 +174,8 @@ def answer_candidates(
         else:
             acc = float(question_accuracy(res.text, list(anchor.answers), mode=vqa_mode)) if res.status == "ok" else 0.0
             correct = acc > correct_threshold if correct_comparison == ">" else acc >= correct_threshold
-            row.update(answer=res.text, status=res.status, vqa_acc_score=acc, vqa_correct=bool(correct))
+            row.update(answer=res.text, status=res.status, vqa_acc_score=acc, vqa_correct=bool(correct),
+                       vqa_rel_score=relevance(res.text, list(anchor.answers)))
         out.append(row)
     return out
 
@@ -205,6 +209,31 @@ def score_candidates(
             row["beam_score"] = float(prob - probs[0])
         out.append(row)
     return out
+
+
+def relevance(prediction: str | None, answers: Sequence[str]) -> float:
+    """Upstream Lever-Plus `vqa_rel_score`: how close a (wrong) answer is to the human answers.
+
+    max over answers of max(token F1 on lower-case alphanumeric tokens, difflib's character ratio).
+    """
+    pred = (prediction or "").strip().lower()
+    golds = [(a or "").strip().lower() for a in answers]
+    if not pred or not golds:
+        return 0.0
+
+    def tokens(text: str) -> Counter:
+        return Counter(re.findall(r"[a-z0-9]+", text))
+
+    def f1(a: Counter, b: Counter) -> float:
+        common = sum((a & b).values())
+        if not a or not b or not common:
+            return 0.0
+        prec, rec = common / sum(a.values()), common / sum(b.values())
+        return 2 * prec * rec / (prec + rec)
+
+    best_f1 = max(f1(tokens(pred), tokens(g)) for g in golds)
+    best_chars = max(SequenceMatcher(None, pred, g).ratio() for g in golds)
+    return float(max(best_f1, best_chars))
 
 
 def _beam_key(c: dict[str, Any]) -> float:

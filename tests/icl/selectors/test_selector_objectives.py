@@ -113,6 +113,9 @@ def test_reward_modes():
     assert obj.rewards(correct, acc, full, "hard01_plus_gtprob_separated", gt_prob=gt).tolist() == pytest.approx([2.7, 0.2, 0.1])
     # legacy: alpha · InfoScore + beta · correctness (alpha = infoscore_weight, beta = hard_weight)
     assert obj.rewards(correct, acc, full, "legacy", hard_weight=2.0, infoscore_weight=0.5).tolist() == pytest.approx([2.25, 0.15, -0.1])
+    rel = torch.tensor([0.9, 0.5, 0.2])  # relevance only shapes wrong answers
+    assert obj.rewards(correct, acc, full, "hard_plus_gtprob_plus_rel", gt_prob=gt, rel=rel, rel_weight=0.1).tolist() == pytest.approx(
+        [1.7, 0.25, 0.12])
     assert obj.rewards(correct * 9, acc, full, "hard_only").max() == 5.0  # upstream clips rewards to [-5, 5]
 
 

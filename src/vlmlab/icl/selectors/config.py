@@ -53,6 +53,7 @@ RL_FIELDS = (
     "hard_weight",
     "soft_weight",
     "infoscore_weight",
+    "rel_weight",
     "rl_lr",
 )
 
@@ -170,6 +171,7 @@ class SelectorConfig(StrictModel):
     hard_weight: float = 1.0
     soft_weight: float = 1.0
     infoscore_weight: float = 1.0
+    rel_weight: float = 0.1  # `hard_plus_gtprob_plus_rel`: weight of the relevance of wrong answers (upstream 0.1)
     rl_lr: float | None = Field(None, gt=0.0)
 
     # optimisation

@@ -146,7 +146,7 @@ class SelectorData:
         rl_mask: bool [N, C] or None.
         rl_correct / rl_acc: float32 [N, C] or None; `vqa_correct` as 0/1 and `vqa_acc_score`.
         rl_beam_score: float32 [N, C] or None; NaN where the candidate had no beam score.
-        rl_gt_prob: float32 [N, C] or None; `vqa_gt_prob`, NaN where rl-data did not record it.
+        rl_gt_prob / rl_rel: float32 [N, C] or None; `vqa_gt_prob` / `vqa_rel_score`, NaN where not recorded.
         fingerprint: what the data is, for checkpoints.
         order: the beam search's `order` (`left`: prompt order is selection order reversed).
     """
@@ -169,6 +169,7 @@ class SelectorData:
     rl_acc: Tensor | None = None
     rl_beam_score: Tensor | None = None
     rl_gt_prob: Tensor | None = None
+    rl_rel: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.anchor_ids)
@@ -219,6 +220,7 @@ class SelectorData:
             rl_acc=pick(self.rl_acc),
             rl_beam_score=pick(self.rl_beam_score),
             rl_gt_prob=pick(self.rl_gt_prob),
+            rl_rel=pick(self.rl_rel),
         )
 
     @classmethod
@@ -312,7 +314,7 @@ class SelectorData:
             raise DataError(f"{beams_source} mixes beam orders {sorted(orders)}; train on beams of one search")
         order = orders.pop()
 
-        rl_by_anchor: dict[str, list[tuple[list[int], float, float, float, float]]] = {}
+        rl_by_anchor: dict[str, list[tuple[list[int], float, float, float, float, float]]] = {}
         if rl is not None:
             pool_pos = {a: {qid: p for p, qid in enumerate(pool)} for a, pool in zip(anchors, pools)}
             for line_no, rec in enumerate(rl, start=1):
@@ -335,16 +337,8 @@ class SelectorData:
                         mapped = [pool_pos[anchor][pool[p]] for p in positions]
                     except KeyError as exc:
                         raise DataError(f"{cw}: ICD {exc.args[0]} is not in the anchor's pool in {beams_source}") from None
-                    bs, gt = cand.get("beam_score"), cand.get("vqa_gt_prob")
-                    items.append(
-                        (
-                            mapped,
-                            float(bool(required(cand, "vqa_correct", cw))),
-                            number(cand, "vqa_acc_score", cw),
-                            float("nan") if bs is None else float(bs),
-                            float("nan") if gt is None else float(gt),
-                        )
-                    )
+                    optional = [float("nan") if cand.get(k) is None else float(cand[k]) for k in ("beam_score", "vqa_gt_prob", "vqa_rel_score")]
+                    items.append((mapped, float(bool(required(cand, "vqa_correct", cw))), number(cand, "vqa_acc_score", cw), *optional))
                 rl_by_anchor[anchor] = items
 
         q_rows = []
@@ -376,13 +370,14 @@ class SelectorData:
             rl_pos = torch.zeros((n, c_max, shots), dtype=torch.long)
             rl_mask = torch.zeros((n, c_max), dtype=torch.bool)
             rl_cor, rl_acc = torch.zeros((n, c_max)), torch.zeros((n, c_max))
-            rl_bs, rl_gt = torch.full((n, c_max), float("nan")), torch.full((n, c_max), float("nan"))
+            rl_bs, rl_gt, rl_rel = (torch.full((n, c_max), float("nan")) for _ in range(3))
             for i, anchor in enumerate(anchors):
-                for j, (pos, cor, acc, bs, gt) in enumerate(rl_by_anchor.get(anchor, [])):
+                for j, (pos, cor, acc, bs, gt, rel) in enumerate(rl_by_anchor.get(anchor, [])):
                     rl_pos[i, j] = torch.tensor(pos)
                     rl_mask[i, j] = True
-                    rl_cor[i, j], rl_acc[i, j], rl_bs[i, j], rl_gt[i, j] = cor, acc, bs, gt
-            rl_fields = dict(rl_positions=rl_pos, rl_mask=rl_mask, rl_correct=rl_cor, rl_acc=rl_acc, rl_beam_score=rl_bs, rl_gt_prob=rl_gt)
+                    rl_cor[i, j], rl_acc[i, j], rl_bs[i, j], rl_gt[i, j], rl_rel[i, j] = cor, acc, bs, gt, rel
+            rl_fields = dict(rl_positions=rl_pos, rl_mask=rl_mask, rl_correct=rl_cor, rl_acc=rl_acc, rl_beam_score=rl_bs, rl_gt_prob=rl_gt,
+                             rl_rel=rl_rel)
 
         return cls(
             anchor_ids=anchors,

@@ -87,12 +87,15 @@ class RewardInputs:
         acc: `vqa_acc_score` in [0, 1].
         beam_score: the candidate's InfoScore (beams: from the search; sampled: scored by rl-data).
         gt_prob: `vqa_gt_prob`, P(ground-truth answer | sequence, query) under the scorer.
+        rel: `vqa_rel_score`, closeness of the answer to the human answers; `rel_weight` its weight.
     """
 
     correct: Tensor
     acc: Tensor
     beam_score: Tensor
     gt_prob: Tensor | None = None
+    rel: Tensor | None = None
+    rel_weight: float = 0.1
 
 
 def _need(values: Tensor | None, name: str, mode: str) -> Tensor:
@@ -118,6 +121,8 @@ REWARD_MODES: dict[str, Callable[[RewardInputs, float, float, float], Tensor]] =
     "hard01_plus_gtprob_separated": lambda r, h, s, i: torch.where(
         r.correct > 0, 2.0 * h + s * _need(r.gt_prob, "vqa_gt_prob", "hard01_plus_gtprob_separated"), s * r.gt_prob
     ),
+    "hard_plus_gtprob_plus_rel": lambda r, h, s, i: h * r.correct + s * _need(r.gt_prob, "vqa_gt_prob", "hard_plus_gtprob_plus_rel")
+    + r.rel_weight * (1.0 - r.correct) * _need(r.rel, "vqa_rel_score", "hard_plus_gtprob_plus_rel"),
     "hybrid": lambda r, h, s, i: h * r.correct + s * r.acc + i * _need(r.beam_score, "beam_score (InfoScore)", "hybrid"),
     "legacy": lambda r, h, s, i: h * r.correct + (i * _need(r.beam_score, "beam_score (InfoScore)", "legacy") if i else 0.0),
 }
@@ -142,6 +147,8 @@ def rewards(
     soft_weight: float = 1.0,
     infoscore_weight: float = 1.0,
     gt_prob: Tensor | None = None,
+    rel: Tensor | None = None,
+    rel_weight: float = 0.1,
 ) -> Tensor:
     """Reward of each rl-data candidate under `mode` (see `REWARD_MODES`), clipped to ±`REWARD_CLIP`.
 
@@ -151,6 +158,7 @@ def rewards(
     - `hybrid`: hard_plus_soft + infoscore_weight · InfoScore. Every candidate needs a real InfoScore
       (rl-data scores sampled sequences with the beam's scorer); none is imputed.
     - `hard01_plus_gtprob(_separated)`: as hard_plus_soft / separated with `vqa_gt_prob` as the soft part.
+    - `hard_plus_gtprob_plus_rel`: h · correct + s · gt_prob + rel_weight · (1 − correct) · relevance.
 
     Args:
         correct: [B, C] 1.0 where `vqa_correct`, else 0.0.
@@ -162,7 +170,7 @@ def rewards(
         ValueError: an unknown mode (with the closest name), or a mode whose input is missing.
     """
     check_reward_mode(mode)
-    out = REWARD_MODES[mode](RewardInputs(correct, acc, beam_score, gt_prob), hard_weight, soft_weight, infoscore_weight)
+    out = REWARD_MODES[mode](RewardInputs(correct, acc, beam_score, gt_prob, rel, rel_weight), hard_weight, soft_weight, infoscore_weight)
     return out.clamp(-REWARD_CLIP, REWARD_CLIP)
 
 

@@ -315,6 +315,8 @@ def _rl_batch(config: SelectorConfig, data: SelectorData, rows: Tensor) -> tuple
         config.soft_weight,
         config.infoscore_weight,
         gt_prob=None if data.rl_gt_prob is None else data.rl_gt_prob[rows].masked_fill(~mask, 0.0),
+        rel=None if data.rl_rel is None else data.rl_rel[rows].masked_fill(~mask, 0.0),
+        rel_weight=config.rel_weight,
     )
     return seqs, mask, reward.masked_fill(~mask, 0.0)
 
