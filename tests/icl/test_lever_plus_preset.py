@@ -47,9 +47,10 @@ def test_preset_resolves_upstream_semantics(tmp_path: Path) -> None:
     assert (beam.prompt_format, beam.score_eos, beam.order, beam.rank_by) == ("lever-plus", True, "left", "marginal")
     rl = load_config(_write(tmp_path / "r.yaml", {"preset": "lever-plus", "beams": "b"}), RLDataConfig)
     assert (rl.correct_threshold, rl.correct_comparison, rl.vqa_mode, rl.prompt_format) == (0.0, ">", "openflamingo", "lever-plus")
+    assert rl.answer_postprocess == "lever-plus"
     ev = load_config(_write(tmp_path / "e.yaml", {"preset": "lever-plus", "index": "i", "test": {"questions": "q", "annotations": "a", "images": "."},
                                                  "model": {"ref": "m"}}), EvalConfig)
-    assert (ev.prompt_format, ev.vqa_mode) == ("lever-plus", "openflamingo")
+    assert (ev.prompt_format, ev.vqa_mode, ev.answer_postprocess) == ("lever-plus", "openflamingo", "lever-plus")
     train = load_config(_write(tmp_path / "t.yaml", {"preset": "lever-plus", "upstream_version": "v3", "index": "i", "beams": "b", "rl": "r"}),
                         TrainStageConfig)
     sel = train.selector
@@ -112,3 +113,15 @@ def test_lever_plus_chain_through_the_cli(tmp_path: Path, candidates_run: Path, 
     assert meta["config"]["version"] == "v4" and meta["config"]["num_layers"] == 3 and meta["config"]["ce_beams"] == "all"
     assert meta["upstream_version"] == "v3" and meta["preset"] == "lever-plus"
     assert meta["beams"] == {"score_eos": True, "prompt_format": "lever-plus"}
+
+
+@pytest.mark.parametrize(("generated", "expected"), [
+    # expected values produced by running upstream's postprocess_vqa_generation (open_mmicl/metrics/vqa_metrics.py)
+    ("red", "red"), ("red Question: what", "red "), ("blue, green", "blue"), ("two Short answer: 3", "two "),
+    ("Answer: yes", ""), ("a cat,dog, bird", "a cat,dog"), (" circle\nQuestion:", " circle\n"), ("", ""),
+])
+def test_answer_postprocess_matches_upstream(generated: str, expected: str) -> None:
+    from vlmlab.icl.prompts import postprocess_answer
+
+    assert postprocess_answer(generated, "lever-plus") == expected
+    assert postprocess_answer(generated, "none") == generated

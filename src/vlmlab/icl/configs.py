@@ -18,7 +18,7 @@ from vlmlab.icl.candidates import DEFAULT_MIX, check_sampler
 from vlmlab.icl.data import VQADataConfig
 from vlmlab.icl.evaluate import check_method
 from vlmlab.icl.presets import apply_stage_preset, check_preset, resolve_selector
-from vlmlab.icl.prompts import PromptFormat
+from vlmlab.icl.prompts import AnswerPostprocess, PromptFormat
 
 Preset = Literal["vlmlab", "lever-plus"]
 
@@ -116,6 +116,7 @@ class RLDataConfig(StrictModel):
     correct_threshold: float = Field(0.5, ge=0.0, le=1.0)  # 0.5 = at least 2 of 10 annotators agree
     correct_comparison: Literal[">=", ">"] = ">="
     prompt_format: PromptFormat = "chat"
+    answer_postprocess: AnswerPostprocess = "none"  # `lever-plus`: upstream's cut of the generation before scoring
     top_positives: int = Field(5, ge=0)
     top_negatives: int = Field(5, ge=0)
     min_positives: int = Field(1, ge=0)
@@ -162,6 +163,7 @@ class EvalConfig(StrictModel):
     selector_reverse_seq: bool | None = None  # None: as the checkpoint was trained (it records reverse_seq)
     allow_mismatch: bool = False
     prompt_format: PromptFormat = "chat"
+    answer_postprocess: AnswerPostprocess = "none"  # `lever-plus`: upstream's cut of the generation before scoring
     max_new_tokens: int = Field(10, ge=1)
     batch_size: int = Field(16, ge=1)
     vqa_mode: str = "official"

@@ -24,7 +24,7 @@ from vlmlab.icl.configs import EvalConfig, IndexConfig
 from vlmlab.icl.data import load_split
 from vlmlab.icl.evaluate import bootstrap_ci, nested_subset, random_demos, results_markdown, retrieved_demos, size_label
 from vlmlab.icl.index import SupportIndex, embed_records
-from vlmlab.icl.prompts import check_backend_images, generation_request
+from vlmlab.icl.prompts import check_backend_images, generation_request, postprocess_answer
 from vlmlab.icl.stages import embedders_of, index_support, load_backend, open_sharded
 from vlmlab.models.base import Backend
 from vlmlab.progress import track
@@ -141,7 +141,8 @@ def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = N
         requests = [generation_request(f"{m}|{s}|{q}", [support.records[p] for p in d], test.get(q), config.max_new_tokens, config.prompt_format)
                     for m, s, q, d in batch]
         for (m, s, q, d), res in zip(batch, backend.generate(requests)):
-            acc = float(question_accuracy(res.text, list(test.get(q).answers), mode=config.vqa_mode)) if res.status == "ok" else 0.0
+            scored = postprocess_answer(res.text, config.answer_postprocess)
+            acc = float(question_accuracy(scored, list(test.get(q).answers), mode=config.vqa_mode)) if res.status == "ok" else 0.0
             run.append(f"{m}|{s}|{q}", {"method": m, "shots": s, "question_id": q, "demos": [index.ids[p] for p in d],
                                         "prediction": res.text if res.status != "error" else None, "status": res.status,
                                         "error": res.error, "acc": acc})

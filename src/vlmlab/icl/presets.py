@@ -9,7 +9,8 @@ differs (the table in README "ICL: Lever-Plus names and presets" lists them all)
 - prompts: a system turn with upstream's instructions, questions as "Question:<Q> Short answer:";
 - beam: answer + end-of-turn scored (`score_eos`), new demonstrations on the left, ranked by the
   marginal InfoScore;
-- rl-data and eval: a candidate is correct when its VQA accuracy is > 0, the OpenFlamingo VQA metric;
+- rl-data and eval: a candidate is correct when its VQA accuracy is > 0, the OpenFlamingo VQA metric,
+  generations cut as upstream's `vqa_postprocess` before scoring;
 - train: every beam is a CE target (`ce_beams: all`), 3 cross-attention layers, the PPO ratio taken
   against the frozen supervised model, z-scored advantages with std floored at 0.1, the GRPO top-k
   curriculum (3 then 5), RCE on per-query z-scored rewards clamped to ±3; and
@@ -30,8 +31,9 @@ PRESETS = ("vlmlab", "lever-plus")
 STAGE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "lever-plus": {
         "beam": {"prompt_format": "lever-plus", "score_eos": True, "order": "left", "rank_by": "marginal"},
-        "rl-data": {"prompt_format": "lever-plus", "correct_threshold": 0.0, "correct_comparison": ">", "vqa_mode": "openflamingo"},
-        "eval": {"prompt_format": "lever-plus", "vqa_mode": "openflamingo"},
+        "rl-data": {"prompt_format": "lever-plus", "correct_threshold": 0.0, "correct_comparison": ">", "vqa_mode": "openflamingo",
+                    "answer_postprocess": "lever-plus"},
+        "eval": {"prompt_format": "lever-plus", "vqa_mode": "openflamingo", "answer_postprocess": "lever-plus"},
         "train": {},
     },
 }

@@ -14,6 +14,7 @@ any item runs, a backend that cannot take that many (BLIP-2 takes exactly one im
 
 from __future__ import annotations
 
+import re
 from typing import Literal, Sequence
 
 from vlmlab.data.records import VQARecord
@@ -69,6 +70,21 @@ def generation_request(
     """Greedy answer generation for the query after `demos`."""
     return GenerationRequest(id=request_id, conversation=icl_conversation(demos, query, prompt_format), max_new_tokens=max_new_tokens,
                              temperature=0.0)
+
+
+AnswerPostprocess = Literal["none", "lever-plus"]
+
+
+def postprocess_answer(text: str | None, mode: AnswerPostprocess = "none") -> str:
+    """The generated answer as it is scored: as generated (`none`), or cut as upstream Lever-Plus /
+    OpenFlamingo `postprocess_vqa_generation` cuts it (`lever-plus`): before the first "Question",
+    "Answer" or "Short", then before the first ", "."""
+    text = text or ""
+    if mode == "none":
+        return text
+    if mode != "lever-plus":
+        raise ValueError(f"answer postprocess must be none or lever-plus, got {mode!r}")
+    return re.split(", ", re.split("Question|Answer|Short", text, maxsplit=1)[0], maxsplit=1)[0]
 
 
 def images_per_prompt(shots: int) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 
 from vlmlab.data.records import VQARecord
 from vlmlab.icl.infoscore import answer_probabilities
-from vlmlab.icl.prompts import PromptFormat, generation_request, score_request
+from vlmlab.icl.prompts import AnswerPostprocess, PromptFormat, generation_request, postprocess_answer, score_request
 from vlmlab.models.base import Backend
 
 
@@ -157,6 +157,7 @@ def answer_candidates(
     correct_threshold: float = 0.5,
     correct_comparison: str = ">=",
     prompt_format: PromptFormat = "chat",
+    postprocess: AnswerPostprocess = "none",
 ) -> list[dict[str, Any]]:
     """Fill `answer`, `status`, `vqa_acc_score`, `vqa_correct`, `vqa_rel_score` of each candidate (a new list)."""
     from vlmlab.metrics.vqa import question_accuracy
@@ -172,10 +173,13 @@ def answer_candidates(
         if res.status == "error":
             row.update(answer=None, status="error", error=res.error, vqa_acc_score=0.0, vqa_correct=False)
         else:
-            acc = float(question_accuracy(res.text, list(anchor.answers), mode=vqa_mode)) if res.status == "ok" else 0.0
+            scored = postprocess_answer(res.text, postprocess)
+            acc = float(question_accuracy(scored, list(anchor.answers), mode=vqa_mode)) if res.status == "ok" else 0.0
             correct = acc > correct_threshold if correct_comparison == ">" else acc >= correct_threshold
             row.update(answer=res.text, status=res.status, vqa_acc_score=acc, vqa_correct=bool(correct),
-                       vqa_rel_score=relevance(res.text, list(anchor.answers)))
+                       vqa_rel_score=relevance(scored, list(anchor.answers)))
+            if postprocess != "none":
+                row["answer_scored"] = scored
         out.append(row)
     return out
 

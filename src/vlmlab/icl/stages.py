@@ -251,7 +251,8 @@ def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | Non
                                     extra=extra.get(rec["id"], []), use_beams="beams" in config.sources)
         scored = answer_candidates(backend, anchor, pool, cands, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                                    vqa_mode=config.vqa_mode, correct_threshold=config.correct_threshold,
-                                   correct_comparison=config.correct_comparison, prompt_format=config.prompt_format)
+                                   correct_comparison=config.correct_comparison, prompt_format=config.prompt_format,
+                                   postprocess=config.answer_postprocess)
         scored = score_candidates(backend, anchor, pool, scored, score_eos=score_eos, prompt_format=prompt_format,
                                   batch_size=config.batch_size, rescore_beams=rescore)
         run.append(rec["id"], {"pool": rec["pool"], "candidates": scored})
