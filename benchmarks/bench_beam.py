@@ -61,9 +61,9 @@ def upstream_beam_search(backend, anchor, pool, beam_size: int, shots: int, batc
     for _ in range(shots):
         children, child_scores = [], []
         for seq in seqs:
-            base = answer_probabilities(backend, [score_request("base", [pool[p] for p in seq], anchor)], batch_size, counter)[0]
+            base = answer_probabilities(backend, [score_request("base", [pool[p] for p in seq], anchor, score_eos=True)], batch_size, counter)[0]
             cands = [c for c in range(len(pool)) if c not in seq]
-            probs = answer_probabilities(backend, [score_request(f"c{c}", [pool[p] for p in extend(seq, c, "left")], anchor) for c in cands], batch_size, counter)
+            probs = answer_probabilities(backend, [score_request(f"c{c}", [pool[p] for p in extend(seq, c, "left")], anchor, score_eos=True) for c in cands], batch_size, counter)
             for c, p in zip(cands, probs):
                 children.append(extend(seq, c, "left"))
                 child_scores.append(float(p - base))

@@ -1,7 +1,10 @@
-"""Selector speed: training steps per second and selection throughput for v1–v4 (and v0).
+"""Selector speed: training steps per second and selection throughput for v1–v4, the pointer variants (and v0).
 
     .venv/bin/python benchmarks/bench_selectors.py [--k 64] [--dim 384] [--hidden 256] [--batch 32]
-        [--anchors 512] [--shots 2] [--threads 1] [--steps 20] [--v0]
+        [--anchors 512] [--shots 2] [--threads 1] [--steps 20] [--v0] [--no-variants]
+
+Variants (rows `v2+mmr`, `v2+dpp`, `v2+self-attn`, `v2+additive`, `v2+bilinear`): the pointer-network
+options of upstream Lever-Plus v4-3/v4-7/v4-4/v4-5 on the v2 network.
 
 Synthetic data in the exact beams/rl-data formats (`vlmlab.icl.selectors.synthetic`), K candidates
 per query, D-wide embeddings. Per version: optimiser steps/s of each training phase (supervised
@@ -30,8 +33,18 @@ def _rate(fn, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def bench(version: str, data: SelectorData, args: argparse.Namespace) -> dict[str, float]:
+VARIANTS = {
+    "v2+mmr": {"diversity": "mmr"},
+    "v2+dpp": {"diversity": "dpp"},
+    "v2+self-attn": {"candidate_self_attention": True},
+    "v2+additive": {"scoring": "additive"},
+    "v2+bilinear": {"scoring": "bilinear"},
+}
+
+
+def bench(version: str, data: SelectorData, args: argparse.Namespace, **options: object) -> dict[str, float]:
     cfg = SelectorConfig(
+        **options,
         version=version,
         embedding_dim=data.embedding_dim,
         hidden_dim=args.hidden,
@@ -74,6 +87,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--v0", action="store_true", help="also benchmark v0 (GPT-2)")
+    parser.add_argument("--no-variants", action="store_true", help="skip the pointer variants")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     task = synthetic_task(n_anchors=args.anchors, support_size=args.anchors * 4, pool_size=args.k, dim=args.dim, shots=args.shots, num_beams=3, sampled_per_anchor=5)
@@ -83,9 +97,10 @@ def main() -> None:
     print(f"K={args.k} D={args.dim} H={args.hidden} batch={args.batch} shots={args.shots} threads={args.threads} torch={torch.__version__}")
     print("| version | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
-    for v in versions:
-        res = bench(v, data, args)
-        print(f"| {v} | " + " | ".join(f"{res[c]:.1f}" if c in res else "-" for c in cols) + " |", flush=True)
+    rows = [(v, v, {}) for v in versions] + ([] if args.no_variants else [(name, "v2", opts) for name, opts in VARIANTS.items()])
+    for name, version, options in rows:
+        res = bench(version, data, args, **options)
+        print(f"| {name} | " + " | ".join(f"{res[c]:.1f}" if c in res else "-" for c in cols) + " |", flush=True)
 
 
 if __name__ == "__main__":

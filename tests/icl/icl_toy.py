@@ -90,9 +90,17 @@ class ToyBackend:
         self.score_calls = 0
         self.generated = 0
 
+    @staticmethod
+    def question(turn) -> str:
+        """The question of a user turn in either prompt format (`chat`, or upstream's "Question:<Q> Short answer:")."""
+        text = turn.text
+        if text.startswith("Question:") and text.endswith(" Short answer:"):
+            return text[len("Question:") : -len(" Short answer:")]
+        return text
+
     def _parse(self, conversation) -> tuple[list[tuple[str, str]], tuple[str, str]]:
         users = [t for t in conversation if t.role == "user"]
-        keys = [(t.images[0].sha256, t.text) for t in users]
+        keys = [(t.images[0].sha256, self.question(t)) for t in users]
         demos = [self.oracle[k] for k in keys[:-1]]
         return demos, self.oracle[keys[-1]]
 
@@ -127,7 +135,7 @@ class ToyBackend:
                 time.sleep(self.delay)
             self.generated += 1
             demos, (answer, attr) = self._parse(r.conversation)
-            explicit = r.conversation[-1].text != AMBIGUOUS
+            explicit = self.question(r.conversation[-1]) != AMBIGUOUS
             follows = demos[-1][1] == attr if demos else explicit
             out.append(GenerationResult(id=r.id, status="ok", text=answer if follows else "unknown"))
         return out

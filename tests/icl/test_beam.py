@@ -73,13 +73,21 @@ def test_batch_size_invariance_and_one_stream_for_all_beams(split, toy_backend) 
 
 
 def test_order_left_and_right_place_the_new_demo(split, toy_backend) -> None:
+    """Greedy (beam 1) search, checked against brute force: the second pick is the best c for
+    [c, first] (left: farthest from the query) or [first, c] (right: next to the query)."""
     anchor, pool = _anchor_pool(split)
+
+    def prob(demos: list[int]) -> float:
+        return float(answer_probabilities(toy_backend, [score_request("p", [pool[p] for p in demos], anchor, score_eos=True)])[0])
+
+    first = max(range(len(pool)), key=lambda c: prob([c]))
+    second_left = max((c for c in range(len(pool)) if c != first), key=lambda c: prob([c, first]))
+    second_right = max((c for c in range(len(pool)) if c != first), key=lambda c: prob([first, c]))
     left = beam_search(toy_backend, anchor, pool, beam_size=1, shots=2, order="left").beams[0]
     right = beam_search(toy_backend, anchor, pool, beam_size=1, shots=2, order="right").beams[0]
-    # greedy first pick is the same in both; the second goes in front (left) or next to the query (right)
-    assert left.positions[1] == right.positions[0]
-    # the toy model weights the demo next to the query most: the best first pick stays there under left
-    assert len(set(left.positions)) == 2 and len(set(right.positions)) == 2
+    assert left.positions == [second_left, first]
+    assert right.positions == [first, second_right]
+    assert left.prob == pytest.approx(prob([second_left, first])) and right.prob == pytest.approx(prob([first, second_right]))
 
 
 def test_rank_by_cumulative_orders_by_total_gain(split, toy_backend) -> None:
@@ -197,3 +205,26 @@ def test_beam_search_fast_score_path_equals_plain_path(tiny_model, toy_support) 
         assert got.base_prob == pytest.approx(ref.base_prob, abs=1e-6)
     assert fast.image_inputs is not None and fast.image_inputs.misses == len({r.image.sha256 for r in [anchor, *pool]})
     assert fast.vision_cache_hits > 0
+
+
+@pytest.mark.parametrize("keeps_logits", [True, False])
+def test_score_eos_adds_the_end_of_turn_token_to_the_infoscore(keeps_logits: bool, tiny_model, toy_support) -> None:
+    """`score_eos` (upstream `add_eos_token=True`): P(y|...) covers the answer and then the template's
+    end-of-turn token, on both HF score paths; off, the answer tokens only (the earlier behaviour)."""
+    from vlmlab.models.hf import HFBackend
+    from vlmlab.models.hf_encode import encode_conversation
+
+    split = load_split(data_config(toy_support))
+    anchor, pool = _anchor_pool(split, k=2)
+    backend = HFBackend(tiny_model("qwen2-vl"), dtype="float32", batch_size=4)
+    backend._keeps_logits = keeps_logits
+    without, with_eos = backend.score([score_request("a", pool, anchor), score_request("b", pool, anchor, score_eos=True)])
+    enc = encode_conversation(backend.processor, score_request("c", pool, anchor).conversation, score_request("c", pool, anchor).target)
+    end_of_turn = enc.input_ids[enc.target_slice.stop : enc.label_slice.stop].tolist()
+    assert len(end_of_turn) >= 1 and with_eos.token_ids == without.token_ids + end_of_turn
+    np.testing.assert_allclose(with_eos.token_logprobs[: len(without.token_logprobs)], without.token_logprobs, atol=1e-5)
+    assert backend.processor.tokenizer.decode(end_of_turn).strip().startswith("<|im_end|>")
+    # the beam search passes it through: base P(y|x) is the geometric mean over answer + end of turn
+    res = beam_search(backend, anchor, pool, beam_size=1, shots=1, score_eos=True)
+    base = backend.score([score_request("x", [], anchor, score_eos=True)])[0]
+    assert res.base_prob == pytest.approx(float(np.exp(base.mean_logprob)))

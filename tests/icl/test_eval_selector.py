@@ -14,21 +14,30 @@ from vlmlab.icl.eval_stage import run_eval
 from vlmlab.icl.index import SupportIndex
 
 
-def _checkpoint(folder: Path, ids: list[str], dim: int, order: str | None = None) -> Path:
+def _checkpoint(folder: Path, ids: list[str], dim: int, order: str | None = None, index_run: Path | None = None,
+                sampler: str = "text", k: int = 4, **selector) -> Path:
+    """A v1 selector for the text embeddings of `index_run`, trained (as recorded) on `sampler` pools of `k`."""
+    from vlmlab.icl.configs import IndexConfig
     from vlmlab.icl.selectors.checkpoint import save_selector
     from vlmlab.icl.selectors.config import SelectorConfig
-    from vlmlab.icl.selectors.data import DataFingerprint
+    from vlmlab.icl.selectors.data import DataFingerprint, selector_provenance
     from vlmlab.icl.selectors.registry import build_selector
+    from vlmlab.icl.stages import embedders_of, upstream_config
 
-    model = build_selector(SelectorConfig(version="v1", embedding_dim=dim, hidden_dim=16, pool_size=8, shots=2))
-    return save_selector(model, folder, DataFingerprint.from_ids("toy", ids, dim, "text"), extra={"order": order} if order else None)
+    provenance = None
+    if index_run is not None:
+        icfg = upstream_config(index_run, IndexConfig, "index")
+        provenance = selector_provenance(embedders_of(icfg), SupportIndex.load(index_run).text, sampler, k, None)
+    model = build_selector(SelectorConfig(**{"version": "v1", "embedding_dim": dim, "hidden_dim": 16, "pool_size": 8, "shots": 2, **selector}))
+    return save_selector(model, folder, DataFingerprint.from_ids("toy", ids, dim, "text", provenance=provenance),
+                         extra={"order": order} if order else None)
 
 
 def test_selector_eval_uses_each_query_pool(tmp_path: Path, index_run: Path, toy_test, toy_backend) -> None:
     index = SupportIndex.load(index_run)
-    ckpt = _checkpoint(tmp_path / "sel", index.ids, index.text.shape[1])
+    ckpt = _checkpoint(tmp_path / "sel", index.ids, index.text.shape[1], index_run=index_run)
     cfg = EvalConfig(index=index_run, test=data_config(toy_test), model=BackendConfig(ref="x"), methods=["selector", "text"], shots=[1, 2],
-                     selector=ckpt, selector_pool="text", selector_k=4, n_boot=20)
+                     selector=ckpt, n_boot=20)  # pools as the checkpoint records: text, K=4
     out = run_eval(cfg, tmp_path / "eval", backend=toy_backend)
     ledger = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
     sel = {(r["shots"], r["question_id"]): r["demos"] for r in ledger if r["method"] == "selector"}
@@ -64,7 +73,7 @@ def test_selector_trained_on_left_beams_puts_its_first_pick_next_to_the_query(tm
     index = SupportIndex.load(index_run)
     demos = {}
     for order in ("right", "left"):
-        ckpt = _checkpoint(tmp_path / f"sel-{order}", index.ids, index.text.shape[1], order)
+        ckpt = _checkpoint(tmp_path / f"sel-{order}", index.ids, index.text.shape[1], order, index_run=index_run)
         cfg = EvalConfig(index=index_run, test=data_config(toy_test), model=BackendConfig(ref="x"), methods=["selector"], shots=[1, 3],
                          selector=ckpt, selector_pool="text", selector_k=4, n_boot=20)
         out = run_eval(cfg, tmp_path / f"eval-{order}", backend=toy_backend)
@@ -74,3 +83,82 @@ def test_selector_trained_on_left_beams_puts_its_first_pick_next_to_the_query(tm
     for key, right in demos["right"].items():
         assert demos["left"][key] == right[::-1]
     assert any(len(set(v)) == 3 for v in demos["left"].values())
+
+
+def _eval_yaml(tmp_path: Path, index: Path, toy_test, ckpt: Path, **extra) -> Path:
+    import yaml
+
+    cfg = tmp_path / "eval.yaml"
+    test = data_config(toy_test).model_dump(mode="json")
+    cfg.write_text(yaml.safe_dump({"index": str(index), "test": test, "model": {"ref": "x"}, "methods": ["selector"], "shots": [1],
+                                   "selector": str(ckpt), "n_boot": 20, **extra}))
+    return cfg
+
+
+def _cli(args: list[str], capsys) -> tuple[int, str]:
+    from vlmlab.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return int(exit_info.value.code or 0), capsys.readouterr().err
+
+
+def test_selector_on_an_index_with_other_embeddings_of_the_same_width_is_refused(tmp_path: Path, index_run: Path, toy_test, capsys) -> None:
+    """Same ids, same width, other embedding values (another embedder): refused with one line, exit 2,
+    no run folder; `--allow-mismatch` runs it, warns on stderr, and records the difference."""
+    import shutil
+
+    import numpy as np
+
+    index = SupportIndex.load(index_run)
+    ckpt = _checkpoint(tmp_path / "sel", index.ids, index.text.shape[1], index_run=index_run)
+    other = tmp_path / "other-index"
+    shutil.copytree(index_run, other)
+    text = np.load(other / "embeddings" / "text.npy")
+    np.save(other / "embeddings" / "text.npy", text[:, ::-1].copy())  # same shape, another "embedder"
+    cfg = _eval_yaml(tmp_path, other, toy_test, ckpt)
+    code, err = _cli(["icl", "eval", str(cfg), "--out", str(tmp_path / "eval")], capsys)
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1
+    assert "trained on other data" in lines[0] and "embeddings_sha256" in lines[0] and "--allow-mismatch" in lines[0]
+    assert not (tmp_path / "eval").exists()
+
+
+def test_selector_on_other_pools_is_refused_unless_allowed(tmp_path: Path, index_run: Path, toy_test, toy_backend, capsys, monkeypatch) -> None:
+    index = SupportIndex.load(index_run)
+    ckpt = _checkpoint(tmp_path / "sel", index.ids, index.text.shape[1], index_run=index_run, sampler="text", k=4)
+    for change, key in (({"selector_k": 6}, "pool_k: 4 != 6"), ({"selector_pool": "mix"}, "pool_sampler: 'text' != 'mix'")):
+        cfg = _eval_yaml(tmp_path, index_run, toy_test, ckpt, **change)
+        code, err = _cli(["icl", "eval", str(cfg), "--out", str(tmp_path / "eval")], capsys)
+        assert code == 2 and key in err and len(err.strip().splitlines()) == 1
+    # allowed: it runs, says so loudly, and the run records what differed
+    import vlmlab.icl.eval_stage as eval_stage
+
+    monkeypatch.setattr(eval_stage, "load_backend", lambda cfg: toy_backend)
+    cfg = _eval_yaml(tmp_path, index_run, toy_test, ckpt, selector_k=6)
+    code, err = _cli(["icl", "eval", str(cfg), "--out", str(tmp_path / "eval"), "--allow-mismatch"], capsys)
+    assert code == 0 and "WARNING" in err and "pool_k: 4 != 6" in err
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["selector_mismatch"] == ["pool_k: 4 != 6"]
+    assert "WARNING" in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_reverse_seq_picks_are_reversed_back_and_a_wrong_claim_is_refused(tmp_path: Path, index_run: Path, toy_test, toy_backend, capsys) -> None:
+    """A selector trained with `reverse_seq` emits sequences reversed; eval turns them back (same weights
+    otherwise). Saying `selector_reverse_seq: true` for a v0 checkpoint trained without it: one line, exit 2."""
+    import torch
+
+    index = SupportIndex.load(index_run)
+    demos = {}
+    for rev in (False, True):
+        torch.manual_seed(0)
+        ckpt = _checkpoint(tmp_path / f"sel-{rev}", index.ids, index.text.shape[1], index_run=index_run, version="v0", reverse_seq=rev)
+        cfg = EvalConfig(index=index_run, test=data_config(toy_test), model=BackendConfig(ref="x"), methods=["selector"], shots=[3],
+                         selector=ckpt, n_boot=20)
+        out = run_eval(cfg, tmp_path / f"eval-{rev}", backend=toy_backend)
+        demos[rev] = {r["question_id"]: r["demos"] for r in (json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines())}
+    assert demos[True] == {q: d[::-1] for q, d in demos[False].items()}
+    cfg = _eval_yaml(tmp_path, index_run, toy_test, tmp_path / "sel-False", selector_reverse_seq=True)
+    code, err = _cli(["icl", "eval", str(cfg), "--out", str(tmp_path / "eval-claim")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "v0 selector was trained with reverse_seq: false" in err and not (tmp_path / "eval-claim").exists()

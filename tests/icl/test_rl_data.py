@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vlmlab.icl.rl_data import balance, balance_records, candidate_sequences, rl_statistics
 
 
@@ -34,3 +36,36 @@ def test_balance_keeps_top_positives_and_hard_negatives() -> None:
     before, after = rl_statistics(recs), rl_statistics(out)
     assert before["queries"] == 2 and after["queries"] == 1
     assert before["positives"] == 3 and after["positive_ratio"] == 2 / 3
+
+
+def test_balancing_options_of_upstream() -> None:
+    """`require_negatives`: only queries with both right and wrong candidates; `positive_ratio`: the
+    balanced set's share of positives within [lo, hi] (upstream 40-60%)."""
+    def cand(correct: bool, score: float) -> dict:
+        return {"vqa_correct": correct, "vqa_acc_score": 1.0 if correct else 0.0, "beam_score": score, "status": "ok"}
+
+    recs = [
+        {"id": "all-right", "candidates": [cand(True, 0.3), cand(True, 0.2)]},
+        {"id": "mixed", "candidates": [cand(True, 0.3), cand(False, 0.2), cand(False, 0.1)]},
+        {"id": "mostly-right", "candidates": [cand(True, 0.3), cand(True, 0.2), cand(True, 0.1), cand(False, 0.0)]},
+    ]
+    assert [r["id"] for r in balance_records(recs, 5, 5, 1)] == ["all-right", "mixed", "mostly-right"]
+    assert [r["id"] for r in balance_records(recs, 5, 5, 1, require_negatives=True)] == ["mixed", "mostly-right"]
+    # shares after top-2 positives / top-2 negatives: all-right 1.0, mixed 1/3, mostly-right 2/3
+    assert [r["id"] for r in balance_records(recs, 2, 2, 1, positive_ratio=(0.3, 0.7))] == ["mixed", "mostly-right"]
+    assert [r["id"] for r in balance_records(recs, 2, 2, 1, positive_ratio=(0.4, 0.6))] == []
+
+
+@pytest.mark.parametrize(("prediction", "answers", "expected"), [
+    # expected values produced by running upstream Lever-Plus `compute_relevance` (generate_rl_data.py)
+    ("red", ["red", "red", "dark red"], 1.0),
+    ("a red ball", ["red", "ball"], 0.5714285714285714),
+    ("2", ["20", "two"], 0.6666666666666666),
+    ("", ["x"], 0.0),
+    ("Circle!", ["circle", "square"], 1.0),
+    ("blue square", ["green", "square shape"], 0.5217391304347826),
+])
+def test_relevance_matches_upstream(prediction: str, answers: list[str], expected: float) -> None:
+    from vlmlab.icl.rl_data import relevance
+
+    assert relevance(prediction, answers) == pytest.approx(expected, abs=1e-12)

@@ -12,7 +12,11 @@ from icl_toy import data_config
 from vlmlab.errors import DataError, VlmlabError
 from vlmlab.icl.configs import BackendConfig, BeamConfig, CandidatesConfig, EvalConfig, IndexConfig, RLDataConfig
 from vlmlab.icl.eval_stage import run_eval
-from vlmlab.icl.stages import read_jsonl, run_beam, run_candidates, run_index, run_rl_data
+from vlmlab.icl.data import load_split
+from vlmlab.icl.infoscore import answer_probabilities
+from vlmlab.icl.prompts import score_request
+from vlmlab.icl.rl_data import relevance
+from vlmlab.icl.stages import read_jsonl, run_beam, run_candidates, run_index, run_rl_data, upstream_config
 
 SCORER = BackendConfig(ref="unused-in-tests")
 
@@ -67,7 +71,9 @@ def test_beam_rl_eval_pipeline(tmp_path: Path, candidates_run: Path, index_run: 
     support_ids = json.loads((index_run / "embeddings" / "ids.json").read_text())
     assert set(upstream) == {str(support_ids.index(c)) for c in cands}  # upstream ids are support row positions
 
+    assert all(r["score_eos"] is True and r["prompt_format"] == "chat" for r in beams)  # recorded for rl-data and checkpoints
     rl_dir = run_rl_data(RLDataConfig(beams=beam_dir, n_sampled=4, top_positives=2, top_negatives=2, min_positives=1), tmp_path / "rl", backend=toy_backend)
+    support = load_split(upstream_config(index_run, IndexConfig, "index").support)
     raw = read_jsonl(rl_dir / "rl_raw.jsonl")
     assert len(raw) == len(beams)
     for rec in raw:
@@ -75,9 +81,15 @@ def test_beam_rl_eval_pipeline(tmp_path: Path, candidates_run: Path, index_run: 
         assert sources.count("beam") == 3 and sources.count("sampled") == 4
         seqs = [tuple(c["positions"]) for c in rec["candidates"]]
         assert len(set(seqs)) == len(seqs)
+        anchor, pool = support.get(rec["id"]), support.subset(rec["pool"])
+        p_x = answer_probabilities(toy_backend, [score_request("x", [], anchor, score_eos=True)])[0]
         for c in rec["candidates"]:
             assert c["vqa_correct"] == (c["vqa_acc_score"] >= 0.5)
-            assert (c["beam_score"] is None) == (c["source"] == "sampled")
+            # every candidate has its real InfoScore and P(answer | sequence, query), scored as the beams were
+            p_seq = answer_probabilities(toy_backend, [score_request("s", [pool[p] for p in c["positions"]], anchor, score_eos=True)])[0]
+            assert c["vqa_gt_prob"] == pytest.approx(p_seq)
+            assert c["beam_score"] == pytest.approx(p_seq - p_x, abs=1e-9)
+            assert c["vqa_rel_score"] == relevance(c["answer"], list(anchor.answers))
     balanced = read_jsonl(rl_dir / "rl.jsonl")
     for rec in balanced:
         pos = [c for c in rec["candidates"] if c["vqa_correct"]]

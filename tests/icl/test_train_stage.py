@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from vlmlab.icl.selectors import load_selector
 from vlmlab.icl.stages import run_beam
 
 
-def test_train_stage_writes_a_loadable_checkpoint(tmp_path: Path, candidates_run: Path, index_run: Path, toy_backend) -> None:
+def test_train_stage_writes_a_loadable_checkpoint(tmp_path: Path, candidates_run: Path, index_run: Path, toy_backend, monkeypatch) -> None:
     beam_dir = run_beam(BeamConfig(candidates=candidates_run, scorer=BackendConfig(ref="unused"), beam_size=3, shots=2), tmp_path / "beam", backend=toy_backend)
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump({"index": str(index_run), "beams": str(beam_dir), "selector": {"version": "v3", "hidden_dim": 16, "pool_size": 8, "epochs": 2, "batch_size": 4, "val_fraction": 0.25}}))
@@ -25,11 +26,22 @@ def test_train_stage_writes_a_loadable_checkpoint(tmp_path: Path, candidates_run
     folder = tmp_path / "train"
     assert (folder / "selector.safetensors").exists() and (folder / "report.html").exists()
     model = load_selector(folder)
-    assert model is not None
-    before = (folder / "selector.safetensors").read_bytes()
-    with pytest.raises(SystemExit):
+    assert sum(p.numel() for p in model.parameters()) > 0
+    meta = json.loads((folder / "selector.json").read_text())
+    assert meta["beams"] == {"score_eos": True, "prompt_format": "chat"}  # how the InfoScores it learned from were scored
+    provenance = meta["data"]["provenance"]
+    assert provenance["pool_sampler"] == "mix" and provenance["pool_k"] == 8 and provenance["embedders"]["text"] == "bag-of-words"
+    assert len(provenance["embeddings_sha256"]) == 64
+    # a finished run is not trained again: the trainer must not even be called
+    import vlmlab.icl.train_stage as train_stage
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished train run was trained again")
+
+    monkeypatch.setattr(train_stage, "train_selector", refuse)
+    with pytest.raises(SystemExit) as again:
         main(["icl", "train", str(config), "--out", str(folder)])
-    assert (folder / "selector.safetensors").read_bytes() == before
+    assert again.value.code in (0, None)
 
 
 def test_train_config_errors(tmp_path: Path) -> None:
@@ -40,3 +52,13 @@ def test_train_config_errors(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"index": "i", "beams": "b", "selector": {"version": "v2", "num_layer": 2}}))
     with pytest.raises(ConfigError, match="num_layer"):
         load_config(path, TrainStageConfig)
+
+
+def test_beams_without_a_run_folder_record_unknown_pools(tmp_path: Path, index_run: Path) -> None:
+    """Beams imported from upstream files have no beam/candidates config: the checkpoint says the pools
+    are unknown (so eval needs --allow-mismatch) instead of claiming some."""
+    from vlmlab.icl.stages import training_provenance
+
+    (tmp_path / "imported").mkdir()
+    prov = training_provenance(index_run, tmp_path / "imported")
+    assert prov["pool_sampler"] is None and prov["embedders"]["text"] == "bag-of-words"

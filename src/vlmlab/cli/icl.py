@@ -82,9 +82,10 @@ def rl_data_cmd(config: Path = typer.Argument(..., help="RL-data config YAML."),
 
 
 @app.command("eval")
-def eval_cmd(config: Path = typer.Argument(..., help="Eval config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE, dry_run: bool = _DRY_RUN, keep: bool = _KEEP) -> None:
+def eval_cmd(config: Path = typer.Argument(..., help="Eval config YAML."), set_: Optional[list[str]] = _SET, out: Optional[Path] = _OUT, overwrite: bool = _OVERWRITE, dry_run: bool = _DRY_RUN, keep: bool = _KEEP,
+             allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Run a selector on an index/embedder/pools it was not trained on (warns, records it).")) -> None:
     """VQA accuracy of zero-shot / random / retrieval / selector demonstrations at 1..N shots."""
-    _run("eval", config, set_, out, overwrite, dry_run, keep)
+    _run("eval", config, [*(set_ or []), *(["allow_mismatch=true"] if allow_mismatch else [])], out, overwrite, dry_run, keep)
 
 
 # `vlmlab icl compare` is `vlmlab runs compare`: the same function, the same options.

@@ -135,7 +135,8 @@ def icl_configs(layout: Layout, plan: DemoPlan) -> dict[str, BaseModel]:
     pool items as demonstrations (question + answer), so it can tell which attribute each answers.
     Beams are ranked by cumulative InfoScore: upstream's marginal ranking prefers a useless first
     demonstration followed by a good one (the second then adds the most), which teaches a selector
-    noise at the first position.
+    noise at the first position. InfoScore covers the answer tokens only (`score_eos=False`): the
+    demo's recorded results were measured so, and its toy answers are single tokens.
     """
     s = plan.icl
     model = BackendConfig(ref=str(layout.model(plan.icl_model)), options={"batch_size": s.batch_size})
@@ -144,7 +145,7 @@ def icl_configs(layout: Layout, plan: DemoPlan) -> dict[str, BaseModel]:
                              image_embedder_options={"size": PIXEL_SIZE}),
         "candidates": CandidatesConfig(index=layout.icl("index"), sampler="text", k=s.k, anchors=s.anchors, seed=plan.seed),
         "beam": BeamConfig(candidates=layout.icl("candidates"), scorer=model, beam_size=s.beam_size, shots=s.shots,
-                           order="left", rank_by="cumulative", batch_size=s.batch_size),
+                           order="left", rank_by="cumulative", score_eos=False, batch_size=s.batch_size),
         "rl-data": RLDataConfig(beams=layout.icl("beam"), n_sampled=s.rl_sampled, seed=plan.seed, max_new_tokens=4,
                                 batch_size=s.batch_size),
         "train": TrainStageConfig(index=layout.icl("index"), beams=layout.icl("beam"), modality="text+image", icd_answers=True,

@@ -28,7 +28,7 @@ import numpy as np
 from vlmlab.data.records import VQARecord
 from vlmlab.errors import ConfigError, DataError
 from vlmlab.icl.infoscore import ScoreCounter, answer_probabilities
-from vlmlab.icl.prompts import score_request
+from vlmlab.icl.prompts import PromptFormat, score_request
 from vlmlab.models.base import Backend
 
 Order = Literal["left", "right"]
@@ -96,6 +96,8 @@ def beam_search(
     rank_by: RankBy = "marginal",
     batch_size: int = 16,
     reuse_prefix: bool = True,
+    score_eos: bool = True,
+    prompt_format: PromptFormat = "chat",
 ) -> BeamSearchResult:
     """Beam search over demonstration sequences for one anchor.
 
@@ -110,6 +112,10 @@ def beam_search(
         batch_size: score requests per backend call.
         reuse_prefix: reuse each beam's probability as P(y|S⊕x) (True) or re-score it per step as
             the upstream loop does (False; same result, more forward passes; kept for checking).
+        score_eos: P(y|...) covers the answer AND the end-of-turn token(s) after it (upstream Lever-LM/
+            Lever-Plus `add_eos_token=True`: an answer "2" that the model would continue as "20" is
+            penalised); False scores the answer tokens only.
+        prompt_format: `chat` or `lever-plus` (see `vlmlab.icl.prompts`).
 
     Returns:
         Beams best first, P(y|x), and the number of forward passes.
@@ -119,11 +125,15 @@ def beam_search(
         raise DataError(f"anchor {anchor.question_id} is in its own candidate pool; rebuild the candidates")
     counter = ScoreCounter()
     k = len(pool)
-    base = float(answer_probabilities(backend, [score_request(f"{anchor.question_id}/base", [], anchor)], batch_size, counter)[0])
+
+    def request(rid: str, demos: list[VQARecord]):
+        return score_request(rid, demos, anchor, score_eos=score_eos, prompt_format=prompt_format)
+
+    base = float(answer_probabilities(backend, [request(f"{anchor.question_id}/base", [])], batch_size, counter)[0])
     beams = [Beam(positions=[], step_scores=[], prob=base)]
     for step in range(shots):
         if not reuse_prefix and step > 0:
-            prefix_requests = [score_request(f"{anchor.question_id}/prefix{b}", [pool[p] for p in beam.positions], anchor) for b, beam in enumerate(beams)]
+            prefix_requests = [request(f"{anchor.question_id}/prefix{b}", [pool[p] for p in beam.positions]) for b, beam in enumerate(beams)]
             prefix = answer_probabilities(backend, prefix_requests, batch_size, counter)
         else:
             prefix = np.array([b.prob for b in beams])
@@ -132,7 +142,7 @@ def beam_search(
             taken[b, beam.positions] = True
         rows, cols = np.nonzero(~taken)
         requests = [
-            score_request(f"{anchor.question_id}/s{step}b{b}c{c}", [pool[p] for p in extend(beams[b].positions, int(c), order)], anchor)
+            request(f"{anchor.question_id}/s{step}b{b}c{c}", [pool[p] for p in extend(beams[b].positions, int(c), order)])
             for b, c in zip(rows.tolist(), cols.tolist())
         ]
         probs = np.full((len(beams), k), np.nan)

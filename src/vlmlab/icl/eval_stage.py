@@ -10,6 +10,7 @@ test size x shots and one column per method. Zero-shot is the row with shots 0.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from pathlib import Path
 
@@ -17,14 +18,14 @@ import numpy as np
 
 from vlmlab.embed.cache import EmbeddingCache
 from vlmlab.embed.registry import build_embedder
-from vlmlab.errors import DataError
-from vlmlab.icl.candidates import pools_for_queries
+from vlmlab.errors import CheckpointError, DataError
+from vlmlab.icl.candidates import DEFAULT_MIX, pools_for_queries
 from vlmlab.icl.configs import EvalConfig, IndexConfig
 from vlmlab.icl.data import load_split
 from vlmlab.icl.evaluate import accuracy_interval, nested_subset, random_demos, results_markdown, retrieved_demos, size_label
 from vlmlab.icl.index import SupportIndex, embed_records
-from vlmlab.icl.prompts import check_backend_images, generation_request
-from vlmlab.icl.stages import index_support, load_backend, open_sharded
+from vlmlab.icl.prompts import check_backend_images, generation_request, postprocess_answer
+from vlmlab.icl.stages import embedders_of, index_support, load_backend, open_sharded
 from vlmlab.metrics.inference import ci_label
 from vlmlab.models.base import Backend
 from vlmlab.progress import track
@@ -34,17 +35,30 @@ def _key(qid: str) -> int:
     return int(hashlib.sha256(qid.encode()).hexdigest()[:8], 16)
 
 
-def selector_demos(folder: Path, index: SupportIndex, q_text: np.ndarray, q_image: np.ndarray, exclude: list[list[int]],
-                   qids: list[str], shots: int, pool_sampler: str, k: int, seed: int) -> np.ndarray:
-    """[Q, shots] support positions chosen by a selector checkpoint from each query's own pool."""
+def selector_demos(folder: Path, index: SupportIndex, icfg: IndexConfig, q_text: np.ndarray, q_image: np.ndarray, exclude: list[list[int]],
+                   qids: list[str], shots: int, config: EvalConfig) -> tuple[np.ndarray, list[str]]:
+    """[Q, shots] support positions chosen by a selector checkpoint from each query's own pool, and
+    the differences between its training data and this eval (empty unless `config.allow_mismatch`).
+
+    The pools are drawn as in training (the checkpoint records sampler, K and mix weights) unless the
+    config sets them; the embedders and the embedding matrix must be the ones it was trained on.
+
+    Raises:
+        CheckpointError: any difference (ids, embedders, embedding hash, pools), unless `allow_mismatch`.
+    """
     import torch
 
-    from vlmlab.icl.selectors.checkpoint import load_selector, read_selector_meta
-    from vlmlab.icl.selectors.data import DataFingerprint
+    from vlmlab.icl.selectors.checkpoint import check_fingerprint, load_selector, read_selector_meta
+    from vlmlab.icl.selectors.data import DataFingerprint, selector_provenance
     from vlmlab.icl.selectors.inference import select
     from vlmlab.icl.selectors.records import MODALITY_PARTS
 
-    _, saved, meta = read_selector_meta(folder)
+    saved_config, saved, meta = read_selector_meta(folder)
+    if config.selector_reverse_seq is not None and config.selector_reverse_seq != saved_config.reverse_seq:
+        raise CheckpointError(
+            f"{folder}: selector_reverse_seq is {str(config.selector_reverse_seq).lower()} but this {saved_config.version} selector was trained "
+            f"with reverse_seq: {str(saved_config.reverse_seq).lower()}; drop selector_reverse_seq (the checkpoint knows) or retrain"
+        )
     names = MODALITY_PARTS.get(saved.modality)
     if names is None:
         raise DataError(f"{folder}: selector modality {saved.modality!r} is not one of text, image, text+image")
@@ -52,13 +66,23 @@ def selector_demos(folder: Path, index: SupportIndex, q_text: np.ndarray, q_imag
     query = {"text": q_text, "image": q_image}
     support_emb = np.concatenate([icd[n] for n in names], axis=1)
     query_emb = np.concatenate([query[n] for n in names], axis=1)
-    here = DataFingerprint.from_ids(saved.dataset, index.ids, support_emb.shape[1], saved.modality, saved.icd_answers)
-    model = load_selector(folder, fingerprint=here)
-    pools = np.array(pools_for_queries(index, q_text, q_image, exclude, [_key(q) for q in qids], pool_sampler, k, seed), dtype=np.int64)
+    trained = saved.provenance or {}
+    sampler = config.selector_pool or trained.get("pool_sampler") or "mix"
+    k = config.selector_k or int(trained.get("pool_k") or 64)
+    mix = config.selector_mix_weights or trained.get("pool_mix_weights") or dict(DEFAULT_MIX)
+    provenance = selector_provenance(embedders_of(icfg), support_emb, sampler, k, mix)
+    here = DataFingerprint.from_ids(saved.dataset, index.ids, support_emb.shape[1], saved.modality, saved.icd_answers, provenance)
+    mismatches = check_fingerprint(folder, here, allow_mismatch=config.allow_mismatch)
+    if mismatches:
+        print(f"WARNING: --allow-mismatch: selector {folder} runs on data it was not trained on: {'; '.join(mismatches)}", file=sys.stderr)
+    model = load_selector(folder)
+    pools = np.array(pools_for_queries(index, q_text, q_image, exclude, [_key(q) for q in qids], sampler, k, config.seed, mix), dtype=np.int64)
     picks = select(model, torch.from_numpy(query_emb), torch.from_numpy(support_emb[pools]), shots).numpy()
+    if saved_config.reverse_seq:  # it learned sequences reversed: back to selection order
+        picks = picks[:, ::-1]
     if meta.get("order", "right") == "left":  # picks come in selection order; a left beam's first pick sits last
         picks = picks[:, ::-1]
-    return np.take_along_axis(pools, picks, axis=1)
+    return np.take_along_axis(pools, picks, axis=1), mismatches
 
 
 def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = None, overwrite: bool = False) -> Path | None:
@@ -91,6 +115,7 @@ def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = N
                                         build_embedder(icfg.image_embedder, **icfg.image_embedder_options), cache, icfg.batch_size)
     # demonstrations for every (method, shots, query): positions in the support set
     plan: list[tuple[str, int, str, list[int]]] = []
+    mismatches: list[str] = []
     for method in config.methods:
         if method == "zero-shot":
             plan += [(method, 0, q, []) for q in eval_ids]
@@ -102,7 +127,8 @@ def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = N
                 demos = retrieved_demos(q_text if method == "text" else q_image, index.matrix(method), shots, exclude).tolist()
             else:
                 assert config.selector is not None
-                demos = selector_demos(config.selector, index, q_text, q_image, exclude, eval_ids, shots, config.selector_pool, config.selector_k, config.seed).tolist()
+                picked, mismatches = selector_demos(config.selector, index, icfg, q_text, q_image, exclude, eval_ids, shots, config)
+                demos = picked.tolist()
             plan += [(method, shots, q, d) for q, d in zip(eval_ids, demos)]
     run, rank, world, barrier = open_sharded(out, config, "icl-eval", overwrite, config.device)
     mine_q = set(eval_ids[rank::world])
@@ -113,9 +139,11 @@ def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = N
         check_backend_images(backend, max(len(d) for _, _, _, d in todo), "eval")
     batches = [todo[i : i + config.batch_size] for i in range(0, len(todo), config.batch_size)]
     for batch in track(batches, f"eval (rank {rank})"):
-        requests = [generation_request(f"{m}|{s}|{q}", [support.records[p] for p in d], test.get(q), config.max_new_tokens) for m, s, q, d in batch]
+        requests = [generation_request(f"{m}|{s}|{q}", [support.records[p] for p in d], test.get(q), config.max_new_tokens, config.prompt_format)
+                    for m, s, q, d in batch]
         for (m, s, q, d), res in zip(batch, backend.generate(requests)):
-            acc = float(question_accuracy(res.text, list(test.get(q).answers), mode=config.vqa_mode)) if res.status == "ok" else 0.0
+            scored = postprocess_answer(res.text, config.answer_postprocess)
+            acc = float(question_accuracy(scored, list(test.get(q).answers), mode=config.vqa_mode)) if res.status == "ok" else 0.0
             run.append(f"{m}|{s}|{q}", {"method": m, "shots": s, "question_id": q, "image_id": test.get(q).image_id, "demos": [index.ids[p] for p in d],
                                         "prediction": res.text if res.status != "error" else None, "status": res.status,
                                         "error": res.error, "acc": acc})
@@ -140,8 +168,10 @@ def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = N
                               "errors": sum(r["status"] == "error" for r in rows), "empty": sum(r["status"] == "empty" for r in rows)})
     unit = cells[0]["ci"]["unit"] if cells else "images"
     run.write_json("subsets.json", subsets)
-    run.write_metrics({"cells": cells, "test_questions": len(test), "vqa_mode": config.vqa_mode, "seconds_this_invocation": elapsed})
-    run.write_report(f"# icl eval\n\ntest: `{config.test.questions}` ({len(test)} questions), support: {len(index)}, "
+    run.write_metrics({"cells": cells, "test_questions": len(test), "vqa_mode": config.vqa_mode, "seconds_this_invocation": elapsed,
+                       "selector_mismatch": mismatches})
+    warning = f"**WARNING: the selector ran on data it was not trained on (--allow-mismatch):** {'; '.join(mismatches)}\n\n" if mismatches else ""
+    run.write_report(f"# icl eval\n\n{warning}test: `{config.test.questions}` ({len(test)} questions), support: {len(index)}, "
                      f"VQA accuracy ({config.vqa_mode}) in %, {ci_label('percentile', unit, 0.95, config.n_boot)} in brackets\n\n"
                      + results_markdown(cells, config.methods))
     errors = sum(c["errors"] for c in cells)

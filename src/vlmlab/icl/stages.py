@@ -32,7 +32,7 @@ from vlmlab.icl.data import Split, load_split, target_answer
 from vlmlab.icl.index import SupportIndex, build_index
 from vlmlab.icl.lever_lm import SupportRows, write_lever_lm
 from vlmlab.icl.prompts import check_backend_images
-from vlmlab.icl.rl_data import answer_candidates, balance_records, candidate_sequences, rl_statistics
+from vlmlab.icl.rl_data import answer_candidates, balance_records, candidate_sequences, policy_candidates, rl_statistics, score_candidates
 from vlmlab.models.base import Backend
 from vlmlab.progress import track
 from vlmlab.runs import Run, atomic_write_text
@@ -62,6 +62,22 @@ def index_support(index_dir: Path) -> tuple[IndexConfig, Split, SupportIndex]:
     if index.ids != support.ids:
         raise DataError(f"{index_dir}: the index ids do not match {icfg.support.questions}; re-run `vlmlab icl index`")
     return icfg, support, index
+
+
+def embedders_of(icfg: IndexConfig) -> dict[str, Any]:
+    """The embedders (names and options) an index run used, as a selector checkpoint records them."""
+    return {"text": icfg.text_embedder, "text_options": dict(icfg.text_embedder_options),
+            "image": icfg.image_embedder, "image_options": dict(icfg.image_embedder_options)}
+
+
+def training_provenance(index_dir: Path, beams_dir: Path) -> dict[str, Any]:
+    """Embedders and pool settings behind a beam run, for `SelectorData.from_run(provenance=...)`."""
+    icfg = upstream_config(index_dir, IndexConfig, "index")
+    if not (Path(beams_dir) / "config.yaml").is_file():  # beams imported from upstream files: how the pools were drawn is unknown
+        return {"embedders": embedders_of(icfg), "pool_sampler": None, "pool_k": 0, "pool_mix_weights": None}
+    bcfg = upstream_config(beams_dir, BeamConfig, "beam")
+    ccfg = upstream_config(bcfg.candidates, CandidatesConfig, "candidates")
+    return {"embedders": embedders_of(icfg), "pool_sampler": ccfg.sampler, "pool_k": ccfg.k, "pool_mix_weights": ccfg.mix_weights}
 
 
 def write_jsonl(path: Path, rows: Sequence[dict]) -> None:
@@ -163,7 +179,8 @@ def run_beam(config: BeamConfig, out: Path | str, *, backend: Backend | None = N
         pool = support.subset(c["pool"])
         try:
             res = beam_mod.beam_search(backend, anchor, pool, beam_size=config.beam_size, shots=config.shots,
-                                       order=config.order, rank_by=config.rank_by, batch_size=config.batch_size)
+                                       order=config.order, rank_by=config.rank_by, batch_size=config.batch_size,
+                                       score_eos=config.score_eos, prompt_format=config.prompt_format)
         except ModelError as exc:
             run.append(c["id"], {"status": "error", "error": str(exc), "pool": c["pool"]})
             continue
@@ -178,7 +195,8 @@ def run_beam(config: BeamConfig, out: Path | str, *, backend: Backend | None = N
         run.merge_shards(order)
     by_id = {r["id"]: r for r in run.records()}
     ok = [by_id[i] for i in order if i in by_id and by_id[i]["status"] == "ok"]
-    rows = [{"id": r["id"], "pool": r["pool"], "order": config.order, "beams": r["beams"]} for r in ok]
+    rows = [{"id": r["id"], "pool": r["pool"], "order": config.order, "score_eos": config.score_eos, "prompt_format": config.prompt_format,
+             "base_prob": r["base_prob"], "beams": r["beams"]} for r in ok]
     write_jsonl(out / "beams.jsonl", rows)
     write_lever_lm(rows, out / "lever_lm.json", SupportRows(support.ids, source=str(ccfg.index)), source=str(out))  # upstream ids = support rows
     errors = sum(1 for i in order if i in by_id and by_id[i]["status"] == "error")
@@ -191,7 +209,7 @@ def run_beam(config: BeamConfig, out: Path | str, *, backend: Backend | None = N
     }
     run.write_metrics(metrics)
     run.write_report(f"# icl beam\n\n{len(ok)}/{len(order)} anchors searched ({errors} errors); beam {config.beam_size}, shots {config.shots}, "
-                     f"order {config.order}, rank by {config.rank_by}\n\nmean P(y|x) {metrics['mean_base_prob']:.4f}; "
+                     f"order {config.order}, rank by {config.rank_by}, end of turn {'scored' if config.score_eos else 'not scored'}\n\nmean P(y|x) {metrics['mean_base_prob']:.4f}; "
                      f"mean best cumulative InfoScore {metrics['mean_best_cumulative']:.4f}; "
                      f"{metrics['mean_forward_passes']:.1f} forward passes per anchor\n")
     run.finish("complete" if not errors else "degraded", errors=errors)
@@ -213,27 +231,43 @@ def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | Non
     ccfg = upstream_config(bcfg.candidates, CandidatesConfig, "candidates")
     _, support, _ = index_support(ccfg.index)
     beams = read_jsonl(Path(config.beams) / "beams.jsonl")
+    # the other sources' sequences first: a selector that does not fit this index stops here, before any output
+    extra = policy_candidates(beams, ccfg.index, config.selector, config.sources, provenance=training_provenance(ccfg.index, config.beams),
+                              shots=bcfg.shots, selector_beams=config.selector_beams, temperatures=config.selector_temperatures,
+                              samples=config.selector_samples, seed=config.seed) if set(config.sources) - {"beams", "random"} else {}
     run = Run.open(out, config, stage="icl-rl-data", overwrite=overwrite)
     pending = [b for b in beams if b["id"] not in run.done_ids()]
+    # score sampled sequences as the beams were scored (files from before these fields: answer only, chat)
+    score_eos = bool(beams[0].get("score_eos", False)) if beams else bcfg.score_eos
+    prompt_format = str(beams[0].get("prompt_format", "chat")) if beams else bcfg.prompt_format
+    rescore = config.scorer is not None and config.scorer != bcfg.scorer
     if pending:
         backend = backend if backend is not None else load_backend(config.scorer or bcfg.scorer)
         check_backend_images(backend, bcfg.shots, "rl-data")
     for rec in track(pending, "rl-data"):
         anchor = support.get(rec["id"], str(config.beams))
         pool = support.subset(rec["pool"])
-        cands = candidate_sequences(rec, config.n_sampled, bcfg.shots, config.seed)
+        cands = candidate_sequences(rec, config.n_sampled if "random" in config.sources else 0, bcfg.shots, config.seed,
+                                    extra=extra.get(rec["id"], []), use_beams="beams" in config.sources)
         scored = answer_candidates(backend, anchor, pool, cands, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                                   vqa_mode=config.vqa_mode, correct_threshold=config.correct_threshold)
+                                   vqa_mode=config.vqa_mode, correct_threshold=config.correct_threshold,
+                                   correct_comparison=config.correct_comparison, prompt_format=config.prompt_format,
+                                   postprocess=config.answer_postprocess)
+        scored = score_candidates(backend, anchor, pool, scored, score_eos=score_eos, prompt_format=prompt_format,
+                                  batch_size=config.batch_size, rescore_beams=rescore)
         run.append(rec["id"], {"pool": rec["pool"], "candidates": scored})
     by_id = {r["id"]: r for r in run.records()}
     raw = [{"id": b["id"], "pool": by_id[b["id"]]["pool"], "candidates": by_id[b["id"]]["candidates"]} for b in beams]
-    balanced = balance_records(raw, config.top_positives, config.top_negatives, config.min_positives)
+    balanced = balance_records(raw, config.top_positives, config.top_negatives, config.min_positives,
+                               config.require_negatives, config.positive_ratio)
     write_jsonl(out / "rl_raw.jsonl", raw)
     write_jsonl(out / "rl.jsonl", balanced)
     before, after = rl_statistics(raw), rl_statistics(balanced)
     run.write_metrics({"before": before, "after": after})
     run.write_report(f"# icl rl-data\n\n{_stats_table(before, after)}\n\nbalancing: top {config.top_positives} positives, "
                      f"top {config.top_negatives} hard negatives, queries with < {config.min_positives} positives dropped; "
-                     f"correct = VQA accuracy >= {config.correct_threshold} ({config.vqa_mode})\n")
+                     f"correct = VQA accuracy {config.correct_comparison} {config.correct_threshold} ({config.vqa_mode}); "
+                     f"sampled sequences InfoScore-scored (end of turn {'scored' if score_eos else 'not scored'}"
+                     f"{'; beams re-scored by this scorer' if rescore else ''})\n")
     run.finish()
     return out

@@ -15,6 +15,7 @@ from vlmlab.icl.configs import TrainStageConfig
 from vlmlab.icl.selectors.config import SelectorConfig
 from vlmlab.icl.selectors.data import SelectorData
 from vlmlab.icl.selectors.train import train_selector
+from vlmlab.icl.stages import read_jsonl, training_provenance
 from vlmlab.report import Report, Table, write_report
 from vlmlab.report.plots import line_chart
 from vlmlab.runs import Run, read_run_info
@@ -24,7 +25,7 @@ def run_train(config: TrainStageConfig, out: Path | str, *, overwrite: bool = Fa
     """Train the selector and write its run folder; returns the folder (the checkpoint lives in it)."""
     rl_path = Path(config.rl) / "rl.jsonl" if config.rl is not None else None
     data = SelectorData.from_run(config.index, Path(config.beams) / "beams.jsonl", rl_path, dataset=config.dataset, modality=config.modality,
-                                 icd_answers=config.icd_answers)
+                                 icd_answers=config.icd_answers, provenance=training_provenance(config.index, config.beams))
     selector = SelectorConfig.model_validate({"embedding_dim": data.embedding_dim, **config.selector})
     if selector.ranking_loss != "none" and selector.beam_score == "cumulative" and bool(data.beam_cumulative[data.beam_mask].isnan().any()):
         raise ConfigError(f"{config.beams}: its beams have no cumulative InfoScore (imported from Lever-LM, which keeps only the last step's "
@@ -32,7 +33,9 @@ def run_train(config: TrainStageConfig, out: Path | str, *, overwrite: bool = Fa
     run = Run.open(out, config, stage="icl.train", overwrite=overwrite)
     if read_run_info(run.dir).get("status") == "complete" and (run.dir / "selector.safetensors").exists():
         return run.dir
-    report = train_selector(selector, data, run.dir)
+    first = next(iter(read_jsonl(Path(config.beams) / "beams.jsonl")), {})
+    beams = {"score_eos": first.get("score_eos", False), "prompt_format": first.get("prompt_format", "chat")}
+    report = train_selector(selector, data, run.dir, extra={"beams": beams, "preset": config.preset, "upstream_version": config.upstream_version})
     final = {k: v for k, v in report.final.items() if isinstance(v, (int, float))}
     run.write_metrics({"final": final, "anchors": len(data), "train_anchors": report.train_anchors, "val_anchors": report.val_anchors,
                        "steps": len(report.steps), "seconds": report.seconds})

@@ -130,9 +130,14 @@ class ScoreRequest:
     id: str
     conversation: list[Turn]  # ends with the user turn the target answers
     target: str
+    # also score the template's end-of-turn token(s) after the target (Lever-Plus `add_eos_token=True`):
+    # without it, "2" is not penalised for continuing as "20"
+    score_end_of_turn: bool = False
 
     def cache_key(self) -> str:
-        payload = {"conv": conversation_key(self.conversation), "target": self.target}
+        payload: dict = {"conv": conversation_key(self.conversation), "target": self.target}
+        if self.score_end_of_turn:  # only then, so keys of earlier caches stay valid
+            payload["end_of_turn"] = True
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

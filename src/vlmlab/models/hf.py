@@ -470,7 +470,7 @@ class HFBackend:
             logits = self.model(**model_batch, use_cache=False).logits
         results = []
         for b, (req, enc) in enumerate(zip(reqs, encs)):
-            sl = enc.target_slice
+            sl = enc.label_slice if req.score_end_of_turn else enc.target_slice
             assert sl is not None
             ids = enc.input_ids[sl].tolist()
             if ids:
@@ -493,7 +493,7 @@ class HFBackend:
         tok = self.processor.tokenizer
         ids_batch = model_batch["input_ids"]
         keep = torch.zeros(ids_batch.shape, dtype=torch.bool)
-        spans = [enc.target_slice for enc in encs]
+        spans = [enc.label_slice if req.score_end_of_turn else enc.target_slice for req, enc in zip(reqs, encs)]
         for b, sl in enumerate(spans):
             assert sl is not None
             keep[b, sl.start - 1 : sl.stop - 1] = True

@@ -16,7 +16,8 @@ How the target span is found (never by re-tokenising a prefix string):
    decode to the target, plus any whitespace the template puts between the prompt and the reply
    (LLaVA's `ASSISTANT: red` scores the token ` red`). `label_slice` extends it through the
    end-of-turn token (`<|im_end|>`, `</s>`, `<end_of_turn>`, ...): what fine-tuning supervises,
-   so the model learns to stop. Scoring uses `target_slice` only.
+   so the model learns to stop. Scoring uses `target_slice`, or `label_slice` for a request with
+   `score_end_of_turn` (Lever-Plus `add_eos_token=True`).
 
 `collate()` batches `Encoded`s with left padding (generation) or right padding (scoring/training).
 """

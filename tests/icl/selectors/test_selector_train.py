@@ -67,3 +67,23 @@ def test_data_that_does_not_fit_the_config_is_refused(make_config, data, tmp_pat
     no_rl.rl_positions = None
     with pytest.raises(DataError, match="v4 trains on rl-data"):
         train_selector(make_config("v4"), no_rl, tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["hard_plus_soft", "hard_plus_soft_v2", "hard_only", "soft_only", "separated", "hard01_plus_gtprob",
+                                  "hard01_plus_gtprob_separated", "hard_plus_gtprob_plus_rel", "hybrid", "legacy"])
+def test_v4_trains_with_every_reward_mode(make_config, data, tmp_path, mode):
+    """Every reward mode trains v4 end to end; a mode whose input the rl data lacks is refused up front."""
+    import dataclasses
+
+    cfg = make_config("v4", epochs=1, rce_epochs=1, grpo_epochs=1, reward_mode=mode, grpo_top_k_early=3, ppo_clip_only=mode == "legacy")
+    scored = data.rl_beam_score.clone()
+    scored[torch.isnan(scored)] = -0.05  # every candidate InfoScore-scored, as the rl-data stage now does
+    gen = torch.Generator().manual_seed(0)
+    full = dataclasses.replace(data, rl_beam_score=scored, rl_gt_prob=torch.rand(data.rl_acc.shape, generator=gen),
+                               rl_rel=torch.rand(data.rl_acc.shape, generator=gen))
+    report = train_selector(cfg, full, tmp_path / "ok", progress=False)
+    assert {row["phase"] for row in report.steps} == {"supervised", "rce", "grpo"}
+    assert all(torch.isfinite(torch.tensor(row["loss"])) for row in report.steps)
+    if mode in ("hybrid", "hard01_plus_gtprob", "hard01_plus_gtprob_separated", "hard_plus_gtprob_plus_rel"):
+        with pytest.raises(DataError, match=f"reward mode '{mode}' needs"):
+            train_selector(cfg, data, tmp_path / "missing", progress=False)

@@ -5,10 +5,12 @@ hash of the support ids, embedding width, modality). Loading:
 
 - a config given by the caller must match the saved architecture (version, sizes, `num_layers`,
   ...), else `CheckpointError` naming each differing key;
-- the weights must have exactly the network's keys and shapes, else `CheckpointError` naming the
-  missing, unexpected and mis-shaped keys (upstream silently dropped weights here);
-- a fingerprint given by the caller (the eval data) must match, else `CheckpointError` saying
-  which dataset/index the selector was trained for.
+- the weights must have exactly the network's keys, shapes and dtypes, else `CheckpointError` naming
+  each missing, unexpected, mis-shaped and mis-typed key (upstream silently dropped weights here;
+  `load_state_dict` would silently cast a float16 or int64 tensor);
+- a fingerprint given by the caller (the eval data: ids, embedders, hash of the embedding matrix,
+  pool sampler, K, mix weights) must match, else `CheckpointError` naming each difference
+  (`check_fingerprint(..., allow_mismatch=True)` returns them instead, for a loud warning).
 
 Weights are never unpickled: safetensors only.
 
@@ -107,15 +109,27 @@ def load_selector(
         if diff:
             raise CheckpointError(f"{Path(folder) / META_FILE}: config mismatch in {'; '.join(diff)}")
     if fingerprint is not None:
-        diff = saved_fp.mismatches(fingerprint)
-        if diff:
-            raise CheckpointError(
-                f"{Path(folder)} was trained on other data ({'; '.join(diff)}; saved vs given); "
-                "use a selector trained on this dataset and index"
-            )
+        check_fingerprint(folder, fingerprint)
     model = build_selector(saved_config)
     load_weights_strict(model, Path(folder) / WEIGHTS_FILE)
     return model.eval()
+
+
+def check_fingerprint(folder: Path | str, fingerprint: DataFingerprint, *, allow_mismatch: bool = False) -> list[str]:
+    """The differences between the data a checkpoint was trained on and `fingerprint` (the eval data).
+
+    Raises:
+        CheckpointError: one line naming every difference, unless `allow_mismatch` (then they are
+            returned for the caller to warn about and record).
+    """
+    _, saved_fp, _ = read_selector_meta(folder)
+    diff = saved_fp.mismatches(fingerprint)
+    if diff and not allow_mismatch:
+        raise CheckpointError(
+            f"{Path(folder)} was trained on other data ({'; '.join(diff)}; saved != given); "
+            "use a selector trained on this index, or pass --allow-mismatch to run it anyway"
+        )
+    return diff
 
 
 def load_weights_strict(model: SelectorModel, path: Path | str) -> None:
@@ -130,34 +144,40 @@ def load_weights_strict(model: SelectorModel, path: Path | str) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(
-        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
-        for k in set(state) & set(expected)
-        if state[k].shape != expected[k].shape
-    )
+    common = sorted(set(state) & set(expected))
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in common if state[k].shape != expected[k].shape]
+    # load_state_dict would cast float16 -> float32 or int64 -> float32 without a word
+    dtypes = [f"{k} {str(state[k].dtype).removeprefix('torch.')} vs {str(expected[k].dtype).removeprefix('torch.')}"
+              for k in common if state[k].dtype != expected[k].dtype]
     problems = []
     if missing:
-        problems.append(f"missing keys {_names(_group(missing))}")
+        problems.append(f"missing keys {_names(_group(missing, expected))}")
     if unexpected:
-        problems.append(f"unexpected keys {_names(_group(unexpected))}")
+        problems.append(f"unexpected keys {_names(_group(unexpected, state))}")
     if shapes:
         problems.append(f"shape mismatch {_names(shapes)}")
+    if dtypes:
+        problems.append(f"dtype mismatch (saved vs expected) {_names(dtypes)}")
     if problems:
         raise CheckpointError(f"{path} does not match the selector config: {'; '.join(problems)}")
     model.load_state_dict(state, strict=True)
 
 
-def _group(keys: list[str]) -> list[str]:
-    """Collapse the keys of a whole numbered block: `cross_layers.1.*` (12 keys) instead of 12 names."""
-    groups: dict[str, list[str]] = {}
-    for key in keys:
+def _group(keys: list[str], universe: Any) -> list[str]:
+    """Collapse a numbered block whose keys are ALL in `keys` (`cross_layers.1.* (18 keys)`); name every other key."""
+    def prefix(key: str) -> str:
         parts = key.split(".")
         cut = next((i + 1 for i, p in enumerate(parts[:-1]) if p.isdigit()), len(parts))
-        groups.setdefault(".".join(parts[:cut]), []).append(key)
-    return [
-        members[0] if len(members) == 1 and members[0] == prefix else f"{prefix}.* ({len(members)} keys)"
-        for prefix, members in groups.items()
-    ]
+        return ".".join(parts[:cut])
+
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(prefix(key), []).append(key)
+    out: list[str] = []
+    for pre, members in groups.items():
+        whole = len(members) > 1 and pre not in members and sum(1 for k in universe if prefix(k) == pre) == len(members)
+        out += [f"{pre}.* ({len(members)} keys)"] if whole else members
+    return out
 
 
 def _names(keys: list[str], limit: int = 8) -> str:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from vlmlab.config import StrictModel
 
 
 Version = Literal["v0", "v1", "v2", "v3", "v4"]
 RankingLoss = Literal["none", "listwise", "pairwise"]
-RewardMode = Literal["hard_plus_soft", "separated", "hybrid"]
 BeamScore = Literal["cumulative", "marginal"]
 
 # Fields that only the v4 RL phases read; giving one a non-default value for another version is a
@@ -41,9 +40,20 @@ RL_FIELDS = (
     "kl_beta_min",
     "kl_beta_max",
     "reward_mode",
+    "advantage_std_floor",
+    "advantage_normalization",
+    "ppo_ratio_reference",
+    "ppo_clip_only",
+    "grpo_top_k_early",
+    "grpo_top_k_late",
+    "grpo_early_epochs",
+    "rce_reward_normalization",
+    "rce_reward_clamp",
+    "require_positive_query",
     "hard_weight",
     "soft_weight",
     "infoscore_weight",
+    "rel_weight",
     "rl_lr",
 )
 
@@ -55,7 +65,11 @@ ARCHITECTURE_FIELDS = (
     "num_layers",
     "num_heads",
     "pool_size",
+    "diversity",
+    "candidate_self_attention",
+    "scoring",
 )
+POINTER_OPTIONS = ("diversity", "candidate_self_attention", "scoring")
 
 
 class SelectorConfig(StrictModel):
@@ -74,7 +88,33 @@ class SelectorConfig(StrictModel):
         ranking_loss: `listwise` (KL to softmax(beam score / τ)) or `pairwise` (hinge on sequence
             log-probabilities); v3/v4 default `listwise`, v0–v2 must be `none`.
         beam_score: which beam score orders beams for the ranking loss.
-        ce_beams: how many of the best beams per anchor are cross-entropy targets.
+        ce_beams: how many of the best beams per anchor are cross-entropy targets; `all` = every beam
+            (upstream Lever-LM / Lever-Plus).
+        ce_min_score: only beams whose score (`beam_score`) is above this are CE targets (Lever-LM
+            `threshold`); None = no threshold.
+        reverse_seq: learn each sequence in reverse selection order (Lever-LM `reverse_seq`); the
+            eval stage reverses the picks back. Recorded in the checkpoint.
+        reward_mode: one of `objectives.REWARD_MODES` (upstream names + vlmlab's `hybrid`).
+        advantage_std_floor: GRPO z-scores rewards by max(std, floor) (upstream 0.1); 0 = no floor.
+        advantage_normalization: `zscore` (upstream default) or `rank` (upstream `use_rank`).
+        ppo_clip_only: GRPO without the KL term (upstream `use_ppo_clip_only`).
+        grpo_top_k_early / grpo_top_k_late / grpo_early_epochs: GRPO curriculum (upstream): during the
+            first `grpo_early_epochs` epochs only each group's top-k candidates by reward take part,
+            then the top `grpo_top_k_late`; None = all.
+        rce_reward_normalization: RCE weights softmax(reward / τ) on `raw` rewards, or on per-query
+            z-scores clamped to ±`rce_reward_clamp` (upstream's default `z_score_clamp`, 3.0).
+        require_positive_query: RL phases use only queries with a correct candidate (upstream flag).
+        diversity: pointer variant `mmr` (upstream v4-3): each step's scores minus a learnable
+            per-step λ times the candidate's largest cosine similarity to the items already chosen.
+            `dpp` (upstream v4-7): plus softplus(λ) · log(1 − s²), s the largest cosine similarity to
+            the chosen items in a learned rank-32 projection (a log-det gain approximation).
+        candidate_self_attention: pointer variant (upstream v4-4): pool items attend to each other
+            (one transformer encoder layer) before the query sees them.
+        scoring: pointer scoring head: `cosine` (scaled cosine, default), `additive` (Bahdanau,
+            v^T tanh(W_q q + W_c c)) or `bilinear` (q^T W c) (upstream v4-5).
+        ppo_ratio_reference: the PPO ratio π/π_old against the policy that collected the batch
+            (`collection`, vlmlab) or against the frozen supervised model (`supervised`, upstream's
+            `old_log_probs` from the SFT model).
     """
 
     version: Version
@@ -86,9 +126,16 @@ class SelectorConfig(StrictModel):
     pool_size: int = Field(64, gt=0)
     shots: int = Field(2, gt=0)
 
+    # pointer variants (v1-v4)
+    diversity: Literal["none", "mmr", "dpp"] = "none"
+    candidate_self_attention: bool = False
+    scoring: Literal["cosine", "additive", "bilinear"] = "cosine"
+
     # supervised objective
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    ce_beams: int = Field(1, gt=0)
+    ce_beams: int | Literal["all"] = 1
+    ce_min_score: float | None = None
+    reverse_seq: bool = False
     ce_weight: float = Field(1.0, ge=0.0)
     ranking_loss: RankingLoss | None = None
     ranking_weight: float = Field(1.0, ge=0.0)
@@ -110,10 +157,21 @@ class SelectorConfig(StrictModel):
     kl_adapt_factor: float = Field(1.5, ge=1.0)
     kl_beta_min: float = Field(1e-3, ge=0.0)
     kl_beta_max: float = Field(10.0, gt=0.0)
-    reward_mode: RewardMode = "hard_plus_soft"
+    reward_mode: str = "hard_plus_soft"
+    advantage_std_floor: float = Field(0.1, ge=0.0)
+    advantage_normalization: Literal["zscore", "rank"] = "zscore"
+    ppo_ratio_reference: Literal["collection", "supervised"] = "collection"
+    ppo_clip_only: bool = False
+    grpo_top_k_early: int | None = Field(None, ge=1)
+    grpo_top_k_late: int | None = Field(None, ge=1)
+    grpo_early_epochs: int = Field(1, ge=0)
+    rce_reward_normalization: Literal["raw", "zscore_clamp"] = "raw"
+    rce_reward_clamp: float = Field(3.0, gt=0.0)
+    require_positive_query: bool = False
     hard_weight: float = 1.0
     soft_weight: float = 1.0
     infoscore_weight: float = 1.0
+    rel_weight: float = 0.1  # `hard_plus_gtprob_plus_rel`: weight of the relevance of wrong answers (upstream 0.1)
     rl_lr: float | None = Field(None, gt=0.0)
 
     # optimisation
@@ -125,6 +183,20 @@ class SelectorConfig(StrictModel):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     seed: int = 0
     data_seed: int = 0
+
+    @field_validator("reward_mode")
+    @classmethod
+    def _reward_mode(cls, v: str) -> str:
+        from vlmlab.icl.selectors.objectives import check_reward_mode
+
+        return check_reward_mode(v)
+
+    @field_validator("ce_beams")
+    @classmethod
+    def _ce_beams(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("ce_beams must be >= 1 or 'all'")
+        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -151,12 +223,17 @@ class SelectorConfig(StrictModel):
             )
         if v in ("v2", "v3", "v4") and self.num_layers < 1:
             raise ValueError(f"num_layers must be >= 1 for {v} (cross-attention layers); use v1 for none")
+        if v == "v0":
+            fields = type(self).model_fields
+            variant = [name for name in POINTER_OPTIONS if getattr(self, name) != fields[name].default]
+            if variant:
+                raise ValueError(f"{', '.join(variant)} are pointer-network options (v1-v4); v0 is the GPT-2 selector")
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by num_heads {self.num_heads}")
         if v in ("v0", "v1", "v2") and self.ranking_loss != "none":
             raise ValueError(f"ranking_loss is a v3/v4 feature; got {self.ranking_loss!r} for {v}")
-        if v in ("v3", "v4") and self.ranking_loss == "none":
-            raise ValueError(f"{v} needs ranking_loss listwise or pairwise (use v2 for CE only)")
+        if v == "v3" and self.ranking_loss == "none":
+            raise ValueError("v3 needs ranking_loss listwise or pairwise (use v2 for CE only)")
         if v != "v4":
             fields = type(self).model_fields
             stray = sorted(

@@ -57,6 +57,9 @@ class DataFingerprint:
         modality: which index embeddings were used (`text`, `image` or `text+image`).
         icd_answers: ICDs embedded with their answers (`demo_text.npy`) rather than as bare questions;
             queries are always embedded without answers.
+        provenance: how the embeddings and pools were made (`selector_provenance`): the embedders
+            (names, options), sha256 of the embedding matrix, the pool sampler, K and mix weights.
+            An embedder of the same width, or pools of another sampler, are caught here.
     """
 
     dataset: str
@@ -64,12 +67,14 @@ class DataFingerprint:
     embedding_dim: int
     modality: str
     icd_answers: bool = False
+    provenance: dict[str, Any] | None = None
 
     @classmethod
-    def from_ids(cls, dataset: str, support_ids: Sequence[str], embedding_dim: int, modality: str, icd_answers: bool = False) -> "DataFingerprint":
+    def from_ids(cls, dataset: str, support_ids: Sequence[str], embedding_dim: int, modality: str, icd_answers: bool = False,
+                 provenance: dict[str, Any] | None = None) -> "DataFingerprint":
         """Fingerprint an index (the eval stage calls this to check a checkpoint fits its data)."""
         digest = hashlib.sha256("\n".join(support_ids).encode("utf-8")).hexdigest()
-        return cls(dataset, digest, int(embedding_dim), modality, bool(icd_answers))
+        return cls(dataset, digest, int(embedding_dim), modality, bool(icd_answers), provenance)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,20 +83,44 @@ class DataFingerprint:
             "embedding_dim": self.embedding_dim,
             "modality": self.modality,
             "icd_answers": self.icd_answers,
+            "provenance": self.provenance,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "DataFingerprint":
         return cls(str(raw["dataset"]), str(raw["support_ids_sha256"]), int(raw["embedding_dim"]), str(raw["modality"]),
-                   bool(raw.get("icd_answers", False)))
+                   bool(raw.get("icd_answers", False)), raw.get("provenance"))
 
     def mismatches(self, other: "DataFingerprint") -> list[str]:
-        """Names of the fields that differ, as `field: mine != other` strings."""
-        return [
+        """Names of the fields that differ, as `field: mine != other` strings (provenance key by key)."""
+        out = [
             f"{name}: {getattr(self, name)!r} != {getattr(other, name)!r}"
             for name in ("dataset", "support_ids_sha256", "embedding_dim", "modality", "icd_answers")
             if getattr(self, name) != getattr(other, name)
         ]
+        if self.provenance is None and other.provenance is not None:
+            out.append("provenance: not recorded (a checkpoint from before embedders and pools were recorded)")
+        elif self.provenance is not None and other.provenance is not None:
+            for key in sorted(set(self.provenance) | set(other.provenance)):
+                mine, theirs = self.provenance.get(key), other.provenance.get(key)
+                if mine != theirs:
+                    out.append(f"{key}: {mine!r} != {theirs!r}")
+        return out
+
+
+def selector_provenance(embedders: dict[str, Any], support_emb: np.ndarray, sampler: str | None, k: int,
+                        mix_weights: dict[str, float] | None) -> dict[str, Any]:
+    """What a selector's inputs depend on besides the ids: embedders, the embedding matrix, the pools.
+
+    Args:
+        embedders: `{"text": name, "text_options": {...}, "image": name, "image_options": {...}}`.
+        support_emb: the [M, D] matrix the selector reads (hashed as float32 bytes).
+        sampler / k / mix_weights: how each query's pool is drawn (mix weights only count for `mix`);
+            sampler None = unknown (beams imported from upstream files): eval then needs `--allow-mismatch`.
+    """
+    digest = hashlib.sha256(np.ascontiguousarray(support_emb, dtype=np.float32).tobytes()).hexdigest()
+    return {"embedders": embedders, "embeddings_sha256": digest, "pool_sampler": sampler, "pool_k": int(k),
+            "pool_mix_weights": dict(sorted((mix_weights or {}).items())) if sampler == "mix" else None}
 
 
 def selection_order(prompt_positions: list[int], order: str) -> list[int]:
@@ -117,6 +146,7 @@ class SelectorData:
         rl_mask: bool [N, C] or None.
         rl_correct / rl_acc: float32 [N, C] or None; `vqa_correct` as 0/1 and `vqa_acc_score`.
         rl_beam_score: float32 [N, C] or None; NaN where the candidate had no beam score.
+        rl_gt_prob / rl_rel: float32 [N, C] or None; `vqa_gt_prob` / `vqa_rel_score`, NaN where not recorded.
         fingerprint: what the data is, for checkpoints.
         order: the beam search's `order` (`left`: prompt order is selection order reversed).
     """
@@ -138,6 +168,8 @@ class SelectorData:
     rl_correct: Tensor | None = None
     rl_acc: Tensor | None = None
     rl_beam_score: Tensor | None = None
+    rl_gt_prob: Tensor | None = None
+    rl_rel: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.anchor_ids)
@@ -187,6 +219,8 @@ class SelectorData:
             rl_correct=pick(self.rl_correct),
             rl_acc=pick(self.rl_acc),
             rl_beam_score=pick(self.rl_beam_score),
+            rl_gt_prob=pick(self.rl_gt_prob),
+            rl_rel=pick(self.rl_rel),
         )
 
     @classmethod
@@ -205,6 +239,7 @@ class SelectorData:
         beams_source: str = "beams.jsonl",
         rl_source: str = "rl.jsonl",
         order: str = "right",
+        provenance: dict[str, Any] | None = None,
     ) -> "SelectorData":
         """Build from parsed `beams.jsonl` (and optionally `rl.jsonl`) records.
 
@@ -222,6 +257,7 @@ class SelectorData:
             beams_source / rl_source: file names used in error messages.
             order: the beam search's `order` for records without an `order` field (the beam stage
                 writes one; `right` = prompt order is selection order).
+            provenance: embedders and pools (`selector_provenance`), recorded in the fingerprint.
 
         Raises:
             DataError: naming the file, line and anchor for any malformed or inconsistent record.
@@ -280,7 +316,7 @@ class SelectorData:
             raise DataError(f"{beams_source} mixes beam orders {sorted(orders)}; train on beams of one search")
         order = orders.pop()
 
-        rl_by_anchor: dict[str, list[tuple[list[int], float, float, float]]] = {}
+        rl_by_anchor: dict[str, list[tuple[list[int], float, float, float, float, float]]] = {}
         if rl is not None:
             pool_pos = {a: {qid: p for p, qid in enumerate(pool)} for a, pool in zip(anchors, pools)}
             for line_no, rec in enumerate(rl, start=1):
@@ -303,15 +339,8 @@ class SelectorData:
                         mapped = [pool_pos[anchor][pool[p]] for p in positions]
                     except KeyError as exc:
                         raise DataError(f"{cw}: ICD {exc.args[0]} is not in the anchor's pool in {beams_source}") from None
-                    bs = cand.get("beam_score")
-                    items.append(
-                        (
-                            mapped,
-                            float(bool(required(cand, "vqa_correct", cw))),
-                            number(cand, "vqa_acc_score", cw),
-                            float("nan") if bs is None else float(bs),
-                        )
-                    )
+                    optional = [float("nan") if cand.get(k) is None else float(cand[k]) for k in ("beam_score", "vqa_gt_prob", "vqa_rel_score")]
+                    items.append((mapped, float(bool(required(cand, "vqa_correct", cw))), number(cand, "vqa_acc_score", cw), *optional))
                 rl_by_anchor[anchor] = items
 
         q_rows = []
@@ -343,13 +372,14 @@ class SelectorData:
             rl_pos = torch.zeros((n, c_max, shots), dtype=torch.long)
             rl_mask = torch.zeros((n, c_max), dtype=torch.bool)
             rl_cor, rl_acc = torch.zeros((n, c_max)), torch.zeros((n, c_max))
-            rl_bs = torch.full((n, c_max), float("nan"))
+            rl_bs, rl_gt, rl_rel = (torch.full((n, c_max), float("nan")) for _ in range(3))
             for i, anchor in enumerate(anchors):
-                for j, (pos, cor, acc, bs) in enumerate(rl_by_anchor.get(anchor, [])):
+                for j, (pos, cor, acc, bs, gt, rel) in enumerate(rl_by_anchor.get(anchor, [])):
                     rl_pos[i, j] = torch.tensor(pos)
                     rl_mask[i, j] = True
-                    rl_cor[i, j], rl_acc[i, j], rl_bs[i, j] = cor, acc, bs
-            rl_fields = dict(rl_positions=rl_pos, rl_mask=rl_mask, rl_correct=rl_cor, rl_acc=rl_acc, rl_beam_score=rl_bs)
+                    rl_cor[i, j], rl_acc[i, j], rl_bs[i, j], rl_gt[i, j], rl_rel[i, j] = cor, acc, bs, gt, rel
+            rl_fields = dict(rl_positions=rl_pos, rl_mask=rl_mask, rl_correct=rl_cor, rl_acc=rl_acc, rl_beam_score=rl_bs, rl_gt_prob=rl_gt,
+                             rl_rel=rl_rel)
 
         return cls(
             anchor_ids=anchors,
@@ -362,7 +392,7 @@ class SelectorData:
             beam_mask=beam_mask,
             beam_cumulative=cum,
             beam_marginal=mar,
-            fingerprint=DataFingerprint.from_ids(dataset, support_ids, support_emb.shape[1], modality, icd_answers),
+            fingerprint=DataFingerprint.from_ids(dataset, support_ids, support_emb.shape[1], modality, icd_answers, provenance),
             order=order,
             **rl_fields,
         )
@@ -377,6 +407,7 @@ class SelectorData:
         dataset: str = "",
         modality: Modality = "text",
         icd_answers: bool = False,
+        provenance: dict[str, Any] | None = None,
     ) -> "SelectorData":
         """Read the index run folder, `beams.jsonl` and optionally `rl.jsonl` into tensors.
 
@@ -388,6 +419,8 @@ class SelectorData:
             modality: `text`, `image`, or `text+image` (the two concatenated, D doubles).
             icd_answers: embed pool items as demonstrations (question + answer); anchors, like test
                 queries, are embedded by their question alone.
+            provenance: `{"embedders", "pool_sampler", "pool_k", "pool_mix_weights"}` of the runs; the
+                embedding hash is added here from the matrix actually read.
         """
         ids, emb = load_index_embeddings(index_dir, modality, demonstrations=icd_answers)
         beam_config = Path(beams_path).parent / "config.yaml"  # the beam run's resolved config, for older files without `order`
@@ -407,4 +440,6 @@ class SelectorData:
             order=order,
             beams_source=str(beams_path),
             rl_source=str(rl_path),
+            provenance=None if provenance is None else selector_provenance(
+                provenance["embedders"], emb, provenance["pool_sampler"], provenance["pool_k"], provenance.get("pool_mix_weights")),
         )

@@ -7,8 +7,8 @@ at positions that are not allowed at a step (padding, already chosen); those nev
 - `cross_entropy`: per-sequence mean step CE with label smoothing over the allowed positions only.
 - `listwise_loss`: KL(softmax(beam score / τ) || softmax(sequence log-prob)) within each group.
 - `pairwise_loss`: hinge `max(0, margin − (logp_better − logp_worse))` over ordered pairs.
-- `rewards`: `hard_plus_soft`, `separated` or `hybrid` rewards from rl-data candidates.
-- `group_advantages`: rewards z-scored within each group (population std), then clipped.
+- `rewards`: the reward modes (`REWARD_MODES`, upstream Lever-Plus names + `hybrid`) in one place.
+- `group_advantages`: rewards z-scored (std floored, upstream 0.1) or rank-normalised within each group, clipped.
 - `rce_loss`: reward-weighted CE, weights softmax(reward / τ) within each group.
 - `grpo_loss`: PPO-clip surrogate on group advantages plus β · KL to a frozen reference.
 - `adapt_kl_beta`: raise β when KL is above target, lower it when below.
@@ -16,12 +16,12 @@ at positions that are not allowed at a step (padding, already chosen); those nev
 
 from __future__ import annotations
 
-from typing import Literal
+import difflib
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor
-
-RewardMode = Literal["hard_plus_soft", "separated", "hybrid"]
 
 
 def step_log_probs(logits: Tensor) -> Tensor:
@@ -78,49 +78,126 @@ def pairwise_loss(seq_logp: Tensor, scores: Tensor, mask: Tensor, margin: float 
     return masked_mean(hinge, better)
 
 
+@dataclass(frozen=True)
+class RewardInputs:
+    """What rl-data knows about each candidate, as [B, C] float tensors (NaN where unknown).
+
+    Attributes:
+        correct: 1.0 where `vqa_correct`, else 0.0.
+        acc: `vqa_acc_score` in [0, 1].
+        beam_score: the candidate's InfoScore (beams: from the search; sampled: scored by rl-data).
+        gt_prob: `vqa_gt_prob`, P(ground-truth answer | sequence, query) under the scorer.
+        rel: `vqa_rel_score`, closeness of the answer to the human answers; `rel_weight` its weight.
+    """
+
+    correct: Tensor
+    acc: Tensor
+    beam_score: Tensor
+    gt_prob: Tensor | None = None
+    rel: Tensor | None = None
+    rel_weight: float = 0.1
+
+
+def _need(values: Tensor | None, name: str, mode: str) -> Tensor:
+    if values is None or bool(torch.isnan(values).any()):
+        raise ValueError(
+            f"reward mode {mode!r} needs `{name}` for every candidate but some have none; "
+            "re-run `vlmlab icl rl-data` (it records it) or choose another reward_mode"
+        )
+    return values
+
+
+# name -> reward(inputs, hard_weight, soft_weight, infoscore_weight). The upstream names and formulas
+# are Lever-Plus `compute_reward_for_candidate`; `hybrid` is vlmlab's own; `legacy` is upstream's
+# alpha · quality + beta · correctness with quality = the InfoScore (alpha = infoscore_weight) and 0/1
+# correctness (beta = hard_weight).
+REWARD_MODES: dict[str, Callable[[RewardInputs, float, float, float], Tensor]] = {
+    "hard_plus_soft": lambda r, h, s, i: h * r.correct + s * r.acc,
+    "hard_plus_soft_v2": lambda r, h, s, i: s * r.acc + 2.0 * h * r.correct,
+    "hard_only": lambda r, h, s, i: h * r.correct,
+    "soft_only": lambda r, h, s, i: s * r.acc,
+    "separated": lambda r, h, s, i: torch.where(r.correct > 0, 2.0 * h + s * r.acc, s * r.acc),
+    "hard01_plus_gtprob": lambda r, h, s, i: h * r.correct + s * _need(r.gt_prob, "vqa_gt_prob", "hard01_plus_gtprob"),
+    "hard01_plus_gtprob_separated": lambda r, h, s, i: torch.where(
+        r.correct > 0, 2.0 * h + s * _need(r.gt_prob, "vqa_gt_prob", "hard01_plus_gtprob_separated"), s * r.gt_prob
+    ),
+    "hard_plus_gtprob_plus_rel": lambda r, h, s, i: h * r.correct + s * _need(r.gt_prob, "vqa_gt_prob", "hard_plus_gtprob_plus_rel")
+    + r.rel_weight * (1.0 - r.correct) * _need(r.rel, "vqa_rel_score", "hard_plus_gtprob_plus_rel"),
+    "hybrid": lambda r, h, s, i: h * r.correct + s * r.acc + i * _need(r.beam_score, "beam_score (InfoScore)", "hybrid"),
+    "legacy": lambda r, h, s, i: h * r.correct + (i * _need(r.beam_score, "beam_score (InfoScore)", "legacy") if i else 0.0),
+}
+REWARD_CLIP = 5.0  # upstream clips every reward to [-5, 5]
+
+
+def check_reward_mode(mode: str) -> str:
+    """`mode` if it is a reward mode, else a ValueError naming the closest one."""
+    if mode not in REWARD_MODES:
+        close = difflib.get_close_matches(mode, list(REWARD_MODES), n=1, cutoff=0.5)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(f"unknown reward_mode {mode!r}{hint}; choose one of {', '.join(REWARD_MODES)}")
+    return mode
+
+
 def rewards(
     correct: Tensor,
     acc: Tensor,
     beam_score: Tensor,
-    mode: RewardMode = "hard_plus_soft",
+    mode: str = "hard_plus_soft",
     hard_weight: float = 1.0,
     soft_weight: float = 1.0,
     infoscore_weight: float = 1.0,
+    gt_prob: Tensor | None = None,
+    rel: Tensor | None = None,
+    rel_weight: float = 0.1,
 ) -> Tensor:
-    """Reward of each rl-data candidate.
+    """Reward of each rl-data candidate under `mode` (see `REWARD_MODES`), clipped to ±`REWARD_CLIP`.
 
     - `hard_plus_soft`: hard_weight · correct + soft_weight · acc.
     - `separated`: 2 · hard_weight + soft_weight · acc if correct else soft_weight · acc, so every
       correct candidate outranks every wrong one by a gap.
-    - `hybrid`: hard_plus_soft + infoscore_weight · beam_score (InfoScore of the beam; 0 for
-      sampled candidates, whose beam_score is NaN/null).
+    - `hybrid`: hard_plus_soft + infoscore_weight · InfoScore. Every candidate needs a real InfoScore
+      (rl-data scores sampled sequences with the beam's scorer); none is imputed.
+    - `hard01_plus_gtprob(_separated)`: as hard_plus_soft / separated with `vqa_gt_prob` as the soft part.
+    - `hard_plus_gtprob_plus_rel`: h · correct + s · gt_prob + rel_weight · (1 − correct) · relevance.
 
     Args:
         correct: [B, C] 1.0 where `vqa_correct`, else 0.0.
         acc: [B, C] `vqa_acc_score` in [0, 1].
-        beam_score: [B, C] beam score, NaN where none.
+        beam_score: [B, C] InfoScore, NaN where none.
+        gt_prob: [B, C] `vqa_gt_prob`, NaN where none (or None).
+
+    Raises:
+        ValueError: an unknown mode (with the closest name), or a mode whose input is missing.
     """
-    if mode == "hard_plus_soft":
-        return hard_weight * correct + soft_weight * acc
-    if mode == "separated":
-        return torch.where(correct > 0, 2.0 * hard_weight + soft_weight * acc, soft_weight * acc)
-    if mode == "hybrid":
-        return hard_weight * correct + soft_weight * acc + infoscore_weight * torch.nan_to_num(beam_score, nan=0.0)
-    raise ValueError(f"unknown reward mode {mode!r}; use hard_plus_soft, separated or hybrid")
+    check_reward_mode(mode)
+    out = REWARD_MODES[mode](RewardInputs(correct, acc, beam_score, gt_prob, rel, rel_weight), hard_weight, soft_weight, infoscore_weight)
+    return out.clamp(-REWARD_CLIP, REWARD_CLIP)
 
 
-def group_advantages(values: Tensor, mask: Tensor, clip: float = 5.0, eps: float = 1e-6) -> Tensor:
-    """Rewards z-scored within each group (mean and population std over valid members), clipped.
+def group_advantages(
+    values: Tensor, mask: Tensor, clip: float = 5.0, std_floor: float = 0.1, normalization: str = "zscore"
+) -> Tensor:
+    """Group-relative advantages over the valid members of each group, clipped to ±`clip`.
 
-    A group whose rewards are all equal (or that has one member) carries no preference: its
-    advantages are 0. Invalid members get 0.
+    `zscore` (upstream's default): (r − mean) / max(std, std_floor) with the sample (n − 1) std, as
+    upstream's `torch.std`. The floor (upstream 0.1) keeps reward noise noise: rewards
+    [3e-5, 1e-5, 0, 0] give advantages ~[2e-4, 0, −1e-4, −1e-4], not ±1. `rank` (upstream
+    `use_rank`): 1 − 2 · rank / (n − 1), best member 1, worst −1 (ties keep their order).
+    A group with one member has advantage 0; invalid members get 0.
     """
     m = mask.to(values.dtype)
-    count = m.sum(dim=-1, keepdim=True).clamp(min=1.0)
-    mean = (values * m).sum(dim=-1, keepdim=True) / count
-    var = (((values - mean) * m) ** 2).sum(dim=-1, keepdim=True) / count
-    std = var.sqrt()
-    z = torch.where(std > eps, (values - mean) / std.clamp(min=eps), torch.zeros_like(values))
+    count = m.sum(dim=-1, keepdim=True)
+    if normalization == "rank":
+        keyed = values.masked_fill(~mask, float("-inf"))
+        ranks = keyed.argsort(dim=-1, descending=True, stable=True).argsort(dim=-1).to(values.dtype)
+        adv = torch.where(count > 1, 1.0 - 2.0 * ranks / (count - 1).clamp(min=1.0), torch.zeros_like(values))
+        return (adv * m).clamp(-clip, clip)
+    if normalization != "zscore":
+        raise ValueError(f"advantage normalization must be zscore or rank, got {normalization!r}")
+    mean = (values * m).sum(dim=-1, keepdim=True) / count.clamp(min=1.0)
+    var = (((values - mean) * m) ** 2).sum(dim=-1, keepdim=True) / (count - 1).clamp(min=1.0)
+    std = var.sqrt().clamp(min=std_floor) if std_floor > 0 else var.sqrt()
+    z = torch.where((count > 1) & (std > 0), (values - mean) / std.clamp(min=1e-12), torch.zeros_like(values))
     return (z * m).clamp(-clip, clip)
 
 

@@ -8,6 +8,16 @@
   cross-attention blocks (`num_heads` heads, padding masked), so scores see the whole pool.
 - v3 and v4 use the v2 network unchanged; they differ only in training (ranking loss, RCE/GRPO).
 
+Variants (upstream Lever-Plus v4-N), options of this one network:
+- `diversity: mmr` (v4-3): step t's scores minus scale · relu(λ_t) · max cosine similarity of each item
+  to the items already chosen (λ learnable per step; steps past training reuse the last λ);
+- `diversity: dpp` (v4-7): scores plus softplus(λ) · log(1 − s²), s = the largest cosine similarity
+  to the chosen items in a learned rank-32 projection (upstream's log-det gain approximation);
+- `candidate_self_attention` (v4-4): items attend to each other (one pre-norm transformer layer,
+  padding masked) before the query state attends to them;
+- `scoring: additive | bilinear` (v4-5): v^T tanh(W_q q + W_c c), or scale · q̂^T W ĉ on the unit
+  vectors with W initialised to the identity (so it starts as the cosine head), instead of scaled cosine.
+
 Padding positions are masked out of attention and scores, so a query's result does not depend on
 how far its pool was padded to share a batch, nor on the other queries in the batch.
 """
@@ -92,20 +102,56 @@ class PointerSelector(SelectorModel):
         self.update = nn.GRUCell(h, h)
         self.scale = LogitScale()
         self.dropout = nn.Dropout(config.dropout)
+        if config.candidate_self_attention:
+            self.item_self_attention = nn.TransformerEncoderLayer(h, config.num_heads, 2 * h, config.dropout, batch_first=True, norm_first=True)
+        if config.diversity == "mmr":
+            self.div_lambda = nn.Parameter(torch.full((config.shots,), 0.5))
+        elif config.diversity == "dpp":
+            self.dpp_proj = nn.Linear(h, min(32, h), bias=False)
+            self.dpp_lambda = nn.Parameter(torch.tensor(-2.0))  # upstream's initial value (softplus ~0.13)
+        if config.scoring == "additive":
+            self.score_q, self.score_c, self.score_v = nn.Linear(h, h), nn.Linear(h, h, bias=False), nn.Linear(h, 1, bias=False)
+        elif config.scoring == "bilinear":
+            self.score_w = nn.Parameter(torch.eye(h))  # starts as the cosine head, learns any bilinear form
 
     def _encode(self, query_emb: Tensor, pool_emb: Tensor, pool_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Initial query state [B, H], encoded items [B, K, H], unit-norm items for scoring."""
         items = self.item_encoder(pool_emb)
+        if self.config.candidate_self_attention:
+            items = self.item_self_attention(items, src_key_padding_mask=~pool_mask)
         state = self.query_encoder(query_emb)
         for layer in self.cross_layers:
             state = layer(state, items, pool_mask)
         keys = F.normalize(self.dropout(items), dim=-1)
         return state, items, keys
 
-    def _scores(self, state: Tensor, keys: Tensor) -> Tensor:
-        """state [B, G, H], keys [B, K, H] -> scaled cosine scores [B, G, K]."""
-        q = F.normalize(self.query_out(self.dropout(state)), dim=-1)
-        return self.scale() * (q @ keys.transpose(-1, -2))
+    def _scores(self, state: Tensor, keys: Tensor, items: Tensor | None = None) -> Tensor:
+        """state [B, G, H], keys [B, K, H] (unit norm), items [B, K, H] -> scores [B, G, K]."""
+        q = self.query_out(self.dropout(state))
+        if self.config.scoring == "additive":
+            assert items is not None
+            return self.score_v(torch.tanh(self.score_q(q)[:, :, None, :] + self.score_c(items)[:, None, :, :])).squeeze(-1)
+        if self.config.scoring == "bilinear":
+            assert items is not None
+            return self.scale() * torch.einsum("bgh,hd,bkd->bgk", F.normalize(q, dim=-1), self.score_w, keys)
+        return self.scale() * (F.normalize(q, dim=-1) @ keys.transpose(-1, -2))
+
+    def _redundancy_penalty(self, keys: Tensor, chosen: Tensor, step: int) -> Tensor:
+        """What the diversity option subtracts from step `step`'s scores, given `chosen` [B, G, t]: [B, G, K].
+
+        MMR: scale · relu(λ_step) · s; DPP: −softplus(λ) · log(1 − s²); s = each item's largest cosine
+        similarity to the chosen items (DPP: in its low-rank projection). 0 at step 0 and without the option.
+        """
+        b, g, t = chosen.shape
+        if self.config.diversity == "none" or t == 0:
+            return keys.new_zeros(b, g, keys.shape[1])
+        feats = keys if self.config.diversity == "mmr" else F.normalize(self.dpp_proj(keys), dim=-1)
+        sims = feats @ feats.transpose(-1, -2)  # [B, K, K]
+        rows = sims.gather(1, chosen.reshape(b, g * t, 1).expand(b, g * t, sims.shape[-1])).view(b, g, t, -1)
+        most = rows.max(dim=2).values
+        if self.config.diversity == "mmr":
+            return self.scale() * F.relu(self.div_lambda[min(step, self.div_lambda.shape[0] - 1)]) * most
+        return -F.softplus(self.dpp_lambda) * torch.log(1e-6 + 1.0 - most.pow(2).clamp(max=0.999))
 
     def _advance(self, state: Tensor, items: Tensor, chosen: Tensor) -> Tensor:
         """GRU update of state [B, G, H] with the chosen items' encodings (chosen: long [B, G])."""
@@ -120,7 +166,8 @@ class PointerSelector(SelectorModel):
         allowed = pool_mask[:, None, None, :] & ~earlier_choices(sequences, pool_emb.shape[1])
         steps = []
         for t in range(s):
-            steps.append(masked_logits(self._scores(state, keys), allowed[:, :, t]))
+            scores = self._scores(state, keys, items) - self._redundancy_penalty(keys, sequences[:, :, :t], t)
+            steps.append(masked_logits(scores, allowed[:, :, t]))
             if t + 1 < s:
                 state = self._advance(state, items, sequences[:, :, t])
         return torch.stack(steps, dim=2)
@@ -131,7 +178,9 @@ class PointerSelector(SelectorModel):
         allowed = pool_mask.clone()
         picks = []
         for t in range(shots):
-            scores = masked_logits(self._scores(state, keys)[:, 0], allowed)
+            chosen = torch.stack(picks, dim=1)[:, None, :] if picks else pool_mask.new_zeros(pool_mask.shape[0], 1, 0, dtype=torch.long)
+            scores = self._scores(state, keys, items) - self._redundancy_penalty(keys, chosen, t)
+            scores = masked_logits(scores[:, 0], allowed)
             choice = scores.argmax(dim=-1)
             picks.append(choice)
             allowed = allowed.scatter(1, choice[:, None], False)

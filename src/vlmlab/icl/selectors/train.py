@@ -37,7 +37,7 @@ import contextlib
 import csv
 import io
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -113,6 +113,7 @@ def train_selector(
     *,
     progress: bool = True,
     resume: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> TrainReport:
     """Train the selector `config` describes on `data`; save it and its logs into `out_dir`.
 
@@ -129,6 +130,7 @@ def train_selector(
         progress: show a progress bar with ETA (only on a terminal).
         resume: continue from `out_dir/resume/` if it holds a state; False discards any state and
             starts over.
+        extra: more JSON facts for `selector.json` (the train stage records how the beams were scored).
 
     Returns:
         A `TrainReport` with loss curves and held-out metrics.
@@ -139,6 +141,8 @@ def train_selector(
             unreadable one (delete it or pass `resume=False` to start over).
     """
     check_compatible(config, data)
+    if config.reverse_seq:
+        data = reversed_sequences(data)
     out_dir = Path(out_dir)
     started = time.perf_counter()
     resume_dir = out_dir / RESUME_DIR
@@ -154,7 +158,7 @@ def train_selector(
     state = TrainingState(build_selector(config), np.random.default_rng(config.data_seed), beta=config.kl_beta)
     model = state.model
 
-    rl_rows = _rl_rows(train) if config.uses_rl else []
+    rl_rows = _rl_rows(train, config.require_positive_query) if config.uses_rl else []
     n_sup = _num_batches(len(train), config.batch_size)
     n_rl = _num_batches(len(rl_rows), config.batch_size)
     total = config.epochs * n_sup
@@ -208,7 +212,8 @@ def train_selector(
             for epoch in range(state.epochs_done.get("grpo", 0), config.grpo_epochs):
                 model.eval()  # no dropout: ratios and KL compare deterministic policies
                 for rows in _batches(len(rl_data), config.batch_size, state.rng):
-                    for parts in grpo_updates(model, state.reference, state.optimizer, config, rl_data, rows, state.beta):
+                    top_k = config.grpo_top_k_early if epoch < config.grpo_early_epochs else config.grpo_top_k_late
+                    for parts in grpo_updates(model, state.reference, state.optimizer, config, rl_data, rows, state.beta, top_k=top_k):
                         state.beta = parts["beta_next"]
                         report.steps.append({"phase": "grpo", "epoch": epoch, "step": len(report.steps), **parts})
                         tick()
@@ -218,11 +223,17 @@ def train_selector(
     report.final = evaluate(model, val, config.shots)
     report.seconds = earlier_seconds + time.perf_counter() - started
     extra = {"metrics": report.final, "train": {"anchors": len(train), "val_anchors": len(val), "steps": len(report.steps)},
-             "order": data.order}
+             "order": data.order, **(extra or {})}
     save_selector(model, out_dir, data.fingerprint, extra=extra)
     _write_logs(out_dir, report)
     clear_resume_state(resume_dir)  # the checkpoint and logs are complete; nothing is left to resume
     return report
+
+
+def reversed_sequences(data: SelectorData) -> SelectorData:
+    """`data` with every beam and rl sequence in reverse selection order (`reverse_seq`)."""
+    flip = lambda t: None if t is None else t.flip(-1)  # noqa: E731
+    return replace(data, beam_positions=flip(data.beam_positions), rl_positions=flip(data.rl_positions))
 
 
 def check_compatible(config: SelectorConfig, data: SelectorData) -> None:
@@ -236,8 +247,14 @@ def check_compatible(config: SelectorConfig, data: SelectorData) -> None:
         raise ConfigError(f"shots is {config.shots} but the beams have {data.shots} ICDs each; set shots: {data.shots}")
     if data.pool_size > config.pool_size:
         raise ConfigError(f"pools have up to {data.pool_size} candidates but pool_size is {config.pool_size}; raise pool_size")
-    if config.uses_rl and (not data.has_rl or not _rl_rows(data)):
-        raise DataError("v4 trains on rl-data candidates but the data has none; build SelectorData with rl.jsonl")
+    if config.uses_rl and (not data.has_rl or not _rl_rows(data, config.require_positive_query)):
+        raise DataError("v4 trains on rl-data candidates but the data has none (with require_positive_query: none with a correct "
+                        "candidate); build SelectorData with rl.jsonl")
+    if config.uses_rl:
+        try:  # a reward mode whose input some candidate lacks (hybrid without InfoScores) fails here, before training
+            _rl_batch(config, data, torch.tensor(_rl_rows(data)))
+        except ValueError as exc:
+            raise DataError(f"rl.jsonl: {exc}") from None
 
 
 def split_anchors(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -259,11 +276,16 @@ def _fill_padding(sequences: Tensor, mask: Tensor) -> Tensor:
 def supervised_loss(model: SelectorModel, config: SelectorConfig, data: SelectorData, rows: Tensor) -> tuple[Tensor, dict[str, float]]:
     """CE on the best `ce_beams` beams (+ ranking loss over all beams for v3/v4)."""
     query, pool, pool_mask = _batch_inputs(data, rows)
-    groups = data.beam_positions.shape[1] if config.ranking_loss != "none" else min(config.ce_beams, data.beam_positions.shape[1])
+    n_beams = data.beam_positions.shape[1]
+    ce_beams = n_beams if config.ce_beams == "all" else min(int(config.ce_beams), n_beams)
+    groups = n_beams if config.ranking_loss != "none" else ce_beams
     mask = data.beam_mask[rows, :groups]
     seqs = _fill_padding(data.beam_positions[rows, :groups], mask)
     logits = model.sequence_logits(query, pool, pool_mask, seqs)
-    ce_mask = mask & (torch.arange(groups) < config.ce_beams)
+    ce_mask = mask & (torch.arange(groups) < ce_beams)
+    if config.ce_min_score is not None:  # Lever-LM `threshold`: low-scoring beams are no targets
+        score = (data.beam_cumulative if config.beam_score == "cumulative" else data.beam_marginal)[rows, :groups]
+        ce_mask = ce_mask & (score > config.ce_min_score)
     ce = obj.masked_mean(obj.cross_entropy(logits, seqs, config.label_smoothing), ce_mask)
     loss = config.ce_weight * ce
     parts = {"ce": float(ce.detach())}
@@ -287,13 +309,16 @@ def _rl_batch(config: SelectorConfig, data: SelectorData, rows: Tensor) -> tuple
     reward = obj.rewards(
         data.rl_correct[rows],  # type: ignore[index]
         data.rl_acc[rows],  # type: ignore[index]
-        data.rl_beam_score[rows],  # type: ignore[index]
+        data.rl_beam_score[rows].masked_fill(~mask, 0.0),  # type: ignore[index]
         config.reward_mode,
         config.hard_weight,
         config.soft_weight,
         config.infoscore_weight,
+        gt_prob=None if data.rl_gt_prob is None else data.rl_gt_prob[rows].masked_fill(~mask, 0.0),
+        rel=None if data.rl_rel is None else data.rl_rel[rows].masked_fill(~mask, 0.0),
+        rel_weight=config.rel_weight,
     )
-    return seqs, mask, reward
+    return seqs, mask, reward.masked_fill(~mask, 0.0)
 
 
 def rce_step_loss(
@@ -302,6 +327,8 @@ def rce_step_loss(
     """Reward-weighted CE over each anchor's rl candidates at RCE temperature `temperature`."""
     query, pool, pool_mask = _batch_inputs(data, rows)
     seqs, mask, reward = _rl_batch(config, data, rows)
+    if config.rce_reward_normalization == "zscore_clamp":  # upstream: per-query z-score, clamped, no std floor
+        reward = obj.group_advantages(reward, mask, clip=config.rce_reward_clamp, std_floor=0.0)
     logits = model.sequence_logits(query, pool, pool_mask, seqs)
     loss = obj.rce_loss(obj.cross_entropy(logits, seqs, config.label_smoothing), reward, mask, temperature)
     return loss, {"loss": float(loss.detach()), "rce": float(loss.detach()), "rce_temperature": temperature}
@@ -315,21 +342,28 @@ def grpo_updates(
     data: SelectorData,
     rows: Tensor,
     beta: float,
+    top_k: int | None = None,
 ) -> Iterator[dict[str, float]]:
-    """`grpo_inner_steps` PPO-clip updates on one batch of groups; yields each step's log row."""
+    """`grpo_inner_steps` PPO-clip updates on one batch of groups; yields each step's log row.
+
+    `top_k`: only each group's k best candidates by reward take part (the curriculum); None = all.
+    """
     query, pool, pool_mask = _batch_inputs(data, rows)
     seqs, mask, reward = _rl_batch(config, data, rows)
-    advantages = obj.group_advantages(reward, mask, config.advantage_clip)
+    mask = top_k_mask(reward, mask, top_k)
+    advantages = obj.group_advantages(reward, mask, config.advantage_clip, config.advantage_std_floor, config.advantage_normalization)
     with torch.no_grad():
-        old_logp = obj.sequence_log_prob(model.sequence_logits(query, pool, pool_mask, seqs), seqs)
         ref_logits = reference.sequence_logits(query, pool, pool_mask, seqs)
+        old_policy = reference if config.ppo_ratio_reference == "supervised" else model
+        old_logits = ref_logits if old_policy is reference else model.sequence_logits(query, pool, pool_mask, seqs)
+        old_logp = obj.sequence_log_prob(old_logits, seqs)
     for _ in range(config.grpo_inner_steps):
         logits = model.sequence_logits(query, pool, pool_mask, seqs)
         logp = obj.sequence_log_prob(logits, seqs)
         kl = obj.sequence_kl(logits, ref_logits)
-        loss, stats = obj.grpo_loss(logp, old_logp, advantages, mask, config.clip_epsilon, kl, beta)
+        loss, stats = obj.grpo_loss(logp, old_logp, advantages, mask, config.clip_epsilon, kl, 0.0 if config.ppo_clip_only else beta)
         _step(model, optimizer, loss, config.grad_clip)
-        next_beta = obj.adapt_kl_beta(
+        next_beta = beta if config.ppo_clip_only else obj.adapt_kl_beta(
             beta, stats["kl"], config.kl_target_min, config.kl_target_max, config.kl_adapt_factor, config.kl_beta_min, config.kl_beta_max
         )
         yield {"loss": float(loss.detach()), **stats, "beta": beta, "beta_next": next_beta}
@@ -358,10 +392,21 @@ def evaluate(model: SelectorModel, data: SelectorData, shots: int) -> dict[str, 
     return metrics
 
 
-def _rl_rows(data: SelectorData) -> list[int]:
+def _rl_rows(data: SelectorData, require_positive: bool = False) -> list[int]:
     if data.rl_mask is None:
         return []
-    return data.rl_mask.any(dim=1).nonzero().flatten().tolist()
+    keep = data.rl_mask.any(dim=1)
+    if require_positive and data.rl_correct is not None:
+        keep &= (data.rl_mask & (data.rl_correct > 0)).any(dim=1)
+    return keep.nonzero().flatten().tolist()
+
+
+def top_k_mask(reward: Tensor, mask: Tensor, k: int | None) -> Tensor:
+    """`mask` restricted to each group's `k` highest-reward members (GRPO curriculum); all when k is None."""
+    if k is None or k >= mask.shape[1]:
+        return mask
+    top = reward.masked_fill(~mask, float("-inf")).topk(k, dim=-1).indices
+    return mask & torch.zeros_like(mask).scatter(1, top, True)
 
 
 def _num_batches(n: int, batch_size: int) -> int:

@@ -1,0 +1,96 @@
+"""`preset:` in the ICL stage configs: one word for a set of defaults, e.g. upstream Lever-Plus semantics.
+
+A preset only fills keys the config leaves out; a key written in the config always wins, and the
+resolved `config.yaml` of a run holds every value, so a run never depends on a preset table changing.
+
+`lever-plus` gives what upstream Lever-Plus (yunsoft2019/Lever-Plus) does where vlmlab's default
+differs (the table in README "ICL: Lever-Plus names and presets" lists them all):
+
+- prompts: a system turn with upstream's instructions, questions as "Question:<Q> Short answer:";
+- beam: answer + end-of-turn scored (`score_eos`), new demonstrations on the left, ranked by the
+  marginal InfoScore;
+- rl-data and eval: a candidate is correct when its VQA accuracy is > 0, the OpenFlamingo VQA metric,
+  generations cut as upstream's `vqa_postprocess` before scoring;
+- train: every beam is a CE target (`ce_beams: all`), 3 cross-attention layers, the PPO ratio taken
+  against the frozen supervised model, z-scored advantages with std floored at 0.1, the GRPO top-k
+  curriculum (3 then 5), RCE on per-query z-scored rewards clamped to ±3; and
+  `upstream_version:` takes upstream's version names (its v3 is RCE + GRPO, vlmlab's v4).
+
+Example::
+
+    preset: lever-plus      # in any stage config
+    upstream_version: v3    # train only: vlmlab v4 (RCE warm-up then GRPO)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS = ("vlmlab", "lever-plus")
+
+STAGE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "lever-plus": {
+        "beam": {"prompt_format": "lever-plus", "score_eos": True, "order": "left", "rank_by": "marginal"},
+        "rl-data": {"prompt_format": "lever-plus", "correct_threshold": 0.0, "correct_comparison": ">", "vqa_mode": "openflamingo",
+                    "answer_postprocess": "lever-plus"},
+        "eval": {"prompt_format": "lever-plus", "vqa_mode": "openflamingo", "answer_postprocess": "lever-plus"},
+        "train": {},
+    },
+}
+
+# selector fields under `preset: lever-plus` (num_layers only where the version has cross-attention)
+LEVER_PLUS_SELECTOR = {"ce_beams": "all", "ppo_ratio_reference": "supervised", "advantage_std_floor": 0.1,
+                       "advantage_normalization": "zscore", "grpo_top_k_early": 3, "grpo_top_k_late": 5, "grpo_early_epochs": 1,
+                       "rce_reward_normalization": "zscore_clamp", "rce_reward_clamp": 3.0}
+LEVER_PLUS_CROSS_LAYERS = 3
+
+# upstream Lever-Plus version name -> vlmlab selector fields
+UPSTREAM_VERSIONS: dict[str, dict[str, Any]] = {
+    "v0": {"version": "v0"},  # GPT-2 over pool positions (Lever-LM)
+    "v1": {"version": "v1"},  # bi-encoder pointer network
+    "v2": {"version": "v2"},  # + cross-attention
+    "v3": {"version": "v4", "ranking_loss": "none"},  # supervised (v2) then RCE warm-up then GRPO
+}
+
+
+def check_preset(name: str) -> str:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return name
+
+
+def apply_stage_preset(data: Any, stage: str) -> Any:
+    """`data` (a raw config mapping) with the preset's defaults for `stage` filled where absent."""
+    if not isinstance(data, dict) or not isinstance(data.get("preset"), str):
+        return data
+    defaults = STAGE_DEFAULTS.get(check_preset(data["preset"]), {}).get(stage, {})
+    return {**defaults, **data}
+
+
+def resolve_selector(selector: dict[str, Any], preset: str, upstream_version: str | None) -> dict[str, Any]:
+    """The selector fields after `upstream_version` and the preset's selector defaults.
+
+    Raises:
+        ValueError: an unknown upstream version, or one that contradicts `selector.version`.
+    """
+    out = dict(selector)
+    if upstream_version is not None:
+        if upstream_version not in UPSTREAM_VERSIONS:
+            raise ValueError(
+                f"upstream_version {upstream_version!r} is not available; choose one of {', '.join(UPSTREAM_VERSIONS)} "
+                "(upstream's v4-N pointer variants are not in vlmlab yet)"
+            )
+        mapped = UPSTREAM_VERSIONS[upstream_version]
+        given = out.get("version")
+        if given is not None and given != mapped["version"]:
+            raise ValueError(f"upstream_version {upstream_version} is vlmlab version {mapped['version']}, but selector.version is {given}")
+        out = {**mapped, **out}
+    if preset == "lever-plus":
+        out = {**LEVER_PLUS_SELECTOR, **out}
+        if out.get("version") in ("v2", "v3", "v4") and out.get("num_layers") is None:
+            out["num_layers"] = LEVER_PLUS_CROSS_LAYERS
+        if out.get("version") != "v4":  # RL-only fields would be reported as stray for v0-v3
+            from vlmlab.icl.selectors.config import RL_FIELDS
+
+            out = {k: v for k, v in out.items() if k not in RL_FIELDS or k in selector}
+    return out
