@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vlmlab.models.registry import check_model, list_specs
+from vlmlab.models.loading import check_model
+from vlmlab.models.registry import list_specs
 
 app = typer.Typer(help="Model names, checks and tiny offline models.", no_args_is_help=True)
 
@@ -21,7 +22,7 @@ def list_models() -> None:
     dtype "ckpt" = the checkpoint's own; vcache = how vision features are cached per image.
     """
     table = Table()
-    for header in ("name", "source", "family", "dtype", "score", "vcache"):
+    for header in ("name", "source", "family", "model_type", "dtype", "overrides"):
         table.add_column(header, no_wrap=True)
     short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", None: "ckpt"}
     for spec in list_specs():
@@ -29,9 +30,9 @@ def list_models() -> None:
             spec.name,
             spec.hf_id or "local",
             spec.family.family,
+            spec.family.model_type,
             short.get(spec.dtype, spec.dtype),
-            "yes" if spec.supports_score else "no",
-            spec.vision_cache or "-",
+            ", ".join(spec.family.overrides) or "-",
         )
     Console().print(table)
 
