@@ -105,6 +105,9 @@ for _spec in [
     FamilySpec("internvl", "internvl", default_dtype="bfloat16", image_tokens="tiles of 256 <IMG_CONTEXT> each"),
     FamilySpec("blip2", "blip-2", default_chat_template=BLIP2_TEMPLATE,
                image_tokens="32 Q-Former query tokens before the text"),
+    # Qwen3-VL's forward also reads per-image deepstack features, which the cache does not keep
+    FamilySpec("qwen3-vl", "qwen3_vl", vision_cache=False, image_tokens="dynamic: (h/32)*(w/32) <|image_pad|> per image"),
+    FamilySpec("qwen3-vl-moe", "qwen3_vl_moe", vision_cache=False, image_tokens="dynamic: (h/32)*(w/32) <|image_pad|> per image"),
 ]:
     register_family(_spec)
 

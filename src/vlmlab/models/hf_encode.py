@@ -33,9 +33,11 @@ import torch
 from vlmlab.errors import ModelError
 from vlmlab.models.base import Turn, conversation_images
 
+# Per-token tensors with more dimensions (Mllama: token x image x tile); padded on every dimension.
+_PER_TOKEN_GRID_KEYS = ("cross_attention_mask",)
 # Per-sample tensors with a leading batch dimension (Idefics3 pads images per sample); all other
 # vision tensors are per-image and concatenated along dim 0.
-_PER_SAMPLE_KEYS = ("pixel_attention_mask",)
+_PER_SAMPLE_KEYS = ("pixel_attention_mask", "aspect_ratio_ids", "aspect_ratio_mask")
 
 
 @dataclass
@@ -95,7 +97,12 @@ def image_only_processor_class(base: type) -> type:
     namespace: dict[str, Any] = {"_defaults": defaults, "_base": base}
     exec(source, namespace)  # noqa: S102 - builds a fixed-shape wrapper from the base's own parameter names
     __init__ = namespace["__init__"]
-    return type(base.__name__, (base,), {"__init__": __init__, "__module__": base.__module__})
+    from transformers.processing_utils import ProcessorMixin
+
+    # SmolVLM's apply_chat_template override reads video-processor defaults (frames, fps) even
+    # for image-only chats; without a video processor the shared ProcessorMixin rendering is used.
+    return type(base.__name__, (base,), {"__init__": __init__, "__module__": base.__module__,
+                                         "apply_chat_template": ProcessorMixin.apply_chat_template})
 
 
 def _processor_class_name(path: Path) -> str | None:
@@ -169,14 +176,29 @@ def render_prompt(processor: Any, conversation: Sequence[Turn], *, add_generatio
     )
 
 
-def _processor_call(processor: Any, text: str, images: list) -> dict[str, torch.Tensor]:
+def _suffix_token_types(processor: Any, prompt_text: str, conversation: Sequence[Turn], suffix: str) -> int | None:
+    """The token type a processor gives a reply it is handed as `suffix` (PaliGemma's prefix-LM:
+    1 = causal suffix), or None when its processor takes no suffix."""
+    import inspect
+
+    if "suffix" not in inspect.signature(processor.__call__).parameters:
+        return None
+    images = [im.load() for im in conversation_images(conversation)]
+    out = _processor_call(processor, prompt_text, images, suffix=suffix)
+    return int(out["token_type_ids"][0, -1])
+
+
+def _processor_call(processor: Any, text: str, images: list, **extra: Any) -> dict[str, torch.Tensor]:
     tok = processor.tokenizer
-    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
+    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"} | {k: [v] for k, v in extra.items()}
     if images:
         kwargs["images"] = images
     if tok.bos_token is not None and text.startswith(tok.bos_token):
         kwargs["add_special_tokens"] = False
-    out = processor(**kwargs)
+    try:
+        out = processor(**kwargs)
+    except (ValueError, TypeError) as exc:  # the processor refuses this input (e.g. PaliGemma without an image)
+        raise ModelError(f"the {type(processor).__name__} refused this prompt: {' '.join(str(exc).split())}") from None
     return dict(out)
 
 
@@ -314,8 +336,10 @@ def encode_conversation(
         out = _processor_call(processor, prompt_text, [im.load() for im in conversation_images(conversation)])
     ids = out.pop("input_ids")[0]
     mask = out.pop("attention_mask")[0]
+    out.pop("labels", None)  # PaliGemma's processor adds labels; scoring and training make their own
     prompt_len = int(ids.shape[0])
-    token_extras = {k: v[0] for k, v in out.items() if v.ndim == 2 and v.shape[0] == 1 and v.shape[1] == prompt_len
+    # per-token extras: token types (1-D per token) and Mllama's cross_attention_mask (per token x image x tile)
+    token_extras = {k: v[0] for k, v in out.items() if v.ndim >= 2 and v.shape[0] == 1 and v.shape[1] == prompt_len
                     and k not in ("pixel_values", "image_grid_thw")}
     model_inputs = {k: v for k, v in out.items() if k not in token_extras}
     target_slice = label_slice = None
@@ -353,8 +377,15 @@ def encode_conversation(
         sids_t = torch.tensor(sids, dtype=ids.dtype)
         ids = torch.cat([ids, sids_t])
         mask = torch.cat([mask, torch.ones(len(sids), dtype=mask.dtype)])
+        suffix_types = _suffix_token_types(processor, prompt_text, conversation, suffix) if "token_type_ids" in token_extras else None
         for k, v in token_extras.items():
-            token_extras[k] = torch.cat([v, torch.zeros(len(sids), dtype=v.dtype)])
+            # the reply continues the prompt's last position (it sees what the last prompt token
+            # sees: Mllama's cross-attention to every image), except where the processor itself
+            # marks a suffix (PaliGemma: token type 1, causal, not the bidirectional prefix)
+            tail = v[-1:].expand(len(sids), *v.shape[1:]).clone()
+            if k == "token_type_ids" and suffix_types is not None:
+                tail[:] = suffix_types
+            token_extras[k] = torch.cat([v, tail])
     img_id = image_token_id(processor)
     n_img = int((ids == img_id).sum()) if img_id is not None else 0
     return Encoded(
@@ -366,6 +397,14 @@ def encode_conversation(
         model_inputs=model_inputs | token_extras,
         num_image_tokens=n_img,
     )
+
+
+def _pad_to(t: torch.Tensor, inner: list[int]) -> torch.Tensor:
+    """Zero-pad every dimension but the first to `inner` (Mllama: images x tiles per sample)."""
+    for d, size in enumerate(inner, start=1):
+        if t.shape[d] < size:
+            t = torch.cat([t, torch.zeros((*t.shape[:d], size - t.shape[d], *t.shape[d + 1:]), dtype=t.dtype)], dim=d)
+    return t
 
 
 def collate(
@@ -389,7 +428,7 @@ def collate(
 
     def pad(t: torch.Tensor, value: int) -> torch.Tensor:
         n = longest - int(t.shape[0])
-        filler = torch.full((n,), value, dtype=t.dtype)
+        filler = torch.full((n, *t.shape[1:]), value, dtype=t.dtype)
         return torch.cat([filler, t]) if padding_side == "left" else torch.cat([t, filler])
 
     batch: dict[str, torch.Tensor] = {
@@ -405,13 +444,15 @@ def collate(
         values = [e.model_inputs.get(key) for e in encoded]
         present = [v for v in values if v is not None]
         first = present[0]
-        per_token = all(v.ndim == 1 and v.shape[0] == e.input_ids.shape[0] for v, e in zip(values, encoded) if v is not None)
+        per_token = all(v.shape[0] == e.input_ids.shape[0] and (v.ndim == 1 or key in _PER_TOKEN_GRID_KEYS)
+                        for v, e in zip(values, encoded) if v is not None)
         if per_token:
+            inner = [max(v.shape[d] for v in present) for d in range(1, first.ndim)]
             batch[key] = torch.stack([
-                pad(v if v is not None else torch.zeros_like(e.input_ids, dtype=first.dtype), 0)
+                pad(_pad_to(v if v is not None else torch.zeros((e.input_ids.shape[0], *inner), dtype=first.dtype), inner), 0)
                 for v, e in zip(values, encoded)
             ])
-        elif key in _PER_SAMPLE_KEYS or (key == "pixel_values" and first.ndim == 5):
+        elif key in _PER_SAMPLE_KEYS or (key == "pixel_values" and first.ndim >= 5):
             most = max(v.shape[1] for v in present)
             padded = []
             for v, e in zip(values, encoded):

@@ -28,8 +28,10 @@ from typing import Any
 
 from vlmlab.errors import ModelError
 from vlmlab.models.families import BLIP2_TEMPLATE
+from vlmlab.models.tiny_extra import EXTRA_FAMILIES
 from vlmlab.models.tiny_base import (
     _DEFAULTS,
+    _IDEFICS3_TEMPLATE,
     _LLAVA_TEMPLATE,
     _QWEN_SPECIAL,
     _QWEN_TEMPLATE,
@@ -46,14 +48,6 @@ from vlmlab.models.tiny_base import (
 RECIPE_VERSION = 1  # bump when any recipe changes, so cached tiny models are rebuilt
 
 # ---------------------------------------------------------------- chat templates (family formats)
-
-_IDEFICS3_TEMPLATE = (
-    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
-    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
-    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
-    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
-    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
-)
 
 _GEMMA3_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"
@@ -248,6 +242,7 @@ TINY_FAMILIES: dict[str, TinyRecipe] = {
     "blip2": TinyRecipe("blip2", "blip-2", ("<unk>", "<s>", "</s>", "<pad>", "<image>"), "<s>", "</s>", "<pad>",
                         BLIP2_TEMPLATE, _build_blip2, _DEFAULTS | dict(vision_dim=64), 4),
 }
+TINY_FAMILIES |= EXTRA_FAMILIES
 
 
 def _recipe(family: str) -> TinyRecipe:
@@ -294,6 +289,9 @@ def build_tiny(family: str, out_dir: Path, *, seed: int = 0, **config_overrides:
 
     recipe = _recipe(family)
     opts = _options(recipe, config_overrides)
+    if recipe.missing():
+        raise ModelError(f"tiny {family}: its processor needs {', '.join(recipe.missing())}, which is not installed here; "
+                         f"pip install {' '.join(recipe.missing())} to build it")
     tok = _train_tokenizer(recipe, opts["vocab_size"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -56,6 +56,13 @@ class TinyRecipe:
     defaults: dict[str, Any]
     image_tokens: int  # image tokens per 56x56 image
     extra_special: tuple[tuple[str, str], ...] = ()  # (tokenizer attribute, token) e.g. image_token
+    requires: tuple[str, ...] = ()  # importable modules the family's processor needs (Pixtral: torchvision)
+
+    def missing(self) -> list[str]:
+        """The required modules that cannot be imported here."""
+        import importlib.util
+
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
 
 class _Tok:
@@ -175,4 +182,13 @@ _DEFAULTS = dict(hidden_size=128, intermediate_size=256, num_layers=4, num_heads
                  vision_depth=2, vision_dim=128, vocab_size=768)
 _QWEN_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                  "<|image_pad|>", "<|video_pad|>")
+
+
+_IDEFICS3_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
 
