@@ -213,7 +213,7 @@ def _images_per_prompt(processor: Any, token: str) -> tuple[int | None, int]:
 
 def per_image_processing(processor: Any) -> bool:
     """Whether `ImageInputCache` may serve this processor: its image processor turns each image
-    into rows of `pixel_values` (plus Qwen-style `image_grid_thw`) and nothing else, so a batch's
+    into rows of `pixel_values` (plus Qwen-style `image_grid_thw` and per-image counts), so a batch's
     outputs are the per-image outputs concatenated. Processors that pad per sample (Idefics3),
     tile with recorded sizes (LLaVA-NeXT) or emit aspect-ratio ids (Mllama) are left alone."""
     import PIL.Image
@@ -225,7 +225,9 @@ def per_image_processing(processor: Any) -> bool:
         out = image_processor([PIL.Image.new("RGB", (32, 32))], return_tensors="pt")
     except (ValueError, TypeError, RuntimeError):
         return False
-    keys = set(out.keys())
+    # per-image counts beside the pixels (Gemma3's num_crops, InternVL's num_patches) concatenate too
+    counts = {k for k, v in out.items() if getattr(v, "ndim", 0) == 1 and len(v) == 1}
+    keys = set(out.keys()) - counts
     if keys == {"pixel_values", "image_grid_thw"}:
         return True
     return keys == {"pixel_values"} and getattr(out["pixel_values"], "ndim", 0) == 4
