@@ -99,10 +99,61 @@ def image_only_processor_class(base: type) -> type:
     __init__ = namespace["__init__"]
     from transformers.processing_utils import ProcessorMixin
 
+    def save_pretrained(self: Any, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        out = base.save_pretrained(self, save_directory, *args, **kwargs)
+        add_video_processor_config(Path(save_directory))
+        return out
+
     # SmolVLM's apply_chat_template override reads video-processor defaults (frames, fps) even
     # for image-only chats; without a video processor the shared ProcessorMixin rendering is used.
     return type(base.__name__, (base,), {"__init__": __init__, "__module__": base.__module__,
-                                         "apply_chat_template": ProcessorMixin.apply_chat_template})
+                                         "apply_chat_template": ProcessorMixin.apply_chat_template,
+                                         "save_pretrained": save_pretrained})
+
+
+def _video_processor_class(image_processor_type: str, processor_class: str) -> str | None:
+    """The video processor class a stock save would name: transformers' own inference rule
+    (`ImageProcessor` -> `VideoProcessor`, as `AutoVideoProcessor` does), else the class of the
+    `video_processing_*` module of a model type using `processor_class` (InternVL). Looked up in
+    the source: without torchvision the classes are dummies and the auto mapping is empty."""
+    import re
+
+    import transformers
+    from transformers.models.auto.configuration_auto import model_type_to_module_name
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+    models = Path(transformers.__file__).parent / "models"
+    inferred = re.sub(r"(Pil|Fast)$", "", image_processor_type).replace("ImageProcessor", "VideoProcessor")
+    pattern = re.compile(rf"^class {re.escape(inferred)}\(", flags=re.M)
+    if any(pattern.search(f.read_text()) for f in models.glob("*/video_processing_*.py")):
+        return inferred
+    for model_type, name in PROCESSOR_MAPPING_NAMES.items():
+        module = model_type_to_module_name(model_type)
+        source = models / module / f"video_processing_{module}.py"
+        if name == processor_class and source.exists():
+            found = re.findall(r"^class (\w+VideoProcessor)\(", source.read_text(), flags=re.M)
+            if found:
+                return found[-1]
+    return None
+
+
+def add_video_processor_config(folder: Path) -> None:
+    """Complete a saved processor that was built without its video processor, so that stock
+    `AutoProcessor.from_pretrained` (and `transformers serve`, vLLM) finds every sub-processor:
+    `processor_config.json` gets the `video_processor` section a stock save writes, built from the
+    image processor's settings (the video processors of these families share them)."""
+    config_file = folder / "processor_config.json"
+    config = json.loads(config_file.read_text())
+    if "video_processor" in config or "image_processor" not in config:
+        return
+    video_class = _video_processor_class(config["image_processor"].get("image_processor_type", ""), config.get("processor_class", ""))
+    if video_class is None:
+        return
+    video = {k: v for k, v in config["image_processor"].items() if k != "image_processor_type"}
+    config["video_processor"] = video | {"video_processor_type": video_class}
+    tmp = config_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tmp.replace(config_file)
 
 
 def _processor_class_name(path: Path) -> str | None:
