@@ -35,6 +35,28 @@ def list_models() -> None:
             ", ".join(spec.family.overrides) or "-",
         )
     Console().print(table)
+    Console().print(_families_table())
+
+
+def _families_table() -> Table:
+    """Every family with a tiny build: what vlmlab derives for it and what its entry overrides.
+
+    Facts marked "derived" come from the checkpoint at load (chat template, images per prompt,
+    vision-feature cache, LoRA targets); the conformance matrix (tests/models) checks generate,
+    batched == unbatched, score, LoRA, the vision cache and multi-image prompts for each.
+    """
+    from vlmlab.models.families import family_for_model_type
+    from vlmlab.models.tiny import TINY_FAMILIES
+
+    table = Table(title="families (generate, score and LoRA for all; a model_type not listed takes the same generic path)")
+    for header in ("family", "model_type", "tiny build", "overrides", "image tokens"):
+        table.add_column(header, no_wrap=True)
+    for name, recipe in TINY_FAMILIES.items():
+        fam = family_for_model_type(recipe.model_type)
+        missing = recipe.missing()
+        table.add_row(name, recipe.model_type, f"needs {', '.join(missing)}" if missing else "yes",
+                      ", ".join(fam.overrides) or "-", fam.image_tokens or "-")
+    return table
 
 
 @app.command("check")
@@ -58,7 +80,7 @@ def check(
 
 @app.command("tiny")
 def tiny(
-    family: str = typer.Argument(..., help="qwen2-vl, qwen2.5-vl, llava, idefics3 or gemma3."),
+    family: str = typer.Argument(..., help="A family of `vlmlab models list` (e.g. qwen2-vl, mllama, paligemma, smolvlm)."),
     out: Path = typer.Option(..., "--out", help="Folder to write the checkpoint to."),
     seed: int = typer.Option(0, help="Seed of the weight initialisation."),
 ) -> None:

@@ -50,17 +50,20 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-for _name, _hf, _fam, _desc in [
-    ("qwen2-vl-2b", "Qwen/Qwen2-VL-2B-Instruct", "qwen2-vl", "Qwen2-VL 2B instruct"),
-    ("qwen2.5-vl-3b", "Qwen/Qwen2.5-VL-3B-Instruct", "qwen2.5-vl", "Qwen2.5-VL 3B instruct"),
+for _name, _hf, _model_type, _desc in [
+    ("qwen2-vl-2b", "Qwen/Qwen2-VL-2B-Instruct", "qwen2_vl", "Qwen2-VL 2B instruct"),
+    ("qwen2-vl-7b", "Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl", "Qwen2-VL 7B instruct"),
+    ("qwen2.5-vl-3b", "Qwen/Qwen2.5-VL-3B-Instruct", "qwen2_5_vl", "Qwen2.5-VL 3B instruct"),
     ("internvl3.5-1b", "OpenGVLab/InternVL3_5-1B-HF", "internvl", "InternVL3.5 1B (HF format)"),
     ("internvl3.5-2b", "OpenGVLab/InternVL3_5-2B-HF", "internvl", "InternVL3.5 2B (HF format)"),
     ("gemma3-4b", "google/gemma-3-4b-it", "gemma3", "Gemma 3 4B instruct (bf16: overflows in fp16)"),
-    ("blip2-opt-2.7b", "Salesforce/blip2-opt-2.7b", "blip2", "BLIP-2 with OPT-2.7B"),
+    ("blip2-opt-2.7b", "Salesforce/blip2-opt-2.7b", "blip-2", "BLIP-2 with OPT-2.7B"),
     ("smolvlm", "HuggingFaceTB/SmolVLM-Instruct", "idefics3", "SmolVLM 2B instruct (Idefics3)"),
+    ("smolvlm2-2.2b", "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "smolvlm", "SmolVLM2 2.2B instruct"),
+    ("llama-3.2-11b-vision", "meta-llama/Llama-3.2-11B-Vision-Instruct", "mllama", "LLaMA-3.2 11B Vision instruct (gated)"),
     ("llava", "llava-hf/llava-1.5-7b-hf", "llava", "LLaVA-1.5 7B"),
 ]:
-    register(ModelSpec(_name, _hf, FAMILIES[_fam], _desc))
+    register(ModelSpec(_name, _hf, family_for_model_type(_model_type), _desc))
 
 # Tiny offline models: always float32 (they are tested for exact equalities on CPU).
 for _recipe in TINY_FAMILIES.values():
