@@ -65,10 +65,11 @@ def check(
     dtype: str = typer.Option("auto", help="auto, bfloat16, float16 or float32."),
     device_map: Optional[str] = typer.Option(None, help="e.g. auto, cpu, cuda:0."),
     adapter: Optional[Path] = typer.Option(None, help="A PEFT LoRA adapter folder."),
+    quantization: Optional[str] = typer.Option(None, help="int8 / int4 (torchao, CPU or GPU) or 8bit / 4bit (bitsandbytes, GPU)."),
     tiny_root: Optional[Path] = typer.Option(None, help="Where tiny-* models are built (default ~/.cache/vlmlab/tiny)."),
 ) -> None:
     """Load NAME_OR_PATH, run one generate and one score on a generated image, print timings."""
-    options: dict = {"device_map": device_map, "adapter": adapter}
+    options: dict = {"device_map": device_map, "adapter": adapter, "quantization": quantization}
     if dtype != "auto":
         options["dtype"] = dtype
     facts = check_model(name_or_path, tiny_root=tiny_root, **{k: v for k, v in options.items() if v is not None})

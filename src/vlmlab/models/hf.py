@@ -63,7 +63,7 @@ from vlmlab.models.hf_encode import (
     image_token_id,
     load_processor,
 )
-from vlmlab.models.quantize import quantization_kwargs
+from vlmlab.models.quantize import check_quantizable, quantization_error, quantization_kwargs
 from vlmlab.models.vision_cache import CacheKind, VisionFeatureCache, batch_kind
 
 DType = Literal["auto", "bfloat16", "float16", "float32"]
@@ -221,10 +221,13 @@ class HFBackend:
             kwargs["device_map"] = device_map
         self.quantization = quantization
         kwargs |= quantization_kwargs(quantization, device_map)
+        check_quantizable(self.path, quantization)
         self.processor = processor
         try:
             model = transformers.AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
+            if quantization is not None and not isinstance(exc, OSError):
+                raise quantization_error(self.path, quantization, exc) from None
             raise ModelError(f"{self.path}: cannot load the model ({type(exc).__name__}: {exc})") from None
         if adapter is not None:
             adapter = Path(adapter)
