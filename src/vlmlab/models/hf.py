@@ -126,18 +126,36 @@ def resolve_checkpoint(path_or_id: str | Path) -> Path:
         return p
     if p.exists():
         raise ModelError(f"{p}: is a file; pass the checkpoint folder that holds config.json")
-    try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-    except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
-        raise ModelError(f"{path_or_id}: not a folder, and huggingface_hub is not installed") from None
+    from huggingface_hub import snapshot_download
+
     try:
         return Path(snapshot_download(str(path_or_id)))
-    except (LocalEntryNotFoundError, HFValidationError, OSError) as exc:
-        raise ModelError(
-            f"{path_or_id}: not a local folder and not downloadable ({type(exc).__name__}); "
-            "pass a checkpoint folder or download it first"
-        ) from None
+    except Exception as exc:  # noqa: BLE001 - hub_error turns every hub failure into one line
+        raise hub_error(str(path_or_id), exc) from None
+
+
+def hub_error(repo_id: str, exc: BaseException) -> ModelError:
+    """One line for a hub id that cannot be fetched: which model, why, and what to do."""
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.utils import get_token
+
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, GatedRepoError):
+        if get_token() is None:
+            return ModelError(f"{repo_id}: the model is gated (HTTP {status}) and no Hugging Face token is set; "
+                              "log in with `hf auth login` (or set HF_TOKEN) after accepting its licence on its hub page")
+        return ModelError(f"{repo_id}: the model is gated (HTTP {status}) and your token has not been granted access; "
+                          f"accept its licence at https://huggingface.co/{repo_id} and try again")
+    if isinstance(exc, RepositoryNotFoundError):
+        return ModelError(f"{repo_id}: no such model on the hub (HTTP {status}), or it is private and your token cannot see it; "
+                          "check the id (`vlmlab models list` has the registered names) or log in")
+    if isinstance(exc, LocalEntryNotFoundError):
+        return ModelError(f"{repo_id}: not in the local Hugging Face cache and the hub cannot be reached (offline: "
+                          "HF_HUB_OFFLINE=1 or no network); download it once online (`hf download " + repo_id + "`) or pass a local folder")
+    if isinstance(exc, HFValidationError):
+        return ModelError(f"{repo_id}: not a local folder and not a valid hub id; pass a checkpoint folder or an owner/name id")
+    first = " ".join(str(exc).split())[:200]
+    return ModelError(f"{repo_id}: cannot download from the hub ({type(exc).__name__}: {first}); check the network or pass a local folder")
 
 
 def model_class(path: Path) -> type:

@@ -12,6 +12,7 @@ without an entry takes the generic path.
 from __future__ import annotations
 
 import difflib
+import re
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,7 @@ def spec_for_checkpoint(path: Path) -> ModelSpec:
 
 
 def get_spec(name_or_path: str | Path) -> ModelSpec:
-    """A registered name, or a path to a local checkpoint folder.
+    """A registered name, a path to a local checkpoint folder, or a hub id (`owner/name`).
 
     Raises:
         ModelError: unknown name (with a "did you mean"), or a folder of an unsupported family.
@@ -97,6 +98,8 @@ def get_spec(name_or_path: str | Path) -> ModelSpec:
     p = Path(key).expanduser()
     if p.is_dir():
         return spec_for_checkpoint(p)
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", key) and not p.exists():  # a hub id: its family comes from its config.json
+        return ModelSpec(name=key, hf_id=key, family=FamilySpec("hub", ""), description="Hugging Face hub id")
     close = difflib.get_close_matches(key, list(_REGISTRY), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ModelError(f"unknown model {key!r}{hint} (see `vlmlab models list`, or pass a checkpoint folder)")
