@@ -61,18 +61,39 @@ def _families_table() -> Table:
 
 @app.command("check")
 def check(
-    name_or_path: str = typer.Argument(..., help="A name from `vlmlab models list` or a checkpoint folder."),
+    ref: str = typer.Argument(..., help="hf: a name from `vlmlab models list`, a checkpoint folder or a hub id; openai/ollama: the server URL."),
+    kind: str = typer.Option("hf", help="hf, openai or ollama."),
+    model: Optional[str] = typer.Option(None, help="openai/ollama: the server-side model name."),
     dtype: str = typer.Option("auto", help="auto, bfloat16, float16 or float32."),
     device_map: Optional[str] = typer.Option(None, help="e.g. auto, cpu, cuda:0."),
     adapter: Optional[Path] = typer.Option(None, help="A PEFT LoRA adapter folder."),
     quantization: Optional[str] = typer.Option(None, help="int8 / int4 (torchao, CPU or GPU) or 8bit / 4bit (bitsandbytes, GPU)."),
-    tiny_root: Optional[Path] = typer.Option(None, help="Where tiny-* models are built (default ~/.cache/vlmlab/tiny)."),
+    batch_size: int = typer.Option(8, help="Requests per forward pass."),
+    option: list[str] = typer.Option([], "--option", help="Any other backend parameter, KEY=VALUE (YAML value); repeatable."),
+    tiny_root: Optional[Path] = typer.Option(None, help="Where tiny-* models are built (default $VLMLAB_HOME/tiny)."),
 ) -> None:
-    """Load NAME_OR_PATH, run one generate and one score on a generated image, print timings."""
-    options: dict = {"device_map": device_map, "adapter": adapter, "quantization": quantization}
-    if dtype != "auto":
-        options["dtype"] = dtype
-    facts = check_model(name_or_path, tiny_root=tiny_root, **{k: v for k, v in options.items() if v is not None})
+    """Load a model (the same model block as the study configs), run one generate and one score
+    on a generated image, print timings."""
+    import yaml
+
+    from vlmlab.config import validate_config
+    from vlmlab.errors import ConfigError
+    from vlmlab.models.spec import ModelBlock
+
+    options = {}
+    for item in option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    raw = {"kind": kind, "ref": model if kind != "hf" else ref, "base_url": ref if kind != "hf" else None,
+           "dtype": dtype, "device_map": device_map, "adapter": adapter, "quantization": quantization,
+           "batch_size": batch_size, "options": options}
+    if kind != "hf" and model is None:
+        raise ConfigError(f"models check --kind {kind}: pass --model NAME (the server-side model name)")
+    block = validate_config({k: v for k, v in raw.items() if v is not None}, ModelBlock, "models check")
+    target = block.ref if block.kind == "hf" else str(block.base_url)
+    facts = check_model(target, kind=block.kind, tiny_root=tiny_root, **block.backend_options())
     table = Table("fact", "value")
     for key, value in facts.items():
         table.add_row(key, repr(value) if isinstance(value, str) and key == "generated_text" else str(value))
