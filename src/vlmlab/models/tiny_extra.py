@@ -268,13 +268,18 @@ _AYA_SPECIAL = ("<PAD>", "<BOS_TOKEN>", "<|START_OF_TURN_TOKEN|>", "<|END_OF_TUR
                 "<image>", "<|START_OF_IMG|>", "<|END_OF_IMG|>", "<|IMG_PATCH|>", "<|IMG_LINE_BREAK|>", "TILE", "TILE_GLOBAL")
 
 
+def _cohere2_text(tok: _Tok, o: dict[str, Any]) -> dict[str, Any]:
+    """The Cohere2 text config of Aya Vision and Command-A-Vision (cohere2_vision)."""
+    return _text_defaults(o) | dict(model_type="cohere2", vocab_size=tok.vocab_size, bos_token_id=tok.id("<BOS_TOKEN>"),
+                                    eos_token_id=tok.id("<|END_OF_TURN_TOKEN|>"), pad_token_id=tok.id("<PAD>"),
+                                    sliding_window=64, layer_types=["full_attention"] * o["num_layers"])
+
+
 def _build_aya_vision(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import AyaVisionConfig, AyaVisionForConditionalGeneration, AyaVisionProcessor
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
-    text = _text_defaults(o) | dict(model_type="cohere2", vocab_size=tok.vocab_size, bos_token_id=tok.id("<BOS_TOKEN>"),
-                                    eos_token_id=tok.id("<|END_OF_TURN_TOKEN|>"), pad_token_id=tok.id("<PAD>"),
-                                    sliding_window=64, layer_types=["full_attention"] * o["num_layers"])
+    text = _cohere2_text(tok, o)
     config = AyaVisionConfig(vision_config=_siglip(o), text_config=text, downsample_factor=2,
                              image_token_index=tok.id("<|IMG_PATCH|>"), adapter_layer_norm_eps=1e-6, tie_word_embeddings=True)
     model = AyaVisionForConditionalGeneration(config)
@@ -292,9 +297,7 @@ def _build_cohere2_vision(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import Cohere2VisionConfig, Cohere2VisionForConditionalGeneration, Cohere2VisionProcessor
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
-    text = _text_defaults(o) | dict(model_type="cohere2", vocab_size=tok.vocab_size, bos_token_id=tok.id("<BOS_TOKEN>"),
-                                    eos_token_id=tok.id("<|END_OF_TURN_TOKEN|>"), pad_token_id=tok.id("<PAD>"),
-                                    sliding_window=64, layer_types=["full_attention"] * o["num_layers"])
+    text = _cohere2_text(tok, o)
     config = Cohere2VisionConfig(vision_config=_siglip(o), text_config=text, downsample_factor=2,
                                  image_token_id=tok.id("<|IMG_PATCH|>"), alignment_intermediate_size=o["hidden_size"],
                                  tie_word_embeddings=True)
