@@ -54,137 +54,20 @@ from vlmlab.models.base import (
     StepLogprobs,
     conversation_images,
 )
-from vlmlab.models.families import ResolvedSpec, family_for_model_type, read_model_type, resolve_spec
+from vlmlab.models.checkpoint import hub_error, model_class, open_checkpoint, resolve_checkpoint  # noqa: F401 - their old home
+from vlmlab.models.families import ResolvedSpec
 from vlmlab.models.hf_encode import (
     Encoded,
     ImageInputCache,
     collate,
     encode_conversation,
     image_token_id,
-    load_processor,
 )
+from vlmlab.models.sampling import SeededSampler
 from vlmlab.models.quantize import check_quantizable, quantization_error, quantization_kwargs
 from vlmlab.models.vision_cache import CacheKind, VisionFeatureCache, batch_kind
 
 DType = Literal["auto", "bfloat16", "float16", "float32"]
-
-
-class _SeededSampler:
-    """A logits processor that picks each row's next token itself: argmax for greedy rows, a draw
-    from the row's own `torch.Generator` (seeded with the request's seed) for sampling rows.
-
-    It returns logits that are -inf except at the chosen token, and `generate` runs greedy, so
-    a request's text depends only on its own prompt and seed, not on what it was batched with.
-    With `keep_processed`, `processed[step]` holds each row's log-distribution after temperature
-    and top-p (for greedy rows, the plain log-softmax).
-    """
-
-    def __init__(self, reqs: Sequence[GenerationRequest], *, keep_processed: bool) -> None:
-        self.reqs = list(reqs)
-        self.keep_processed = keep_processed
-        self.processed: list[Any] = []
-        self._gens: list[Any] | None = None
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        if self._gens is None:
-            self._gens = []
-            for r in self.reqs:
-                g = torch.Generator(device=scores.device)
-                g.manual_seed(r.seed if r.seed is not None else 0)
-                self._gens.append(g)
-        chosen = torch.full_like(scores, float("-inf"))
-        logps = []
-        for b, r in enumerate(self.reqs):
-            logits = scores[b].float()
-            if r.temperature == 0:
-                lp = torch.log_softmax(logits, dim=-1)
-                tok = int(torch.argmax(logits))
-            else:
-                lp = torch.log_softmax(logits / r.temperature, dim=-1)
-                if r.top_p < 1.0:
-                    srt, idx = torch.sort(lp, descending=True)
-                    cum = torch.cumsum(srt.exp(), dim=-1)
-                    drop = cum - srt.exp() >= r.top_p  # keep the smallest prefix whose mass reaches top_p
-                    lp = lp.clone()
-                    lp[idx[drop]] = float("-inf")
-                    lp = torch.log_softmax(lp, dim=-1)
-                tok = int(torch.multinomial(lp.exp(), 1, generator=self._gens[b]))
-            chosen[b, tok] = 0.0
-            if self.keep_processed:
-                logps.append(lp)
-        if self.keep_processed:
-            self.processed.append(torch.stack(logps))
-        return chosen
-
-
-def resolve_checkpoint(path_or_id: str | Path) -> Path:
-    """A local folder as is; otherwise a Hugging Face id resolved through the local HF cache/hub."""
-    p = Path(path_or_id).expanduser()
-    if p.is_dir():
-        return p
-    if p.exists():
-        raise ModelError(f"{p}: is a file; pass the checkpoint folder that holds config.json")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(str(path_or_id)))
-    except Exception as exc:  # noqa: BLE001 - hub_error turns every hub failure into one line
-        raise hub_error(str(path_or_id), exc) from None
-
-
-def hub_error(repo_id: str, exc: BaseException) -> ModelError:
-    """One line for a hub id that cannot be fetched: which model, why, and what to do."""
-    from huggingface_hub.errors import GatedRepoError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
-    from huggingface_hub.utils import get_token
-
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(exc, GatedRepoError):
-        if get_token() is None:
-            return ModelError(f"{repo_id}: the model is gated (HTTP {status}) and no Hugging Face token is set; "
-                              "log in with `hf auth login` (or set HF_TOKEN) after accepting its licence on its hub page")
-        return ModelError(f"{repo_id}: the model is gated (HTTP {status}) and your token has not been granted access; "
-                          f"accept its licence at https://huggingface.co/{repo_id} and try again")
-    if isinstance(exc, RepositoryNotFoundError):
-        return ModelError(f"{repo_id}: no such model on the hub (HTTP {status}), or it is private and your token cannot see it; "
-                          "check the id (`vlmlab models list` has the registered names) or log in")
-    if isinstance(exc, LocalEntryNotFoundError):
-        return ModelError(f"{repo_id}: not in the local Hugging Face cache and the hub cannot be reached (offline: "
-                          "HF_HUB_OFFLINE=1 or no network); download it once online (`hf download " + repo_id + "`) or pass a local folder")
-    if isinstance(exc, HFValidationError):
-        return ModelError(f"{repo_id}: not a local folder and not a valid hub id; pass a checkpoint folder or an owner/name id")
-    first = " ".join(str(exc).split())[:200]
-    return ModelError(f"{repo_id}: cannot download from the hub ({type(exc).__name__}: {first}); check the network or pass a local folder")
-
-
-def model_class(path: Path) -> type:
-    """The `AutoModelForImageTextToText` class of a checkpoint (one-line error if it has none)."""
-    import transformers
-
-    try:
-        config = transformers.AutoConfig.from_pretrained(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"{path}: cannot read its config ({type(exc).__name__}: {exc})") from None
-    try:
-        return transformers.AutoModelForImageTextToText._model_mapping[type(config)]
-    except KeyError:
-        raise ModelError(
-            f"{path}: model_type {config.model_type!r} is not an image-text-to-text architecture in transformers "
-            f"{transformers.__version__} (AutoModelForImageTextToText has no class for it)"
-        ) from None
-
-
-def open_checkpoint(path: Path) -> tuple[Any, ResolvedSpec]:
-    """(processor, resolved family spec) of a local checkpoint folder; fails here, at load, with
-    one line when a fact the backend needs cannot be derived."""
-    fam = family_for_model_type(read_model_type(path))
-    cls = model_class(path)
-    processor = load_processor(path, default_chat_template=fam.default_chat_template)
-    spec = resolve_spec(path, processor, cls)
-    if (path / "vlmlab_tiny.json").exists():  # tiny models are tested for exact equalities: float32
-        spec = replace(spec, dtype="float32")
-    return processor, spec
 
 
 class HFBackend:
@@ -377,11 +260,11 @@ class HFBackend:
         want_lp = any(r.top_logprobs > 0 for r in reqs)
         want_hidden = any(r.hidden_layers for r in reqs)
         max_new = max(r.max_new_tokens for r in reqs)
-        sampler = _SeededSampler(reqs, keep_processed=want_lp and self.logprob_source == "processed")
+        sampler = SeededSampler(reqs, keep_processed=want_lp and self.logprob_source == "processed")
         sampling = any(r.temperature != 0 for r in reqs)
         gen_kwargs: dict[str, Any] = dict(
             max_new_tokens=max_new,
-            do_sample=False,  # sampling, if any, is done per row by _SeededSampler
+            do_sample=False,  # sampling, if any, is done per row by SeededSampler
             temperature=None, top_p=None, top_k=None,
             pad_token_id=self.pad_id,
             return_dict_in_generate=True,
