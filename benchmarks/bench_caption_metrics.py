@@ -1,19 +1,33 @@
-"""`vlmlab score caption` vs pycocoevalcap, whole-process wall time, 5,000 items x 5 references.
+"""`vlmlab score caption` vs pycocoevalcap, whole-process time, run alternately, medians of repeats.
 
-Run: .venv/bin/python benchmarks/bench_caption_metrics.py [--items 5000] [--refs 5] [--skip-meteor]
+Run: .venv/bin/python benchmarks/bench_caption_metrics.py [--items 5000] [--refs 5] [--repeats 3] [--quic PATH]
+     [--sets all,no-meteor] [--models 1] [--cli]
 
-Both sides start a fresh Python process that reads the same JSONL files, PTB-tokenises (ours: one
-JVM for everything; pycocoevalcap: one JVM for references and one for predictions) and scores.
-Rows: BLEU+ROUGE-L+CIDEr-D, and METEOR alone. Prints wall and CPU time (user+sys of the process
-and its JVMs; CPU time is the steadier number on a shared machine) and the speed-ups.
+Each timed command is a fresh Python process that reads the same JSONL files and prints its scores:
+ours is a script calling `score_captions` (or, with `--cli`, `python -m vlmlab score caption`): one
+PTB JVM, the METEOR JVM started first and overlapped with tokenisation and the numpy metrics; pycocoevalcap's is a script doing what
+`COCOEvalCap.evaluate` does (PTBTokenizer for references and predictions, then Bleu, Meteor,
+Rouge, Cider). The two alternate (ours, theirs, ours, theirs, ...) so that a change in the load of
+a shared machine hits both; the table gives each repeat's ratio and the median ratio, the load
+average before and after, and the largest score difference (equality: BLEU/ROUGE/CIDEr to 1e-9,
+METEOR to 1e-6).
+
+Data: `--items` x `--refs` synthetic captions, or with `--quic PATH` (a QuIC-360 TSV: url, query,
+annotation) the real QuIC-360 size and text: one item per (url, query) pair, its annotations as
+references and, as prediction, an annotation of the next pair. `--models N` scores N prediction
+sets against the same references in ONE process per side (a multi-model study): ours keeps one
+METEOR JVM and tokenises the references once; pycocoevalcap runs `evaluate` N times.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,32 +40,55 @@ WORDS = (
     "tree car bus bicycle people group table panorama view road field river bridge park"
 ).split()
 
-PYCOCO_SCRIPT = r"""
+METRICS = {"all": ["BLEU", "METEOR", "ROUGE-L", "CIDEr"], "no-meteor": ["BLEU", "ROUGE-L", "CIDEr"]}
+
+# both timed scripts read the same files the same way
+READ_FILES = r"""
 import json, sys
-from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
-pred_path, ref_path, which = sys.argv[1:4]
-preds = {}
-for line in open(pred_path):
-    r = json.loads(line); preds[r["id"]] = r["prediction"]
+ref_path, metrics, pred_paths = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
 refs = {}
 for line in open(ref_path):
     r = json.loads(line); refs[r["id"]] = r["references"]
-tok = PTBTokenizer()
-gts = tok.tokenize({k: [{"caption": c} for c in v] for k, v in refs.items()})
-res = tok.tokenize({k: [{"caption": preds[k]}] for k in refs})
-out = {}
-if which == "ngram":
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.rouge.rouge import Rouge
-    from pycocoevalcap.cider.cider import Cider
-    b, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    out.update({f"BLEU-{k+1}": b[k] for k in range(4)})
-    out["ROUGE-L"] = Rouge().compute_score(gts, res)[0]
-    out["CIDEr"] = float(Cider().compute_score(gts, res)[0])
-else:
-    from pycocoevalcap.meteor.meteor import Meteor
-    out["METEOR"] = Meteor().compute_score(gts, res)[0]
-print(json.dumps(out))
+
+
+def predictions(pred_path):
+    preds = {}
+    for line in open(pred_path):
+        r = json.loads(line); preds[r["id"]] = r["prediction"]
+    return preds
+"""
+
+PYCOCO_SCRIPT = READ_FILES + r"""
+from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.rouge.rouge import Rouge
+from pycocoevalcap.cider.cider import Cider
+results = []
+for pred_path in pred_paths:
+    preds = predictions(pred_path)
+    # COCOEvalCap.evaluate: tokenise, build every scorer (Meteor() starts its JVM here), then score in order
+    tok = PTBTokenizer()
+    gts = tok.tokenize({k: [{"caption": c} for c in v] for k, v in refs.items()})
+    res = tok.tokenize({k: [{"caption": preds[k]}] for k in refs})
+    scorers = [(Bleu(4), "BLEU")]
+    if "METEOR" in metrics:
+        from pycocoevalcap.meteor.meteor import Meteor
+        scorers.append((Meteor(), "METEOR"))
+    scorers += [(Rouge(), "ROUGE-L"), (Cider(), "CIDEr")]
+    out = {}
+    for scorer, name in scorers:
+        score, _ = scorer.compute_score(gts, res, verbose=0) if name == "BLEU" else scorer.compute_score(gts, res)
+        if name == "BLEU":
+            out.update({f"BLEU-{k+1}": score[k] for k in range(4)})
+        else:
+            out[name] = float(score)
+    results.append(out)
+print(json.dumps(results))
+"""
+
+OURS_SCRIPT = READ_FILES + r"""
+from vlmlab.metrics.caption import score_captions
+print(json.dumps([score_captions(predictions(p), refs, metrics=metrics).scores for p in pred_paths]))
 """
 
 
@@ -64,15 +101,32 @@ def caption(rng: random.Random) -> str:
     return text + rng.choice([".", "", " .", "!"])
 
 
-def make_files(folder: Path, n_items: int, n_refs: int, seed: int = 0) -> tuple[Path, Path]:
+def synthetic(n_items: int, n_refs: int, n_models: int, seed: int = 0) -> tuple[dict[str, list[str]], list[dict[str, str]]]:
     rng = random.Random(seed)
-    pred, refs = folder / "pred.jsonl", folder / "refs.jsonl"
-    with pred.open("w") as fp, refs.open("w") as fr:
-        for i in range(n_items):
-            rs = [caption(rng) for _ in range(n_refs)]
-            fr.write(json.dumps({"id": f"img{i}", "references": rs}) + "\n")
-            fp.write(json.dumps({"id": f"img{i}", "prediction": caption(rng)}) + "\n")
-    return pred, refs
+    refs = {f"img{i}": [caption(rng) for _ in range(n_refs)] for i in range(n_items)}
+    return refs, [{k: caption(rng) for k in refs} for _ in range(n_models)]
+
+
+def quic(path: Path, n_models: int) -> tuple[dict[str, list[str]], list[dict[str, str]]]:
+    grouped: dict[str, list[str]] = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            grouped.setdefault(f"{row['url']}|{row['query']}", []).append(row["annotation"])
+    pairs = list(grouped)
+    preds = [{p: grouped[pairs[(i + 1 + m) % len(pairs)]][i % len(grouped[pairs[(i + 1 + m) % len(pairs)]])] for i, p in enumerate(pairs)}
+             for m in range(n_models)]
+    return grouped, preds
+
+
+def write(folder: Path, refs: dict[str, list[str]], preds: list[dict[str, str]]) -> tuple[Path, list[Path]]:
+    ref_path = folder / "refs.jsonl"
+    ref_path.write_text("".join(json.dumps({"id": k, "references": v}) + "\n" for k, v in refs.items()))
+    pred_paths = []
+    for m, p in enumerate(preds):
+        path = folder / f"pred{m}.jsonl"
+        path.write_text("".join(json.dumps({"id": k, "prediction": v}) + "\n" for k, v in p.items()))
+        pred_paths.append(path)
+    return ref_path, pred_paths
 
 
 def _child_cpu() -> float:
@@ -80,7 +134,7 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(cmd: list[str]) -> tuple[float, float, dict]:
+def timed(cmd: list[str]) -> tuple[float, float, list[dict]]:
     """Wall time, CPU time (user+sys of the process and its JVMs) and the printed JSON."""
     cpu0, start = _child_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -88,34 +142,57 @@ def timed(cmd: list[str]) -> tuple[float, float, dict]:
     if proc.returncode != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
     out = proc.stdout.strip()
-    return elapsed, cpu, json.loads(out if out.startswith("{") and out.endswith("}") else out.splitlines()[-1])
+    return elapsed, cpu, json.loads(out if out[:1] in "{[" else out.splitlines()[-1])
+
+
+def max_diff(ours: list[dict], ref: list[dict]) -> dict[str, float]:
+    keys = ref[0].keys()
+    return {k: max(abs(o[k] - r[k]) for o, r in zip(ours, ref)) for k in keys}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--refs", type=int, default=5)
-    parser.add_argument("--skip-meteor", action="store_true")
+    parser.add_argument("--quic", type=Path, default=None, help="a QuIC-360 TSV: use its size and text instead")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", type=int, default=1)
+    parser.add_argument("--sets", default="all,no-meteor", help="comma list of: all, no-meteor")
+    parser.add_argument("--cli", action="store_true", help="time ours as `python -m vlmlab score caption` (one model) instead of the API")
     args = parser.parse_args()
+    if args.cli and args.models != 1:
+        raise SystemExit("--cli scores one model per process; use it with --models 1")
+    refs, preds = quic(args.quic, args.models) if args.quic else synthetic(args.items, args.refs, args.models)
+    size = f"{len(refs)} items, {sum(map(len, refs.values()))} references" + (f" (QuIC-360 {args.quic.name})" if args.quic else "")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        pred, refs = make_files(folder, args.items, args.refs)
-        script = folder / "pycoco_score.py"
-        script.write_text(PYCOCO_SCRIPT)
-        ours_cmd = [sys.executable, "-m", "vlmlab", "score", "caption", str(pred), str(refs)]
-        rows = []
-        ours_w, ours_c, ours = timed(ours_cmd + ["--metrics", "BLEU,ROUGE-L,CIDEr"])
-        ref_w, ref_c, ref = timed([sys.executable, str(script), str(pred), str(refs), "ngram"])
-        diff = max(abs(ours[k] - ref[k]) for k in ref)
-        rows.append(("BLEU-1..4 + ROUGE-L + CIDEr-D", ours_w, ref_w, ours_c, ref_c, diff))
-        if not args.skip_meteor:
-            ours_w, ours_c, ours = timed(ours_cmd + ["--metrics", "METEOR"])
-            ref_w, ref_c, ref = timed([sys.executable, str(script), str(pred), str(refs), "meteor"])
-            rows.append(("METEOR", ours_w, ref_w, ours_c, ref_c, abs(ours["METEOR"] - ref["METEOR"])))
-    print(f"{args.items} items x {args.refs} references, whole process (python + JVMs); wall and CPU seconds")
-    print(f"{'metrics':30} {'ours wall':>9} {'coco wall':>9} {'speed-up':>8} {'ours cpu':>9} {'coco cpu':>9} {'speed-up':>8} {'max|diff|':>9}")
-    for name, ow, rw, oc, rc, diff in rows:
-        print(f"{name:30} {ow:9.2f} {rw:9.2f} {rw / ow:7.1f}x {oc:9.2f} {rc:9.2f} {rc / oc:7.1f}x {diff:9.1e}")
+        ref_path, pred_paths = write(folder, refs, preds)
+        (folder / "pycoco.py").write_text(PYCOCO_SCRIPT)
+        (folder / "ours.py").write_text(OURS_SCRIPT)
+        load0 = os.getloadavg()
+        side = "`vlmlab score caption`" if args.cli else "vlmlab.metrics.caption.score_captions"
+        print(f"{size}, {args.models} model(s), {args.repeats} alternating repeats, ours = {side}; cpus {os.cpu_count()}, "
+              f"load average before {load0[0]:.1f}")
+        print(f"{'metrics':10} {'repeat':>6} {'ours wall':>9} {'coco wall':>9} {'ratio':>6} {'ours cpu':>8} {'coco cpu':>8} {'ratio':>6}")
+        for name in args.sets.split(","):
+            metrics = ",".join(METRICS[name])
+            rows, diffs = [], {}
+            for rep in range(args.repeats):
+                if args.cli:
+                    ow, oc, cli_out = timed([sys.executable, "-m", "vlmlab", "score", "caption", str(pred_paths[0]), str(ref_path), "--metrics", metrics])
+                    ours = [cli_out] if isinstance(cli_out, dict) else cli_out
+                else:
+                    ow, oc, ours = timed([sys.executable, str(folder / "ours.py"), str(ref_path), metrics, *map(str, pred_paths)])
+                rw, rc, ref = timed([sys.executable, str(folder / "pycoco.py"), str(ref_path), metrics, *map(str, pred_paths)])
+                rows.append((ow, rw, oc, rc))
+                diffs = max_diff(ours, ref)
+                print(f"{name:10} {rep + 1:6d} {ow:9.2f} {rw:9.2f} {rw / ow:5.1f}x {oc:8.2f} {rc:8.2f} {rc / oc:5.1f}x", flush=True)
+            med = [statistics.median(c) for c in zip(*rows)]
+            ratio = statistics.median(r[1] / r[0] for r in rows)
+            cpu_ratio = statistics.median(r[3] / r[2] for r in rows)
+            print(f"{name:10} {'median':>6} {med[0]:9.2f} {med[1]:9.2f} {ratio:5.1f}x {med[2]:8.2f} {med[3]:8.2f} {cpu_ratio:5.1f}x   "
+                  f"max|diff| " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
+        print(f"load average after {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@ import time
 import PIL.Image
 from vlmlab.data.images import Image
 from vlmlab.models.base import GenerationRequest, Turn
-from vlmlab.models.fake_server import FaultPlan, serve
-from vlmlab.models.openai_compat import OpenAIBackend
 from vlmlab.models.ollama import OllamaBackend
+from vlmlab.models.openai_compat import OpenAIBackend
+from vlmlab.testing import FaultPlan, serve
 
 image = Image.from_pil(PIL.Image.new("RGB", (224, 224), (200, 30, 30)))
 def responder(conversation, params):

@@ -1,4 +1,8 @@
-"""Imports run one way: cli -> demo -> studies (caption, icl, rating) -> core. Every module imports."""
+"""Imports run one way: cli -> demo -> studies (caption, icl, rating) -> core. Every module imports.
+
+`vlmlab.testing` (fake servers for tests, benchmarks and users) sits at core level: it may import
+only core, and no product module imports it.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ def imported_vlmlab_modules(path: Path) -> set[str]:
             found |= {a.name for a in node.names if a.name.startswith("vlmlab")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vlmlab"):
             found.add(node.module)
+            if node.module == "vlmlab":  # `from vlmlab import testing` names a subpackage
+                found |= {f"vlmlab.{a.name}" for a in node.names}
     return found
 
 
@@ -49,8 +55,7 @@ def test_module_imports(module):
 def test_imports_run_one_way():
     problems = []
     for path in SRC.rglob("*.py"):
-        rel = path.relative_to(SRC.parent).with_suffix("")
-        module = ".".join(rel.parts).removesuffix(".__init__")
+        module = module_name(path)
         here = layer_of(module)
         for target in imported_vlmlab_modules(path):
             there = layer_of(target)
@@ -61,6 +66,29 @@ def test_imports_run_one_way():
             if here.startswith("study:") and there in TOP:
                 problems.append(f"{module} ({here}) imports {target} ({there})")
     assert not problems, "\n".join(problems)
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(SRC.parent).with_suffix("").parts).removesuffix(".__init__")
+
+
+def test_no_product_module_imports_test_support():
+    problems = []
+    for path in SRC.rglob("*.py"):
+        module = module_name(path)
+        if module == "vlmlab.testing" or module.startswith("vlmlab.testing."):
+            continue
+        problems += [f"{module} imports {t}" for t in imported_vlmlab_modules(path)
+                     if t == "vlmlab.testing" or t.startswith("vlmlab.testing.")]
+    assert not problems, "\n".join(problems)
+
+
+def test_import_scan_sees_every_spelling(tmp_path):
+    """The scan behind the layer tests finds a test-support import however it is written."""
+    path = tmp_path / "m.py"
+    path.write_text("import vlmlab.testing\nfrom vlmlab import testing\nfrom vlmlab.testing.wire import Api\n"
+                    "def f():\n    from vlmlab.testing import serve\n")
+    assert imported_vlmlab_modules(path) == {"vlmlab", "vlmlab.testing", "vlmlab.testing.wire"}
 
 
 def test_test_file_names_are_unique():

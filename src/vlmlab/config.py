@@ -27,9 +27,42 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, values are validated on assignment."""
+    """Base for every config model: unknown keys are errors, values are validated on assignment,
+    and a float given as inf or nan is an error (`--set finetune.learning_rate=inf` would
+    otherwise pass validation and fail minutes later inside the optimiser)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False)
+
+
+SEED_MAX = 2**32 - 1  # numpy and torch seeds are unsigned 32-bit
+# Upper bounds for integer keys of any study config, by key name: no VLM's context holds more
+# new tokens, and a larger value only shows up as an out-of-memory error after the model loaded.
+INT_MAX_BY_KEY = {"max_new_tokens": 32768}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may repeat; overriding is its purpose
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if isinstance(key, (str, int, float, bool)):
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None,
+                        f"duplicate key {key!r} (first on line {seen[key] + 1}); keep one of them",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(text: str) -> Any:
+    """`yaml.safe_load` that refuses duplicate keys; raises `yaml.YAMLError` like it."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -42,7 +75,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({type(exc).__name__})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml_text(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -152,9 +185,29 @@ def format_validation_error(exc: pydantic.ValidationError, model: type[BaseModel
 def validate_config(raw: dict[str, Any], model: type[M], source: str = "config") -> M:
     """Validate a mapping against `model`, turning pydantic's report into one ConfigError line."""
     try:
-        return model.model_validate(raw)
+        config = model.model_validate(raw)
     except pydantic.ValidationError as exc:
         raise ConfigError(format_validation_error(exc, model, source)) from None
+    problems = []
+    for key, name, value in _int_keys(config.model_dump()):
+        if (name == "seed" or name.endswith("_seed")) and not 0 <= value <= SEED_MAX:
+            problems.append(f"key '{key}': a seed must be an integer from 0 to {SEED_MAX} (got {value})")
+        elif name in INT_MAX_BY_KEY and value > INT_MAX_BY_KEY[name]:
+            problems.append(f"key '{key}': at most {INT_MAX_BY_KEY[name]} (got {value})")
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+    return config
+
+
+def _int_keys(data: Any, prefix: str = "") -> Iterable[tuple[str, str, int]]:
+    """(dotted key, last key name, value) of every integer in a dumped config."""
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        dotted = f"{prefix}{key}"
+        if isinstance(value, (dict, list)):
+            yield from _int_keys(value, dotted + ".")
+        elif isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool):
+            yield dotted, key, value
 
 
 def load_config(path: Path | str, model: type[M], overrides: Iterable[str] = ()) -> M:

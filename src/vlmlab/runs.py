@@ -5,7 +5,14 @@ hash, status), `ledger.jsonl` (one JSON line per finished item, flushed and fsyn
 item id and the config hash), `metrics.json` and `report.md`. Re-opening a folder with the same
 config resumes: the caller skips `done_ids()`. A torn last line (a crash mid-write) is dropped on
 open; a corrupt line anywhere else is an error naming it. A different config in the same folder is
-refused unless `overwrite=True`.
+refused unless `overwrite=True`, except for `volatile` keys (how to reach a server: its URL, API-key
+variable, timeout, concurrency), which are left out of the config's identity: changing them rewrites
+`config.yaml` and resumes.
+
+Items whose record has `status: "error"` (a server that was down, a wrong model name) are retried
+on the next open by default: their lines are dropped from the ledger and they are pending again.
+`retry_errors=False` keeps them as finished; so does the environment variable `VLMLAB_KEEP_ERRORS=1`
+(the CLI's `--keep-errors` sets it, so it reaches every stage, subprocesses and torchrun ranks too).
 
 Data-parallel stages open the run with `shard=(rank, world_size)`: each rank appends to its own
 `ledger.rank{r}.jsonl`, and `merge_shards(order)` joins them into `ledger.jsonl` in item order, so the
@@ -34,6 +41,7 @@ RUN_FILE = "run.json"
 LEDGER_FILE = "ledger.jsonl"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
+KEEP_ERRORS_ENV = "VLMLAB_KEEP_ERRORS"
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
@@ -42,6 +50,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; colleagues on a shared server must read results
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -50,6 +59,13 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:
@@ -102,6 +118,24 @@ def read_ledger(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
     return records
 
 
+def _without(data: dict[str, Any], volatile: Sequence[str]) -> dict[str, Any]:
+    """A copy of `data` with the dotted `volatile` keys removed (the run's identity)."""
+    out = json.loads(canonical_json(data))
+    for dotted in volatile:
+        *parents, last = dotted.split(".")
+        node: Any = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+def is_error_record(record: dict[str, Any]) -> bool:
+    """A ledger record of an item that ended in error (retried on the next run by default)."""
+    return record.get("status") == "error"
+
+
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(data, dict):
         out: dict[str, Any] = {}
@@ -109,6 +143,34 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(value, f"{prefix}{key}."))
         return out
     return {prefix.rstrip("."): data}
+
+
+def check_folder(folder: Path, config: dict[str, Any], volatile: Sequence[str] = ()) -> tuple[str, dict[str, Any] | None]:
+    """`(config hash, snapshot)` of resuming `config` in `folder`; RunError if it holds another config.
+
+    Writes nothing (a dry run uses it). The snapshot is None when the folder holds no run yet.
+    """
+    folder = Path(folder)
+    digest = config_hash(_without(config, volatile))
+    config_path = folder / CONFIG_FILE
+    if not config_path.exists():
+        return digest, None
+    try:
+        old = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        raise RunError(f"{config_path}: unreadable config snapshot; use --overwrite to start this run again") from None
+    if not isinstance(old, dict):
+        raise RunError(f"{config_path}: not a config mapping; use --overwrite to start this run again")
+    old_hash = config_hash(_without(old, volatile))
+    if old_hash != digest:
+        a, b = _flatten(_without(old, volatile)), _flatten(_without(config, volatile))
+        diff = sorted(k for k in set(a) | set(b) if a.get(k, "<unset>") != b.get(k, "<unset>"))
+        shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
+        raise RunError(
+            f"{folder}: holds a run with a different config (hash {old_hash} vs {digest}; differs in: {shown}); "
+            "use --overwrite to replace it or choose another output folder"
+        )
+    return digest, old
 
 
 @dataclass
@@ -120,6 +182,8 @@ class Run:
     config_hash: str
     stage: str
     shard: tuple[int, int] | None = None
+    retry_errors: bool = True
+    retried: int = 0  # error items dropped from the ledger on open (pending again)
     _records: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _done: set[str] = field(default_factory=set, repr=False)
 
@@ -132,34 +196,35 @@ class Run:
         stage: str = "",
         overwrite: bool = False,
         shard: tuple[int, int] | None = None,
+        retry_errors: bool | None = None,
+        volatile: Sequence[str] = (),
     ) -> "Run":
-        """Create or resume the run in `folder` for exactly this config."""
+        """Create or resume the run in `folder` for exactly this config.
+
+        Args:
+            retry_errors: drop items that ended in error from the ledger so they run again
+                (default: yes, unless the environment sets `VLMLAB_KEEP_ERRORS=1`).
+            volatile: dotted keys of `config` that do not change results (server address,
+                timeout, ...): left out of the config hash, so changing them resumes the run.
+        """
         folder = Path(folder)
         data = config.model_dump(mode="json") if isinstance(config, BaseModel) else json.loads(canonical_json(config))
-        digest = config_hash(data)
         config_path = folder / CONFIG_FILE
         if config_path.exists() and not overwrite:
-            try:
-                old = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError:
-                raise RunError(f"{config_path}: unreadable config snapshot; use --overwrite to start this run again") from None
-            old_hash = config_hash(old)
-            if old_hash != digest:
-                a, b = _flatten(old), _flatten(data)
-                diff = sorted(k for k in set(a) | set(b) if a.get(k, "<unset>") != b.get(k, "<unset>"))
-                shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
-                raise RunError(
-                    f"{folder}: holds a run with a different config (hash {old_hash} vs {digest}; differs in: {shown}); "
-                    "use --overwrite to replace it or choose another output folder"
-                )
-        elif overwrite and folder.exists():
-            if shard is None or shard[0] == 0:
+            digest, old = check_folder(folder, data, volatile)
+            if old != data and (shard is None or shard[0] == 0):
+                atomic_write_text(config_path, dump_yaml(data))  # only volatile keys changed: record the new ones
+        else:
+            digest = config_hash(_without(data, volatile))
+            if overwrite and folder.exists() and (shard is None or shard[0] == 0):
                 shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if not config_path.exists():
             atomic_write_text(config_path, dump_yaml(data))
             atomic_write_json(folder / RUN_FILE, {"stage": stage, "config_hash": digest, "vlmlab": __version__, "status": "running"})
-        run = cls(dir=folder, config=data, config_hash=digest, stage=stage, shard=shard)
+        if retry_errors is None:
+            retry_errors = os.environ.get(KEEP_ERRORS_ENV, "") not in ("1", "true", "yes")
+        run = cls(dir=folder, config=data, config_hash=digest, stage=stage, shard=shard, retry_errors=retry_errors)
         run._load()
         return run
 
@@ -177,6 +242,12 @@ class Run:
         for number, record in enumerate(records, start=1):
             if record.get("config_hash") != self.config_hash:
                 raise RunError(f"{self.ledger_path}: line {number} was written by another config ({record.get('config_hash')}); use --overwrite")
+        if self.retry_errors and any(is_error_record(r) for r in records):
+            kept = [r for r in records if not is_error_record(r)]
+            self.retried = len(records) - len(kept)
+            records = kept
+            own = [r for r in read_ledger(self.ledger_path) if not is_error_record(r)]
+            atomic_write_text(self.ledger_path, "".join(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in own))
         self._records = records
         self._done = {str(r["id"]) for r in records}
 
@@ -214,7 +285,7 @@ class Run:
             records += read_ledger(shard)
         by_id: dict[str, dict[str, Any]] = {}
         for record in records:
-            by_id.setdefault(str(record["id"]), record)
+            by_id[str(record["id"])] = record  # a retried item's later record replaces its error
         ids = [str(i) for i in order if str(i) in by_id] if order is not None else list(by_id)
         text = "".join(json.dumps(by_id[i], ensure_ascii=False, default=_json_default) + "\n" for i in ids)
         atomic_write_text(self.dir / LEDGER_FILE, text)
@@ -265,11 +336,25 @@ def find_runs(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def _check_config_file(path: Path) -> None:
+    """A run's config.yaml must be a YAML mapping: a damaged one is an error, not shown as fine."""
+    from vlmlab.config import read_yaml
+    from vlmlab.errors import ConfigError
+
+    try:
+        raw = read_yaml(path)
+    except ConfigError as exc:
+        raise RunError(f"{exc}; the run folder is damaged: re-run its stage with --overwrite") from None
+    if not raw:
+        raise RunError(f"{path}: empty; the run folder is damaged: re-run its stage with --overwrite")
+
+
 def summarize_run(folder: Path) -> dict[str, Any]:
     """What `vlmlab runs list/show` print about one run folder."""
     folder = Path(folder)
     if not (folder / CONFIG_FILE).exists():
         raise RunError(f"{folder}: not a run folder (no {CONFIG_FILE}); pass a folder written by a vlmlab stage")
+    _check_config_file(folder / CONFIG_FILE)
     info = read_run_info(folder)
     records = read_ledger(folder / LEDGER_FILE)
     for shard in sorted(folder.glob("ledger.rank*.jsonl")):
@@ -279,7 +364,10 @@ def summarize_run(folder: Path) -> dict[str, Any]:
         status = str(record.get("status", "ok"))
         statuses[status] = statuses.get(status, 0) + 1
     metrics_path = folder / METRICS_FILE
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+    except ValueError:
+        raise RunError(f"{metrics_path}: not valid JSON; re-run the stage to rewrite it") from None
     return {
         "dir": str(folder),
         "stage": info.get("stage", ""),

@@ -46,12 +46,31 @@ def test_runs_report_collects_reports_and_metrics(tmp_path, capsys):
     write_report(sub, b.dir)
     with pytest.raises(SystemExit):
         main(["runs", "report", str(tmp_path / "study")])
-    html = (tmp_path / "study" / "report.html").read_text()
-    md = (tmp_path / "study" / "report.md").read_text()
+    html = (tmp_path / "study" / "combined-report.html").read_text()
+    md = (tmp_path / "study" / "combined-report.md").read_text()
     assert "caption.score" in html and "icl.eval" in html and "0.4200" in html
     assert "&lt;script&gt;" in html and "<script>" not in html
     assert html.count("data:image/png") == 1
-    assert "figures/b__acc.png" in md and (tmp_path / "study" / "figures" / "b__acc.png").exists()
+    assert "combined-figures/b__acc.png" in md and (tmp_path / "study" / "combined-figures" / "b__acc.png").exists()
     with pytest.raises(SystemExit) as exit_info:
         main(["runs", "report", str(tmp_path / "nothing")])
     assert exit_info.value.code == 2
+
+
+def test_runs_report_on_a_stage_keeps_its_report_and_shows_record_tables(tmp_path: Path) -> None:
+    """`runs report runs/icl/eval-a` used to overwrite the stage's own report.md with a generic page
+    and showed no accuracies (metrics lists were dropped)."""
+    run = Run.open(tmp_path / "eval-a", {"e": 1}, stage="icl-eval")
+    run.append("q1", {"status": "ok"})
+    cells = [{"method": "text", "shots": 2, "accuracy": 0.71, "ci_low": 0.6, "ci_high": 0.8, "n": 60},
+             {"method": "random", "shots": 2, "accuracy": 0.36, "ci_low": 0.25, "ci_high": 0.47, "n": 60}]
+    run.write_metrics({"cells": cells, "n_questions": 60})
+    (run.dir / "report.md").write_text("# the stage's own report\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["runs", "report", str(run.dir)])
+    assert exc.value.code == 0
+    assert (run.dir / "report.md").read_text() == "# the stage's own report\n"
+    md = (run.dir / "combined-report.md").read_text()
+    assert "| method | accuracy | ci_high | ci_low | n | shots |" in md
+    assert "| text | 0.7100 | 0.8000 | 0.6000 | 60 | 2 |" in md
+    assert not (run.dir / "combined-figures").exists()  # no figures, no empty folder

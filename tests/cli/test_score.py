@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,10 +113,25 @@ def test_score_vqa_json_contract(tmp_path, capsys):
     code, out, _ = _run(["score", "vqa", str(pred), str(ann)], capsys)
     data = json.loads(out)
     assert code == 0
-    assert data["per_question"] == {"1": 90.0, "2": 100.0}
-    assert data["accuracy"] == 95.0 and data["per_answer_type"] == {"number": 90.0, "yes/no": 100.0}
+    # current official: "Yes." is not normalised against ten identical "yes"
+    assert data["per_question"] == {"1": 90.0, "2": 0.0} and data["mode"] == "official"
+    assert data["accuracy"] == 45.0 and data["per_answer_type"] == {"number": 90.0, "yes/no": 0.0}
+    code, out, _ = _run(["score", "vqa", str(pred), str(ann), "--mode", "vqa2016"], capsys)
+    assert code == 0 and json.loads(out)["per_question"] == {"1": 90.0, "2": 100.0}
     code, out, _ = _run(["score", "vqa", str(pred), str(ann), "--mode", "openflamingo", "--format", "table"], capsys)
     assert code == 0 and "accuracy" in out
+
+
+SOURCES = Path(__file__).parents[1] / "metrics" / "files" / "vqa_sources"
+
+
+@pytest.mark.parametrize("mode, expected", [("official", 57.14), ("vqa2016", 94.29), ("openflamingo", 100.0),
+                                            ("lmms-eval", 100.0), ("lmms-eval-vqav2", 100.0)])
+def test_score_vqa_the_issues_seven_questions_per_mode(mode, expected, capsys):
+    """Numbers printed by the source evaluators on these files (vqa_sources/SOURCES.md)."""
+    code, out, _ = _run(["score", "vqa", str(SOURCES / "seven_results.json"), str(SOURCES / "seven_annotations.json"),
+                         "--questions", str(SOURCES / "seven_questions.json"), "--mode", mode], capsys)
+    assert code == 0 and json.loads(out)["accuracy"] == expected
 
 
 def test_score_vqa_questions_restrict_and_missing_ids(tmp_path, capsys):
@@ -123,4 +139,48 @@ def test_score_vqa_questions_restrict_and_missing_ids(tmp_path, capsys):
     code, _, err = _run(["score", "vqa", str(pred), str(ann), "--questions", str(questions)], capsys)
     assert code == 2 and "[1]" in err
     code, out, _ = _run(["score", "vqa", str(pred), str(ann), "--questions", str(questions), "--allow-missing"], capsys)
-    assert code == 0 and json.loads(out)["per_question"] == {"2": 100.0}
+    assert code == 0 and json.loads(out)["per_question"] == {"2": 0.0}
+
+
+COCO = Path(__file__).parents[1] / "metrics" / "files" / "coco_captions"
+PYCOCO_KEYS = {"BLEU-1": "Bleu_1", "BLEU-2": "Bleu_2", "BLEU-3": "Bleu_3", "BLEU-4": "Bleu_4",
+               "METEOR": "METEOR", "ROUGE-L": "ROUGE_L", "CIDEr": "CIDEr"}
+
+
+@pytest.mark.parametrize("metrics", [
+    "BLEU,ROUGE-L,CIDEr",
+    pytest.param("METEOR", marks=pytest.mark.slow),  # the METEOR JVM: about a minute on a busy machine
+])
+def test_score_caption_coco_result_and_annotation_json_equal_pycocoevalcap(capsys, metrics):
+    """COCOEvalCap's numbers on the same two files (coco_captions/SOURCES.md)."""
+    expected = json.loads((COCO / "expected.json").read_text())
+    code, out, err = _run(["score", "caption", str(COCO / "captions_results.json"), str(COCO / "captions_ann.json"),
+                           "--metrics", metrics, "--per-item"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["n"] == 6
+    for ours, theirs in PYCOCO_KEYS.items():
+        if ours.split("-")[0] not in metrics:
+            continue
+        assert data[ours] == pytest.approx(expected[theirs], rel=1e-9, abs=1e-12), ours
+        for image_id, scores in expected["per_image"].items():
+            assert data["per_item"][image_id][ours] == pytest.approx(scores[theirs], rel=1e-9, abs=1e-12), (ours, image_id)
+
+
+@pytest.mark.parametrize("which, content, expected", [
+    ("pred", [{"image_id": 1, "text": "a cat"}], "result 0 needs 'image_id' and 'caption' (found: image_id, text)"),
+    ("pred", [{"image_id": 1, "caption": "a"}, {"image_id": 1, "caption": "b"}], "result 1: duplicate id '1'; keep one prediction per id"),
+    ("pred", {"annotations": []}, "a .json prediction file must be a COCO result list"),
+    ("refs", [{"image_id": 1, "caption": "a"}], "a .json reference file must be a COCO captions annotation file"),
+    ("refs", {"annotations": [{"image_id": 1, "caption": 3}]}, "annotation 0: 'caption' must be a string, got int"),
+])
+def test_score_caption_bad_coco_json_is_one_line_exit_2(tmp_path, capsys, which, content, expected):
+    pred = tmp_path / "results.json"
+    refs = tmp_path / "ann.json"
+    pred.write_text(json.dumps([{"image_id": 1, "caption": "a cat"}]))
+    refs.write_text(json.dumps({"images": [{"id": 1}], "annotations": [{"image_id": 1, "id": 1, "caption": "a cat"}]}))
+    (pred if which == "pred" else refs).write_text(json.dumps(content))
+    code, out, err = _run(["score", "caption", str(pred), str(refs), *FAST], capsys)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {pred if which == 'pred' else refs}: {expected}"), err

@@ -168,3 +168,26 @@ def test_console_script_one_line_error_and_debug_traceback(tmp_path: Path) -> No
     assert not out.exists()
     debug = subprocess.run([exe, "--debug", "data", "check", "ratings", table], capture_output=True, text=True, env=env, timeout=120)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "DataError" in debug.stderr
+
+
+def test_check_quic360_test_refer_relative_paths(tmp_path: Path, png, run_cli) -> None:
+    """QuIC-360's test-refer.tsv names images by a path relative to the image root, kept whole."""
+    excerpt = Path(__file__).parent / "files" / "quic360_test_refer_excerpt.tsv"
+    urls = list(dict.fromkeys(line.split("\t")[0] for line in excerpt.read_text(encoding="utf-8").splitlines()[1:]))
+    assert len(urls) == 3 and all(u.startswith("refer360images/indoor/") for u in urls)
+    # an image of the same name in the root itself must not be picked instead of the nested one
+    png(tmp_path / "panos" / urls[0].rsplit("/", 1)[1], size=(4, 4))
+    code, stdout, stderr = run_cli(["data", "check", "quic360", excerpt, "--images", tmp_path / "panos"])
+    assert code == 0 and "0 / 3" in stdout
+    assert stderr.strip() == (f"warning: 3 of 3 image files not found, e.g. {tmp_path / 'panos' / urls[0]}; "
+                              "check --images (the image root) or --url-map")
+    for url in urls:
+        png(tmp_path / "panos" / url, size=(16, 8))
+    out = tmp_path / "records.jsonl"
+    code, stdout, stderr = run_cli(["data", "check", "quic360-rows", excerpt, "--images", tmp_path / "panos",
+                                    "--check-images", "--out", out])
+    assert code == 0 and stderr == "" and "3 / 3" in stdout and "16x8 / 16x8" in stdout
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 9
+    assert records[0]["image"] == str(tmp_path / "panos" / "refer360images/indoor/living_room/pano_aaeavjzaxfgowq.jpg")
+    assert records[0]["query"] == "furniture"

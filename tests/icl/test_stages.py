@@ -64,7 +64,8 @@ def test_beam_rl_eval_pipeline(tmp_path: Path, candidates_run: Path, index_run: 
         marg = [b["marginal"] for b in rec["beams"]]
         assert marg == sorted(marg, reverse=True)  # upstream ranking: by the last step's marginal
     upstream = json.loads((beam_dir / "lever_lm.json").read_text())
-    assert set(upstream) == set(cands)
+    support_ids = json.loads((index_run / "embeddings" / "ids.json").read_text())
+    assert set(upstream) == {str(support_ids.index(c)) for c in cands}  # upstream ids are support row positions
 
     rl_dir = run_rl_data(RLDataConfig(beams=beam_dir, n_sampled=4, top_positives=2, top_negatives=2, min_positives=1), tmp_path / "rl", backend=toy_backend)
     raw = read_jsonl(rl_dir / "rl_raw.jsonl")

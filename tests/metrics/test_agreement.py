@@ -68,7 +68,7 @@ def test_correlations_and_mae_equal_scipy(ratings):
 
 def test_within_category_spread():
     out = within_category_spread([7, 7, 7, 2, 4, 6], ["happy"] * 3 + ["sad"] * 3)
-    assert out["happy"] == {"sd": 0.0, "n_distinct": 1, "n": 3}
+    assert out["happy"] == {"sd": 0.0, "n_distinct": 1, "n": 3, "missing": 0}
     assert out["sad"]["sd"] == pytest.approx(2.0) and out["sad"]["n_distinct"] == 3
 
 

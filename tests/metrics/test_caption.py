@@ -130,6 +130,9 @@ def test_ptb_tokenizer_keeps_one_line_per_caption():
 
 
 def test_meteor_watchdog_turns_a_hung_jvm_into_an_error():
+    from vlmlab.metrics.meteor import _SHARED
+
+    _SHARED.close()  # a cold JVM cannot answer within 0.5 s: the watchdog must fire (a warm one might)
     start = time.monotonic()
     with pytest.raises(RunError, match="did not finish"):
         meteor(["a dog"] * 50, [["a dog runs"]] * 50, timeout=0.5)

@@ -10,8 +10,8 @@ from http_fixtures import FAST, STEPS, Recorder, jpeg, png, requests_for
 
 from vlmlab.errors import ModelError
 from vlmlab.models.base import Backend, GenerationRequest, ScoreRequest, Turn
-from vlmlab.models.fake_server import FaultPlan, serve
 from vlmlab.models.ollama import OllamaBackend, turn_to_ollama_message
+from vlmlab.testing import FaultPlan, serve
 
 
 def test_generate_maps_options_and_parses():

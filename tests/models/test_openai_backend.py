@@ -12,8 +12,8 @@ from http_fixtures import FAST, STEPS, Recorder, bmp, jpeg, png, requests_for
 
 from vlmlab.errors import ConfigError, ModelError
 from vlmlab.models.base import Backend, GenerationRequest, ScoreRequest, Turn
-from vlmlab.models.fake_server import FaultPlan, serve
 from vlmlab.models.openai_compat import OpenAIBackend
+from vlmlab.testing import FaultPlan, serve
 
 SECRET = "sk-test-Zq8v1Nq0-do-not-leak"
 

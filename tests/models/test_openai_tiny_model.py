@@ -12,9 +12,9 @@ import pytest
 from http_fixtures import FAST
 
 from vlmlab.models.base import GenerationRequest, Turn
-from vlmlab.models.fake_server import FaultPlan, serve
 from vlmlab.models.ollama import OllamaBackend
 from vlmlab.models.openai_compat import OpenAIBackend
+from vlmlab.testing import FaultPlan, serve
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
+from vlmlab.models.backend_checks import PREFLIGHT_PROMPT
 from vlmlab.models.base import GenerationRequest, GenerationResult, StepLogprobs, Turn
 
 EMOTIONS = ["happy", "sad", "angry", "fearful", "surprised", "neutral"]
@@ -103,6 +104,10 @@ class ScriptedRater:
     def generate(self, requests):
         out = []
         for req in requests:
+            if req.conversation[-1].text == PREFLIGHT_PROMPT:  # the HTTP backends' check before a run
+                steps = [StepLogprobs("ok", -0.1, [("ok", -0.1)])] if req.top_logprobs else None
+                out.append(GenerationResult(id=req.id, status="ok", text="ok", logprobs=steps, logprob_source="raw" if steps else None))
+                continue
             self.calls += 1
             rng = random.Random(req.seed)
             face = self._face(req.conversation)
@@ -144,3 +149,14 @@ class ScriptedRater:
         raise NotImplementedError
 
 
+
+
+def run_cli(args: list[str]) -> int:
+    """Exit code of `vlmlab ARGS` run in-process (0 when the command returns normally)."""
+    from vlmlab.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

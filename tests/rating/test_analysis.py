@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from vlmlab.cli import main
-from vlmlab.models.fake_server import FaultPlan, serve
 from vlmlab.rating.analysis import analyze_runs
 from vlmlab.runs import read_ledger
+from vlmlab.testing import FaultPlan, serve
 from rating_helpers import ScriptedRater, make_faces
 
 

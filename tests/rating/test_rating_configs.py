@@ -23,9 +23,6 @@ def test_shipped_rating_config(path: Path) -> None:
 def test_faces_priorities() -> None:
     study = load_config(Path(__file__).parents[2] / "configs" / "rating" / "faces.yaml", RatingConfig)
     conditions = expand_conditions(study)
-    assert [c.name for c in select_conditions(conditions, 1)] == [
-        "gemma3-4b__bf16/context-carry__t0__r0",
-        "llama3.2-vision-11b__default/context-carry__t0__r0",
-    ]
-    # 3 variants x 3 modes x (1 at t=0 + 3 repeats at 0.7 + 3 at 1.0)
-    assert len(conditions) == 3 * 3 * 7
+    assert [c.name for c in select_conditions(conditions, 1)] == ["gemma3-4b__bf16/context-carry__t0__r0"]
+    # 2 variants x 3 modes x (1 at t=0 + 3 repeats at 0.7 + 3 at 1.0)
+    assert len(conditions) == 2 * 3 * 7

@@ -100,3 +100,23 @@ def test_concurrent_builds_of_one_recipe_build_it_once(tmp_path: Path, monkeypat
     for t in threads:
         t.join()
     assert len(calls) == 1 and len(set(paths)) == 1 and is_built(MICRO, tmp_path)
+
+
+def test_orphans_of_a_killed_build_are_removed_by_the_next_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL skips `finally`: the work folder stayed in the cache (11 MB each). The next build
+    of the recipe removes it; other recipes' folders are left alone."""
+    final = toy_model_dir(MICRO, tmp_path)
+    orphan = tmp_path / f".{final.name}-abc123"
+    (orphan / "stage0-explicit").mkdir(parents=True)
+    (orphan / "stage0-explicit" / "model.safetensors").write_bytes(b"x" * 100)
+    other = tmp_path / ".other-recipe-0123-xyz"
+    other.mkdir()
+
+    def crash(recipe: ToyRecipe, out_dir: Path) -> Path:
+        raise RuntimeError("stop after the orphan check")
+
+    monkeypatch.setattr(build_module, "init_model", crash)
+    with pytest.raises(RuntimeError, match="stop"):
+        build_toy_model(MICRO, cache_root=tmp_path, progress=False)
+    assert not orphan.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", other.name]

@@ -11,7 +11,7 @@ from typing import Callable
 
 import pytest
 
-from vlmlab.toymodels.checks import caption_cider, face_rating_scores, icl_vqa_accuracy
+from toymodel_checks import caption_cider, face_rating_scores, icl_vqa_accuracy
 
 pytestmark = pytest.mark.slow
 

@@ -70,7 +70,7 @@ class ImageConfig(StrictModel):
     several images, `none` = the processor decides."""
 
     policy: ImagePolicy = "squash"
-    size: int = Field(256, ge=8)  # square side in pixels (also each cubemap view's side)
+    size: int = Field(256, ge=8, le=4096)  # square side in pixels (also each cubemap view's side; bounded: 10^8 was a MemoryError)
     pad_aspect: float = Field(2.0, gt=0)  # `pad`: the canvas is size*pad_aspect x size (2:1 for ERP)
     views: Literal[4, 6] = 4  # `cubemap`: 4 horizontal faces, or 6 with up and down
     fov: float = Field(90.0, gt=10, lt=170)  # `cubemap`: field of view of each view, degrees

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vlmlab.data.captions import read_caption_table
+from vlmlab.data.sources import materialize_images
 from vlmlab.data.images import Image
 from vlmlab.data.records import CaptionRecord
 from vlmlab.errors import DataError
@@ -49,6 +50,25 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return buf.getvalue()
 
 
+def _check_images_once(folder: Path, fingerprint: str, records: Sequence[CaptionRecord]) -> None:
+    """Decode every image before any model loads (a corrupt, empty or decompression-bomb image
+    used to surface only at generation, after fine-tuning). Skipped when `data.json` says this
+    exact data (same fingerprint) was already checked.
+
+    Raises:
+        DataError: naming the first bad image and its row, and how many more are bad.
+    """
+    from vlmlab.data.check import check_images
+
+    try:
+        previous = json.loads((folder / "data.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = {}
+    if previous.get("fingerprint") == fingerprint and previous.get("images_checked"):
+        return
+    check_images(records, description="checking images")
+
+
 def prepare_shared_data(
     test: Path,
     folder: Path,
@@ -68,14 +88,14 @@ def prepare_shared_data(
         DataError: any problem of the tables (from `read_caption_table`), or an empty split.
     """
     folder = Path(folder)
-    test_records = read_caption_table(test, images, url_map=url_map)
+    test_records = materialize_images(read_caption_table(test, images, url_map=url_map), folder / "images")
     if max_test_pairs is not None:
         test_records = test_records[:max_test_pairs]
     if not test_records:
         raise DataError(f"{test}: no test rows; the caption study needs at least one (image, query) pair")
     train_records: list[CaptionRecord] = []
     if train is not None:
-        train_records = read_caption_table(train, images, url_map=url_map, per_row=True)
+        train_records = materialize_images(read_caption_table(train, images, url_map=url_map, per_row=True), folder / "images")
         if max_train_rows is not None:
             train_records = train_records[:max_train_rows]
         if not train_records:
@@ -89,6 +109,7 @@ def prepare_shared_data(
         [(r.id, str(r.image.path), r.query, json.dumps(r.references, ensure_ascii=False)) for r in test_records],
     )
     fingerprint = hashlib.sha256((train_text + "\0" + test_text).encode()).hexdigest()[:16]
+    _check_images_once(folder, fingerprint, train_records + test_records)
     atomic_write_text(folder / "train.csv", train_text)
     atomic_write_text(folder / "test.csv", test_text)
     atomic_write_json(folder / "data.json", {
@@ -96,6 +117,7 @@ def prepare_shared_data(
         "images": str(images) if images is not None else None, "url_map": str(url_map) if url_map is not None else None,
         "train_rows": len(train_records), "test_pairs": len(test_records),
         "test_references": sum(len(r.references) for r in test_records), "fingerprint": fingerprint,
+        "images_checked": True,
     })
     return SharedData(folder=folder, train=train_records, test=test_records, fingerprint=fingerprint)
 

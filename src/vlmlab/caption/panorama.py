@@ -16,8 +16,6 @@ Conventions: yaw 0 looks at the panorama's centre column (longitude 0), positive
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 import PIL.Image
 
@@ -99,7 +97,3 @@ def cubemap_views(
         view = perspective_view(erp, yaw=yaw, pitch=pitch, fov=fov, size=size)
         out.append((name, PIL.Image.fromarray(np.clip(np.rint(view), 0, 255).astype(np.uint8))))
     return out
-
-
-def face_names(views: int) -> Sequence[str]:
-    return [name for name, _, _ in CUBE_FACES[:views]]

@@ -66,9 +66,16 @@ def _fmt(value: Any, digits: int = 4) -> Any:
     return None if value is None else f"{value:.{digits}f}" if isinstance(value, float) else value
 
 
+def _n_and_ci(scores: dict[str, Any]) -> list[Any]:
+    """The n a mode's scores were computed on, and the bootstrap CI of CIDEr ("–" when absent,
+    e.g. runs scored before CIs were recorded)."""
+    ci = scores.get("CIDEr_ci")
+    return [scores.get("n"), f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else None]
+
+
 def build_report(study_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     """Write the comparison report of the study in `study_dir` (into `out_dir`, default the same folder)."""
-    from vlmlab.report.plots import bar_chart
+    from vlmlab.report.plots import panel_bar_chart
 
     study_dir = Path(study_dir)
     out = Path(out_dir) if out_dir is not None else study_dir
@@ -84,10 +91,11 @@ def build_report(study_dir: Path, out_dir: Path | None = None) -> dict[str, Path
         return [label] + ([_fmt(c) for c in cells] if is_human else cells)
 
     def score_table(which: str, keys: tuple[str, ...], caption: str) -> Table:
-        rows = [row(r["label"], r["metrics"]["modes"][which], keys, False) for r in scored]
+        rows = [row(r["label"], r["metrics"]["modes"][which], keys, False) + _n_and_ci(r["metrics"]["modes"][which])
+                for r in scored]
         if human is not None:
-            rows.append(row(HUMAN, human["modes"][which], keys, True))
-        return Table(["model", *keys], rows, caption=caption, best={k: "max" for k in keys})
+            rows.append(row(HUMAN, human["modes"][which], keys, True) + _n_and_ci(human["modes"][which]))
+        return Table(["model", *keys, "n", "CIDEr 95% CI"], rows, caption=caption, best={k: "max" for k in keys})
 
     main = score_table(mode, MAIN, f"Main metrics ({mode} references); best model per column in bold; human row not ranked")
     second = score_table(other, MAIN, f"Main metrics ({other} references)")
@@ -117,8 +125,8 @@ def build_report(study_dir: Path, out_dir: Path | None = None) -> dict[str, Path
     sources = [r["metrics"]["modes"][mode] for r in scored] + ([human["modes"][mode]] if human is not None else [])
     if labels:
         series = {k: [src.get(k) for src in sources] for k in ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")}
-        report.figure(bar_chart(labels, series, title=f"Caption scores ({mode})", ylabel="score"), "caption_scores.png",
-                      caption=f"BLEU-4, METEOR, ROUGE-L and CIDEr per model ({mode})")
+        report.figure(panel_bar_chart(labels, series, title=f"Caption scores ({mode})"), "caption_scores.png",
+                      caption=f"BLEU-4, METEOR, ROUGE-L and CIDEr per model ({mode}), one panel and y axis per metric")
     if broken:
         failed = Table(["model", "status", "error"], [[b["label"], b["status"], b["error"]] for b in broken],
                        caption="Models without scores")

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from vlmlab.errors import DataError
 from vlmlab.metrics.caption import MODES, CaptionScores, score_captions
 
@@ -45,7 +47,10 @@ def score_predictions(
     predictions = {str(r["id"]): (r["prediction"] if r["status"] == "ok" else "") for r in rows}
     references = {str(r["id"]): list(r["references"]) for r in rows}
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("ok", "empty", "error")}
-    modes = {mode: score_captions(predictions, references, mode=mode, metrics=metrics).to_dict() for mode in MODES}
+    modes = {}
+    for mode in MODES:
+        scores = score_captions(predictions, references, mode=mode, metrics=metrics)
+        modes[mode] = scores.to_dict() | mean_metric_cis(scores)
     for mode in MODES:  # the stats of metrics count whitespace predictions; count failures too
         modes[mode]["error_predictions"] = counts["error"]
         modes[mode]["not_ok_rate"] = (counts["empty"] + counts["error"]) / len(rows)
@@ -63,6 +68,33 @@ def score_predictions(
                                   mode=mode, metrics=metrics).to_dict() for mode in MODES}
             if ok_ids else None
         )
+    return out
+
+
+CI_METRICS = ("CIDEr", "ROUGE-L")  # corpus score == mean of per-item scores: a bootstrap CI applies
+
+
+def mean_metric_cis(scores: CaptionScores, *, n_resamples: int = 1000, seed: int = 0) -> dict[str, list[float] | None]:
+    """95% percentile-bootstrap CIs (`<metric>_ci`: [low, high]) over items, for metrics whose
+    corpus score is the mean of the per-item scores (CIDEr-D, ROUGE-L; BLEU and METEOR are
+    not, so they get none). None when there are fewer than two items."""
+    from scipy.stats import bootstrap
+
+    out: dict[str, list[float] | None] = {}
+    for name in CI_METRICS:
+        items = scores.per_item.get(name)
+        if items is None or scores.scores.get(name) is None:
+            continue
+        values = np.asarray(items, dtype=np.float64)
+        if len(values) < 2 or not np.isclose(values.mean(), scores.scores[name], rtol=1e-6, atol=1e-9):
+            out[f"{name}_ci"] = None
+            continue
+        if np.all(values == values[0]):
+            out[f"{name}_ci"] = [float(values[0]), float(values[0])]
+            continue
+        res = bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=0.95, method="percentile",
+                        random_state=np.random.default_rng(seed))
+        out[f"{name}_ci"] = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
     return out
 
 

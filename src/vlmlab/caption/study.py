@@ -86,6 +86,8 @@ def run_study(
         report: write the comparison report when done.
     """
     selected = select_models(config, models)
+    if gpus:
+        check_gpu_ids(gpus)
     study_dir = config.study_dir()
     shared = prepare_data(config)
     if config.scoring.human:
@@ -326,3 +328,19 @@ def _run_in_processes(config: CaptionConfig, models: list[ModelEntry], gpus: lis
         t.start()
     for t in threads:
         t.join()
+
+
+def check_gpu_ids(gpus: list[int]) -> None:
+    """Refuse GPU ids this machine does not have (a CPU-only machine has none), before any work.
+
+    Without this check `--gpus 0,1` on a CPU-only machine ran every model on the CPU and logged
+    "GPU 0", exiting 0.
+    """
+    import torch
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    bad = sorted({g for g in gpus if not 0 <= g < visible})
+    if bad:
+        have = f"GPUs 0-{visible - 1}" if visible else "no GPU"
+        raise ModelError(f"--gpus {','.join(map(str, gpus))}: this machine has {have} (GPU ids {bad} do not exist); "
+                         "drop --gpus to run on the CPU, or pass ids of visible GPUs (see nvidia-smi, CUDA_VISIBLE_DEVICES)")

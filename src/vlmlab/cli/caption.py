@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
+from vlmlab.progress import make_console
+
+from vlmlab.cli.outcome import KEEP_ERRORS, MAX_ERROR_SHARE, finish, keep_errors
 
 app = typer.Typer(help="Caption study: fine-tune, generate, score and compare VLM captioners.", no_args_is_help=True)
-_console = Console()
+_console = make_console()
 
 
 def _split(text: Optional[str]) -> list[str] | None:
@@ -29,10 +31,14 @@ def run(
     overwrite: bool = typer.Option(False, "--overwrite", help="Start stages over where their folder holds another config."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the comparison report when done."),
     human: bool = typer.Option(True, "--human/--no-human", help="Score the human leave-one-out row (if scoring.human)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Read the data and resolve every model, then stop; write nothing."),
+    max_error_share: Optional[float] = MAX_ERROR_SHARE,
+    keep: bool = KEEP_ERRORS,
 ) -> None:
     """Prepare data once, then per model: fine-tune, generate, score; then the comparison report.
 
-    Exits 1 when a model failed (the others' results are kept and reported).
+    Exits 1 when a model failed (the others' results are kept and reported), 3 when a model's
+    captions mostly ended in error (counts by error message printed; retried by the next run).
     """
     from vlmlab.caption.config import CaptionConfig, cli_overrides
     from vlmlab.caption.study import run_study
@@ -42,9 +48,17 @@ def run(
     if not human:
         overrides.append("scoring.human=false")
     study = load_config(config, CaptionConfig, overrides)
+    if dry_run:
+        from vlmlab.cli.dry_run import caption_plan
+
+        for line in caption_plan(study, _split(models)):
+            _console.print(line, highlight=False, soft_wrap=True)
+        _console.print("caption run: dry run, nothing written")
+        return
     gpu_ids = [int(g) for g in _split(gpus) or []] or None
-    outcome = run_study(study, models=_split(models), gpus=gpu_ids, overwrite=overwrite, config_path=config,
-                        overrides=overrides, report=report)
+    with keep_errors(keep):
+        outcome = run_study(study, models=_split(models), gpus=gpu_ids, overwrite=overwrite, config_path=config,
+                            overrides=overrides, report=report)
     for name, status in outcome.statuses.items():
         colour = {"complete": "green", "degraded": "yellow"}.get(status, "red")
         _console.print(f"[{colour}]{status:9}[/{colour}] {name}" + (f": {outcome.errors[name]}" if name in outcome.errors else ""),
@@ -53,6 +67,8 @@ def run(
         _console.print(f"report: {outcome.report['md']}")
     if outcome.failed:
         raise typer.Exit(1)
+    generated = [study.model_dir(m) / "generate" for m in study.models if m.name in outcome.statuses]
+    finish([g for g in generated if (g / "ledger.jsonl").exists()], max_error_share, root=study.study_dir())
 
 
 @app.command("report")

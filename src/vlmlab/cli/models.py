@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from vlmlab.progress import make_console
 from rich.table import Table
 
 from vlmlab.models.loading import check_model
@@ -34,8 +34,8 @@ def list_models() -> None:
             short.get(spec.dtype, spec.dtype),
             ", ".join(spec.family.overrides) or "-",
         )
-    Console().print(table)
-    Console().print(_families_table())
+    make_console().print(table)
+    make_console().print(_families_table())
 
 
 def _families_table() -> Table:
@@ -97,7 +97,7 @@ def check(
     table = Table("fact", "value")
     for key, value in facts.items():
         table.add_row(key, repr(value) if isinstance(value, str) and key == "generated_text" else str(value))
-    Console().print(table)
+    make_console().print(table)
 
 
 @app.command("tiny")
@@ -105,9 +105,17 @@ def tiny(
     family: str = typer.Argument(..., help="A family of `vlmlab models list` (e.g. qwen2-vl, mllama, paligemma, smolvlm)."),
     out: Path = typer.Option(..., "--out", help="Folder to write the checkpoint to."),
     seed: int = typer.Option(0, help="Seed of the weight initialisation."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty folder that holds no checkpoint."),
 ) -> None:
     """Build a tiny offline checkpoint of FAMILY (real architecture, locally trained tokenizer)."""
+    from vlmlab.errors import DataError
     from vlmlab.models.tiny import build_tiny
 
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; choose another --out")
+    is_checkpoint = (out / "config.json").is_file() and any(out.glob("*.safetensors"))
+    if out.is_dir() and any(out.iterdir()) and not is_checkpoint and not overwrite:
+        # e.g. a dataset folder: its files would be mixed with (or replaced by) model files
+        raise DataError(f"{out}: folder is not empty and holds no model checkpoint; choose an empty --out or pass --overwrite")
     path = build_tiny(family, out, seed=seed)
     typer.echo(f"built tiny {family} (seed {seed}) in {path}")

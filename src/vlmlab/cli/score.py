@@ -24,8 +24,11 @@ class CaptionMode(str, Enum):
 
 class VqaMode(str, Enum):
     official = "official"
-    okvqa = "okvqa"
+    vqa2016 = "vqa2016"
     openflamingo = "openflamingo"
+    okvqa = "okvqa"
+    lmms_eval = "lmms-eval"
+    lmms_eval_vqav2 = "lmms-eval-vqav2"
 
 
 def _print_table(title: str, rows: list[tuple[str, object]]) -> None:
@@ -40,8 +43,8 @@ def _print_table(title: str, rows: list[tuple[str, object]]) -> None:
 
 @app.command("caption")
 def caption(
-    pred: Path = typer.Argument(..., help='Predictions: JSONL of {"id", "prediction"} or CSV/TSV with those columns.'),
-    refs: Path = typer.Argument(..., help='References: JSONL of {"id", "references": [...]} or one {"id", "reference"} per row.'),
+    pred: Path = typer.Argument(..., help='Predictions: JSONL of {"id", "prediction"}, CSV/TSV with those columns, or a COCO result JSON [{"image_id", "caption"}].'),
+    refs: Path = typer.Argument(..., help='References: JSONL of {"id", "references": [...]}, one {"id", "reference"} per row, a COCO captions annotation JSON, or a datasets source (parquet, arrow, save_to_disk folder, hf:id#split).'),
     mode: CaptionMode = typer.Option(CaptionMode.grouped, "--mode", help="grouped: all refs of an id; per-row: each ref its own item."),
     metrics: Optional[List[str]] = typer.Option(None, "--metrics", help="Subset of BLEU, METEOR, ROUGE-L, CIDEr, SPICE (repeat or comma-separate)."),
     fmt: Format = typer.Option(Format.json, "--format", help="json or table."),
@@ -70,9 +73,9 @@ def caption(
 @app.command("vqa")
 def vqa(
     pred: Path = typer.Argument(..., help='Predictions: JSON list of {"question_id", "answer"}.'),
-    annotations: Path = typer.Argument(..., help="VQA v2 / OK-VQA annotations JSON."),
+    annotations: Path = typer.Argument(..., help="VQA v2 / OK-VQA annotations JSON, or a datasets source with one row per question (parquet, arrow, save_to_disk folder, hf:id#split)."),
     questions: Optional[Path] = typer.Option(None, "--questions", help="VQA questions JSON: evaluate exactly these questions."),
-    mode: VqaMode = typer.Option(VqaMode.official, "--mode", help="official (GT-Vision-Lab), okvqa (OpenFlamingo stemming) or openflamingo (Lever-LM's copy)."),
+    mode: VqaMode = typer.Option(VqaMode.official, "--mode", help="official (GT-Vision-Lab master, 2021-), vqa2016 (its 2016-2021 version), openflamingo (also Lever-LM), okvqa (openflamingo + OK-VQA stemming), lmms-eval (EvalAI processor), lmms-eval-vqav2 (its vqav2 task). README: VQA accuracy modes."),
     fmt: Format = typer.Option(Format.json, "--format", help="json or table."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Score only questions with both a prediction and an annotation."),
 ) -> None:

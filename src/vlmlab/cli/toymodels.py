@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from vlmlab.progress import make_console
 from rich.table import Table
 
 app = typer.Typer(help="Tiny VLMs trained on the toy world (built once, cached).", no_args_is_help=True)
@@ -26,7 +26,7 @@ def list_recipes(
         r = get_recipe(name)
         steps = "+".join(str(s.steps) for s in r.stages)
         table.add_row(name, recipe_hash(r), steps, "yes" if is_built(r, cache_root) else "no", r.description)
-    Console().print(table)
+    make_console().print(table)
 
 
 @app.command("build")

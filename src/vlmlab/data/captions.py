@@ -17,7 +17,9 @@ its metrics are computed two ways:
 
 A `url` becomes a local file through `url_map` (a dict or a CSV/TSV/JSON file mapping url -> file)
 or, without a map, through the URL's file name (`.../3503709281_60051c1cd0_k.jpg`) under the image
-root. The image root defaults to the folder of the data file; every path must stay inside it.
+root. A `url` cell without a scheme is a relative path and is kept whole under the root: QuIC-360's
+`test-refer.tsv` names `refer360images/indoor/living_room/pano_x.jpg`. The image root defaults to
+the folder of the data file; every path must stay inside it.
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ from urllib.parse import unquote, urlsplit
 
 from vlmlab.data.images import Image, image_under_root
 from vlmlab.data.records import CaptionRecord
+from vlmlab.data.sources import embedded_name, image_from_cell
 from vlmlab.data.tables import Row, read_json, read_rows, require_key
 from vlmlab.errors import DataError
 
 IMAGE_COLUMNS = ("url", "image", "path", "file_name")
-CAPTION_COLUMNS = ("annotation", "caption", "reference", "references")
+# `sentences`/`captions`: Karpathy-split copies; `answer`: lmms-lab/COCO-Caption (five captions per row)
+CAPTION_COLUMNS = ("annotation", "caption", "reference", "references", "captions", "sentences", "answer")
+COLUMN_ROLES = ("image", "caption", "query", "id")
 
 
 def url_file_name(url: str, where: str = "") -> str:
@@ -44,6 +49,12 @@ def url_file_name(url: str, where: str = "") -> str:
         prefix = f"{where}: " if where else ""
         raise DataError(f"{prefix}URL {url!r} has no file name; pass a URL map that names its local file")
     return name
+
+
+def is_web_url(value: str) -> bool:
+    """True for `https://host/...` style cells; False for relative paths such as `refer360images/a.jpg`."""
+    parts = urlsplit(value)
+    return bool(parts.netloc) or parts.scheme.lower() in ("http", "https", "ftp", "file")
 
 
 def read_url_map(path: Path | str) -> dict[str, str]:
@@ -99,7 +110,8 @@ class _ImageNamer:
                 if value not in self.url_map:
                     raise DataError(f"{where}: URL {value!r} is not in the URL map {self.map_name}; add it")
                 return image_under_root(self.root, self.url_map[value], where)
-            return image_under_root(self.root, url_file_name(value, where), where)
+            if is_web_url(value):
+                return image_under_root(self.root, url_file_name(value, where), where)
         return image_under_root(self.root, value, where)
 
 
@@ -109,17 +121,21 @@ def read_caption_table(
     *,
     url_map: Mapping[str, str] | Path | str | None = None,
     per_row: bool = False,
+    columns: Mapping[str, str] | None = None,
 ) -> list[CaptionRecord]:
-    """Read a caption table (CSV/TSV/JSONL; QuIC-360 layout) into `CaptionRecord`s.
+    """Read a caption table (CSV/TSV/JSONL, or a parquet/arrow/save_to_disk/hub source; QuIC-360
+    layout) into `CaptionRecord`s.
 
     Args:
-        path: the table.
+        path: the table (any source of `vlmlab.data.sources`).
         images: the image root; defaults to the table's folder.
         url_map: for a `url` column, a mapping (or a mapping file) from URL to a file under the root.
         per_row: False -> one record per (image, query) pair (or per `id`) holding all its
             references, in order of first appearance (rows of a pair need not be adjacent);
             True -> one record per row in file order, id `<pair id>#<k>` (k-th reference of
             the pair), with `group_id` set to the pair's id.
+        columns: role -> column name for tables whose names differ from the defaults
+            (roles: image, caption, query, id).
 
     Raises:
         DataError: any bad file, missing column, empty caption, image outside the root, a URL
@@ -130,10 +146,11 @@ def read_caption_table(
     root = Path(images) if images is not None else table.path.parent
     map_name = str(url_map) if isinstance(url_map, (str, Path)) else "given"
     mapping = read_url_map(url_map) if isinstance(url_map, (str, Path)) else url_map
-    image_col = table.find_column(IMAGE_COLUMNS, "the image")
-    caption_col = table.find_column(CAPTION_COLUMNS, "the caption")
-    query_col = table.find_column(("query",), "the query", required=False)
-    id_col = table.find_column(("id",), "the id", required=False)
+    mapped = _column_mapping(columns, COLUMN_ROLES)
+    image_col = table.find_column(IMAGE_COLUMNS, "the image", mapped=mapped.get("image"))
+    caption_col = table.find_column(CAPTION_COLUMNS, "the caption", mapped=mapped.get("caption"))
+    query_col = table.find_column(("query",), "the query", required=False, mapped=mapped.get("query"))
+    id_col = table.find_column(("id",), "the id", required=False, mapped=mapped.get("id"))
     namer = _ImageNamer(root, image_col, mapping, map_name)
 
     groups: dict[Any, dict[str, Any]] = {}
@@ -142,12 +159,16 @@ def read_caption_table(
     image_of_file: dict[Path, tuple[str, int]] = {}
     for row in table.rows:
         where = table.where(row)
-        raw_image = _text_cell(row, image_col, where)
+        cell = row.values.get(image_col)
         query = _text_cell(row, query_col, where, allow_empty=True) if query_col else ""
         refs = _references(row.values.get(caption_col), where)
-        image = namer(raw_image, where)
-        assert image.path is not None
-        if image_col == "url":
+        if isinstance(cell, (dict, bytes, bytearray)):  # an embedded image (`datasets` Image feature)
+            image = image_from_cell(cell, root, where)
+            raw_image = embedded_name(cell) or (f"sha256:{image.sha256}" if image.path is None else str(image.path))
+        else:
+            raw_image = _text_cell(row, image_col, where)
+            image = namer(raw_image, where)
+        if image_col == "url" and image.path is not None:
             seen = image_of_file.setdefault(image.path, (raw_image, row.line))
             if seen[0] != raw_image:
                 raise DataError(
@@ -161,11 +182,11 @@ def read_caption_table(
                 raise DataError(f"{where}: duplicate id {item_id!r} (first on line {first[2]}) with a different image or query; make ids unique")
             key: Any = item_id
         else:
-            key = (image.path, query)
+            key = (image.path if image.path is not None else image.sha256, query)
             if key in groups:
                 item_id = groups[key]["id"]
             else:
-                stem = _image_stem(image.path, root)
+                stem = _image_stem(image.path, root) if image.path is not None else _embedded_stem(cell, image)
                 item_id = f"{stem}/{query}" if query else stem
         group = groups.setdefault(key, {"id": item_id, "image": image, "query": query, "rows": []})
         group["rows"].append((row, refs))
@@ -203,6 +224,21 @@ def _image_stem(path: Path, root: Path) -> str:
     """The image's path under the root without its extension, as a readable id (`sub/pano_01`)."""
     relative = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root)))
     return relative.with_suffix("").as_posix()
+
+
+def _embedded_stem(cell: Any, image: Image) -> str:
+    """An id for an embedded image: its stored file name without extension, else its content hash."""
+    name = embedded_name(cell)
+    return Path(name).with_suffix("").as_posix() if name else image.sha256[:16]
+
+
+def _column_mapping(columns: Mapping[str, str] | None, roles: tuple[str, ...]) -> dict[str, str]:
+    """A user's role -> column mapping, checked against the roles a reader knows."""
+    mapped = dict(columns or {})
+    unknown = sorted(set(mapped) - set(roles))
+    if unknown:
+        raise DataError(f"unknown column role(s) {', '.join(unknown)}; this reader maps {', '.join(roles)}")
+    return mapped
 
 
 def _text_cell(row: Row, column: str, where: str, *, allow_empty: bool = False) -> str:

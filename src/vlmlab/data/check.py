@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from vlmlab.data.images import Image
 from vlmlab.data.readers import Dataset
+from vlmlab.data.sources import parse_source
 from vlmlab.data.records import CaptionRecord, RatingRecord, Record, VQARecord, record_to_dict
 from vlmlab.errors import DataError
 from vlmlab.progress import track
@@ -75,6 +76,12 @@ def check_images(records: Sequence[Record], *, description: str = "decoding imag
     )
 
 
+def missing_image_files(records: Sequence[Record]) -> list[Path]:
+    """Image files the records name that do not exist (in-memory images are never missing)."""
+    return [image.path for image, _ in unique_images(records).values()
+            if image.path is not None and not image.path.is_file()]
+
+
 def _spread(values: Sequence[int]) -> str:
     if not values:
         return "-"
@@ -90,6 +97,7 @@ def summarize(dataset: Dataset) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "format": dataset.format,
         "path": str(dataset.path),
+        "source": parse_source(dataset.path).describe(),
         "rows": dataset.rows,
         "records": len(records),
         "images": len(images),

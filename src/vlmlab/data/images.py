@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import PIL.Image
 
 from vlmlab.errors import DataError
@@ -76,9 +78,13 @@ class Image:
         if not raw:
             raise DataError(f"{self.name}: image file is empty (0 bytes); replace or remove it")
         try:
-            with PIL.Image.open(io.BytesIO(raw)) as im:
-                im.load()
-                return im.convert("RGB")
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
+                with PIL.Image.open(io.BytesIO(raw)) as im:
+                    im.load()
+                    return to_rgb(im)
+        except PIL.Image.DecompressionBombWarning as exc:
+            raise DataError(f"{self.name}: image too large to decode safely ({exc}); downscale it") from None
         except PIL.UnidentifiedImageError:
             if _has_image_signature(raw):
                 raise DataError(f"{self.name}: corrupt or truncated image (header unreadable); replace or remove it") from None
@@ -93,6 +99,29 @@ class Image:
 
     def __hash__(self) -> int:
         return hash(self.sha256)
+
+
+_HIGH_BIT_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535}
+
+
+def to_rgb(im: PIL.Image.Image) -> PIL.Image.Image:
+    """RGB with 16-bit and 32-bit integer images scaled to 0-255 (PIL's `convert("RGB")` clips
+    them instead: a 16-bit PNG of mean 32767 came out almost pure white, mean 254.5).
+
+    A 32-bit `I` image (how Pillow may open a 16-bit grey PNG) is taken as 16-bit when its
+    values fit, else scaled by its own maximum.
+    """
+    if im.mode in _HIGH_BIT_MODES or im.mode == "I":
+        arr = np.asarray(im, dtype=np.int64)
+        top = _HIGH_BIT_MODES.get(im.mode) or (65535 if arr.size == 0 or arr.max() <= 65535 else int(arr.max()))
+        grey = np.clip(np.rint(arr.astype(np.float64) * 255.0 / top), 0, 255).astype(np.uint8)
+        return PIL.Image.fromarray(grey, mode="L").convert("RGB")
+    if im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        top = 1.0 if arr.size == 0 or arr.max() <= 1.0 else 255.0
+        grey = np.clip(np.rint(arr * 255.0 / top), 0, 255).astype(np.uint8)
+        return PIL.Image.fromarray(grey, mode="L").convert("RGB")
+    return im.convert("RGB")
 
 
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
@@ -110,8 +139,9 @@ def resolve_under_root(root: Path | str, name: str | Path, where: str = "") -> P
     """The path of image `name` under the data root `root`, refusing paths that leave the root.
 
     Relative names are joined to `root`; absolute names must already lie inside it. The check is
-    on the normalised path (`..` collapsed), not on symlink targets, so a root whose images are
-    symlinks to a shared disk still works. Nothing is read: missing files surface on `load()`.
+    on resolved paths (`..` collapsed and symlinks followed, for the root too), so a symlink
+    inside the root that points out of it is refused like `../` (a root that is itself a symlink
+    works). Nothing is read: missing files surface on `load()`.
 
     Args:
         root: the data root (the `--images` folder).
@@ -119,7 +149,8 @@ def resolve_under_root(root: Path | str, name: str | Path, where: str = "") -> P
         where: `file:line` of the row it came from, prefixed to error messages.
 
     Raises:
-        DataError: an empty name, or a path that escapes the root via `..` or is absolute elsewhere.
+        DataError: an empty name, or a path that escapes the root via `..`, a symlink, or is
+            absolute elsewhere.
     """
     prefix = f"{where}: " if where else ""
     text = os.fspath(name)
@@ -133,6 +164,13 @@ def resolve_under_root(root: Path | str, name: str | Path, where: str = "") -> P
         raise DataError(
             f"{prefix}image path {text!r} is outside the data root {root}; "
             f"move the image under the root or pass a root that contains it"
+        )
+    real_root = os.path.realpath(root_text)
+    real_target = os.path.realpath(joined)
+    if real_target != real_root and not real_target.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise DataError(
+            f"{prefix}image path {text!r} is a symlink to {real_target}, outside the data root {root}; "
+            f"copy the image under the root or pass a root that contains its target"
         )
     return Path(os.path.normpath(joined))
 

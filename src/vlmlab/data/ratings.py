@@ -23,6 +23,7 @@ from pathlib import Path
 
 from vlmlab.data.images import SUPPORTED_EXTENSIONS, Image, image_under_root
 from vlmlab.data.records import RatingRecord
+from vlmlab.data.sources import image_from_cell
 from vlmlab.data.tables import Row, Table, read_rows
 from vlmlab.errors import DataError
 
@@ -105,6 +106,7 @@ def read_ratings(
 
     records: list[RatingRecord] = []
     first_line: dict[tuple[str, str], int] = {}
+    files_of: dict[str, tuple[str, int]] = {}
     for row in table.rows:
         where = table.where(row)
         image_id = _text(row, id_col)
@@ -115,11 +117,20 @@ def read_ratings(
             first = first_line.setdefault((image_id, rater), row.line)
             if first != row.line:
                 raise DataError(f"{where}: duplicate rating of image {image_id!r} by rater {rater!r} (first on line {first}); remove one")
-        file_name = _text(row, path_col) or image_id
+        cell = row.values.get(path_col) if path_col is not None else None
+        if isinstance(cell, (dict, bytes, bytearray)):  # embedded (`datasets` Image feature)
+            image = image_from_cell(cell, root, where)
+        else:
+            file_name = _text(row, path_col) or image_id
+            seen_file, seen_line = files_of.setdefault(image_id, (file_name, row.line))
+            if seen_file != file_name:
+                raise DataError(f"{where}: image id {image_id!r} names file {file_name!r}, but line {seen_line} names "
+                                f"{seen_file!r}; one id must mean one image: fix one of the rows")
+            image = _image_for(root, file_name, where)
         records.append(
             RatingRecord(
                 image_id=image_id,
-                image=_image_for(root, file_name, where),
+                image=image,
                 rater_id=rater,
                 emotion=_text(row, emotion_col),
                 valence=_number(table, row, valence_col, scale),

@@ -2,7 +2,9 @@
 
 Library code can call the readers directly (`read_caption_table`, `read_coco_captions`,
 `read_vqa`, `read_image_folder`, `read_ratings`, `read_records`); configs and the CLI name a format
-and go through `read_dataset`, which also counts the source rows for summaries:
+and go through `read_dataset`, which also counts the source rows for summaries. Every table
+format also reads a parquet or arrow file, a `datasets` `save_to_disk` folder or an `hf:` hub id
+(`vlmlab.data.sources`); `columns` maps a reader's roles to other column names:
 
     dataset = read_dataset("quic360", "test.tsv", images="panos/")
     dataset.records, dataset.rows
@@ -11,10 +13,10 @@ Formats and the options each accepts:
 
 | name | reads | options |
 |---|---|---|
-| `quic360`, `captions` | caption table, one record per (image, query) pair | images, url_map |
-| `quic360-rows`, `captions-rows` | caption table, one record per row | images, url_map |
+| `quic360`, `captions` | caption table, one record per (image, query) pair | images, url_map, columns |
+| `quic360-rows`, `captions-rows` | caption table, one record per row | images, url_map, columns |
 | `coco` | COCO captions JSON | images |
-| `vqa`, `okvqa` | VQA v2 / OK-VQA questions (+ annotations) JSON | images, annotations, image_pattern |
+| `vqa`, `okvqa` | VQA v2 / OK-VQA questions (+ annotations) JSON, or a one-row-per-question table | images, annotations, image_pattern, columns |
 | `folder` | every image under a folder | query |
 | `ratings` | human ratings table | images |
 | `records` | normalised records JSONL written by `vlmlab data check --out` | images |
@@ -107,20 +109,21 @@ def register_format(fmt: Format) -> None:
 
 
 def _captions(per_row: bool) -> Callable[..., list[Any]]:
-    def read(path: Path, images: Path | None = None, url_map: Path | None = None) -> list[Any]:
-        return read_caption_table(path, images, url_map=url_map, per_row=per_row)
+    def read(path: Path, images: Path | None = None, url_map: Path | None = None, columns: dict[str, str] | None = None) -> list[Any]:
+        return read_caption_table(path, images, url_map=url_map, per_row=per_row, columns=columns)
 
     return read
 
 
-def _vqa(path: Path, images: Path | None = None, annotations: Path | None = None, image_pattern: str | None = None) -> list[Any]:
-    return read_vqa(path, annotations, images, image_pattern=image_pattern)
+def _vqa(path: Path, images: Path | None = None, annotations: Path | None = None, image_pattern: str | None = None,
+         columns: dict[str, str] | None = None) -> list[Any]:
+    return read_vqa(path, annotations, images, image_pattern=image_pattern, columns=columns)
 
 
 for _name, _per_row in (("quic360", False), ("captions", False), ("quic360-rows", True), ("captions-rows", True)):
     register_format(
         Format(
-            _name, _captions(_per_row), frozenset({"images", "url_map"}),
+            _name, _captions(_per_row), frozenset({"images", "url_map", "columns"}),
             len if _per_row else _references_rows,
             "caption table (CSV/TSV/JSONL), one record per " + ("row" if _per_row else "image-query pair"),
         )
@@ -128,7 +131,8 @@ for _name, _per_row in (("quic360", False), ("captions", False), ("quic360-rows"
 register_format(Format("coco", read_coco_captions, frozenset({"images"}), _references_rows, "COCO captions JSON"))
 for _name in ("vqa", "okvqa"):
     register_format(
-        Format(_name, _vqa, frozenset({"images", "annotations", "image_pattern"}), len, "VQA v2 / OK-VQA questions + annotations JSON")
+        Format(_name, _vqa, frozenset({"images", "annotations", "image_pattern", "columns"}), len,
+               "VQA v2 / OK-VQA questions + annotations JSON, or a one-row-per-question table")
     )
 register_format(
     Format("folder", lambda path, query="": read_image_folder(path, query=query), frozenset({"query"}), len, "every image under a folder")
@@ -136,7 +140,8 @@ register_format(
 register_format(Format("ratings", read_ratings, frozenset({"images"}), len, "human ratings table (CSV/TSV/JSONL)"))
 register_format(Format("records", read_records, frozenset({"images"}), len, "normalised records JSONL (data check --out)"))
 
-_OPTION_FLAGS = {"images": "--images", "annotations": "--annotations", "url_map": "--url-map", "image_pattern": "--image-pattern", "query": "--query"}
+_OPTION_FLAGS = {"images": "--images", "annotations": "--annotations", "url_map": "--url-map", "image_pattern": "--image-pattern",
+                 "query": "--query", "columns": "--column"}
 
 
 def get_format(name: str) -> Format:
@@ -164,11 +169,11 @@ def read_dataset(format: str, path: Path | str, **options: Any) -> Dataset:
     Args:
         format: a name in `FORMATS`.
         path: the data file (or folder for `folder`).
-        **options: `images`, `annotations`, `url_map`, `image_pattern`, `query`; None values are
-            ignored, an option the format does not take is a `ConfigError`.
+        **options: `images`, `annotations`, `url_map`, `image_pattern`, `query`, `columns`; None
+            (and empty) values are ignored, an option the format does not take is a `ConfigError`.
     """
     fmt = get_format(format)
-    given = {k: v for k, v in options.items() if v is not None}
+    given = {k: v for k, v in options.items() if v is not None and v != {}}
     unknown = sorted(set(given) - fmt.options)
     if unknown:
         flags = ", ".join(_OPTION_FLAGS.get(k, k) for k in unknown)

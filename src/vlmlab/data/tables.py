@@ -47,14 +47,21 @@ class Table:
         """`file:line` for messages."""
         return f"{self.path}:{row.line}"
 
-    def find_column(self, candidates: Sequence[str], what: str, *, required: bool = True) -> str | None:
+    def find_column(self, candidates: Sequence[str], what: str, *, required: bool = True,
+                    mapped: str | None = None) -> str | None:
         """The first of `candidates` present (case-sensitive), else a `DataError` listing what was found.
 
         Args:
             candidates: accepted column names in order of preference.
             what: what the column holds, for the message ("the image", "the caption").
             required: when False, return None instead of raising.
+            mapped: a column the user named for this role (a column mapping); it must exist.
         """
+        if mapped is not None:
+            if mapped not in self.columns:
+                found = ", ".join(self.columns) if self.columns else "none"
+                raise DataError(f"{self.path}: the column mapping names {mapped!r} for {what}, but the columns are: {found}")
+            return mapped
         for name in candidates:
             if name in self.columns:
                 return name
@@ -159,7 +166,13 @@ def read_jsonl(path: Path | str) -> Table:
 
 
 def read_rows(path: Path | str) -> Table:
-    """A CSV, TSV or JSONL file by its extension (`.jsonl`/`.ndjson` are JSON Lines)."""
+    """A CSV, TSV or JSONL file by its extension (`.jsonl`/`.ndjson` are JSON Lines), or any
+    Hugging Face `datasets` source (parquet, arrow, save_to_disk folder, `hf:` id; see
+    `vlmlab.data.sources`)."""
+    from vlmlab.data.sources import is_dataset_source, read_source_table
+
+    if is_dataset_source(path):
+        return read_source_table(path)
     path = Path(path)
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         return read_jsonl(path)

@@ -16,6 +16,12 @@ COCO pattern built from the questions file's `data_subtype`.
 
     records = read_vqa("OpenEnded_mscoco_val2014_questions.json",
                        "mscoco_val2014_annotations.json", images="coco/val2014")
+
+A Hugging Face copy (parquet, arrow, save_to_disk folder or `hf:` id, as the lmms-lab VQAv2 and
+OK-VQA ones) has one row per question instead: `question_id`, `question`, `answers` (ten strings,
+or ten `{"answer", ...}` dicts), `image` (embedded, or a path), optional `image_id`,
+`answer_type`, `question_type`, `multiple_choice_answer`. `read_vqa(source)` reads it with those
+defaults; `columns={"question": "q", ...}` maps other names.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from typing import Any, Mapping
 
 from vlmlab.data.images import Image, image_under_root
 from vlmlab.data.records import VQARecord
-from vlmlab.data.tables import read_json, require_key
+from vlmlab.data.sources import embedded_name, image_from_cell, is_dataset_source
+from vlmlab.data.tables import read_json, read_rows, require_key
 from vlmlab.errors import ConfigError, DataError
 
 
@@ -115,15 +122,18 @@ def read_vqa(
     *,
     image_pattern: str | None = None,
     image_files: Mapping[str, str] | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> list[VQARecord]:
     """Read VQA v2 / OK-VQA questions (and annotations) into `VQARecord`s in question order.
 
     Args:
-        questions: the questions JSON.
+        questions: the questions JSON, or a `datasets` source with one row per question (then
+            `annotations` must be None; see the module docstring).
         annotations: the annotations JSON of the same split; None for a test split without answers.
         images: the image root; defaults to the questions file's folder.
         image_pattern: file name pattern with `{image_id}` (e.g. `COCO_val2014_{image_id:012d}.jpg`).
         image_files: explicit image id -> file name mapping (wins over the pattern).
+        columns: for a `datasets` source, role -> column name (roles: TABLE_ROLES).
 
     Raises:
         DataError: bad JSON, missing keys, duplicate question ids, questions without annotations
@@ -131,6 +141,10 @@ def read_vqa(
             outside the root.
         ConfigError: an image pattern that cannot be filled.
     """
+    if is_dataset_source(questions):
+        if annotations is not None:
+            raise ConfigError(f"{questions}: a datasets source holds the answers in its rows; drop the annotations file")
+        return read_vqa_table(questions, images, image_pattern=image_pattern, columns=columns)
     qpath = Path(questions)
     root = Path(images) if images is not None else qpath.parent
     data = read_json(qpath)
@@ -187,4 +201,73 @@ def read_vqa(
                 f"{apath}: {len(orphans)} annotations have no question in {qpath.name} ({_preview(orphans)}); "
                 f"pass the questions file of the same split"
             )
+    return records
+
+
+TABLE_ROLES = ("question_id", "question", "answers", "image", "image_id")
+_TABLE_DEFAULTS = {
+    "question_id": ("question_id", "qid"),
+    "question": ("question",),
+    "answers": ("answers",),
+    "image": ("image", "file_name", "image_path", "path"),
+    "image_id": ("image_id",),
+}
+
+
+def read_vqa_table(
+    source: Path | str,
+    images: Path | str | None = None,
+    *,
+    image_pattern: str | None = None,
+    columns: Mapping[str, str] | None = None,
+) -> list[VQARecord]:
+    """Read a one-row-per-question VQA table (lmms-lab VQAv2 / OK-VQA layout) into `VQARecord`s.
+
+    Images come from the image column (embedded bytes or a path under `images`) or, without one,
+    from `image_pattern` and the image id. Without an image id column, an embedded image's stored
+    file name (or its content hash) is the image id. A table without an answers column is a test
+    split (`answers=[]`).
+
+    Raises:
+        DataError: a needed column missing (naming the columns found), a bad cell, a duplicate
+            question id.
+    """
+    table = read_rows(source)
+    root = Path(images) if images is not None else table.path.parent
+    mapped = dict(columns or {})
+    unknown = sorted(set(mapped) - set(TABLE_ROLES))
+    if unknown:
+        raise DataError(f"unknown column role(s) {', '.join(unknown)}; VQA tables map {', '.join(TABLE_ROLES)}")
+    col = {role: table.find_column(names, f"the {role.replace('_', ' ')}", mapped=mapped.get(role),
+                                   required=role in ("question_id", "question") or (role == "image" and image_pattern is None))
+           for role, names in _TABLE_DEFAULTS.items()}
+    records: list[VQARecord] = []
+    seen: dict[str, int] = {}
+    for row in table.rows:
+        where = table.where(row)
+        values = row.values
+        qid = str(values.get(col["question_id"]))
+        if qid in seen:
+            raise DataError(f"{where}: duplicate question_id {qid} (first on row {seen[qid]}); remove one")
+        seen[qid] = row.line
+        question = values.get(col["question"])
+        if not isinstance(question, str) or not question.strip():
+            raise DataError(f"{where}: column {col['question']!r} is {type(question).__name__}, expected the question text")
+        cell = values.get(col["image"]) if col["image"] else None
+        image_id = str(values[col["image_id"]]) if col["image_id"] and values.get(col["image_id"]) is not None else None
+        if cell is None:
+            if image_pattern is None or image_id is None:
+                raise DataError(f"{where}: no image (empty image column, or no image id for --image-pattern)")
+            image = image_under_root(root, _format_pattern(image_pattern, image_id), where)
+        else:
+            image = image_from_cell(cell, root, where)
+        if image_id is None:
+            name = embedded_name(cell) or (cell if isinstance(cell, str) else None)
+            image_id = Path(name).stem if name else image.sha256[:16]
+        raw_answers = values.get(col["answers"]) if col["answers"] else None
+        answers = _answers({"answers": raw_answers}, table.path, f"row {row.line}") if raw_answers is not None else []
+        types = {key: values.get(key) if isinstance(values.get(key), str) else None
+                 for key in ("answer_type", "question_type", "multiple_choice_answer")}
+        records.append(VQARecord(question_id=qid, image_id=image_id, image=image, question=question,
+                                 answers=answers, source=where, **types))
     return records

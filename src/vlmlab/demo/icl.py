@@ -22,6 +22,7 @@ import numpy as np
 
 from vlmlab.demo.configs import Layout
 from vlmlab.errors import RunError
+from vlmlab.metrics.inference import ci_label
 from vlmlab.report import Report, Table, write_report
 from vlmlab.runs import atomic_write_json
 
@@ -74,12 +75,15 @@ def icl_summary(layout: Layout) -> dict[str, Any]:
     for c in cells:
         accuracy.setdefault(c["method"], {})[str(c["shots"])] = {"accuracy": c["accuracy"], "ci_low": c["ci_low"],
                                                                "ci_high": c["ci_high"], "n": c["n"]}
+    first_ci = cells[0].get("ci", {}) if cells else {}  # how the eval stage made its CIs (method, unit, B)
     beam = json.loads((layout.icl("beam") / "metrics.json").read_text(encoding="utf-8"))
     train_path = layout.icl("train") / "metrics.json"
     selector = json.loads(train_path.read_text(encoding="utf-8")) if train_path.is_file() else {}
     return {
         "accuracy": accuracy,
         "test_queries": cells[0]["n"] if cells else 0,
+        "ci_label": ci_label(first_ci.get("method", "percentile"), first_ci.get("unit", "questions"), first_ci.get("level", 0.95),
+                             first_ci.get("resamples")),
         "infoscore": infoscore_check(_read_jsonl(layout.icl("rl-data") / "rl_raw.jsonl")),
         "beam": {k: beam.get(k) for k in ("anchors", "ok", "mean_forward_passes", "mean_best_cumulative", "mean_base_prob")},
         "selector": {k: selector.get(k) for k in ("anchors", "train_anchors", "val_anchors", "steps", "final")},
@@ -93,7 +97,7 @@ def write_icl_report(layout: Layout, summary: dict[str, Any]) -> dict[str, Path]
     acc = summary["accuracy"]
     shots = sorted({int(s) for cells in acc.values() for s in cells if s != "0"})
     report = Report("ICL study: which demonstrations help the toy VQA model?")
-    report.text(f"VQA accuracy on {summary['test_queries']} held-out test queries (95% bootstrap CI in brackets). "
+    report.text(f"VQA accuracy on {summary['test_queries']} held-out test queries ({summary['ci_label']} in brackets). "
                 "Demonstrations come from the support set, chosen by: none (zero-shot), random, text similarity (MiniLM), "
                 "image similarity (pixels), or the selector trained on InfoScore beams, which sees the query's text and image "
                 "and each candidate demonstration's question, answer and image.")
@@ -109,7 +113,7 @@ def write_icl_report(layout: Layout, summary: dict[str, Any]) -> dict[str, Path]
         report.text(f"Zero-shot accuracy: {_cell_text(zero)}.")
     report.table(Table(columns, rows, caption="VQA accuracy by method and shots; best per column in bold",
                        best={c: "max" for c in columns[1:]}, digits=3))
-    report.table(Table(columns, text_rows, caption="The same with 95% bootstrap confidence intervals"))
+    report.table(Table(columns, text_rows, caption=f"The same with {summary['ci_label']} confidence intervals"))
     series = {m: [acc[m].get(str(s), {}).get("accuracy", float("nan")) for s in shots] for m in acc if m != "zero-shot"}
     if "zero-shot" in acc:
         series["zero-shot"] = [acc["zero-shot"]["0"]["accuracy"]] * len(shots)
@@ -118,7 +122,8 @@ def write_icl_report(layout: Layout, summary: dict[str, Any]) -> dict[str, Path]
     info = summary["infoscore"]
     if info.get("anchors"):
         report.heading("Do InfoScore-selected demonstrations help?")
-        report.table(Table(["anchors", "accuracy with best beam", "accuracy with random pool sequences", "gain", "gain 95% CI"],
+        report.table(Table(["anchors", "accuracy with best beam", "accuracy with random pool sequences", "gain",
+                            "gain, 95% percentile bootstrap over anchors, B=1000"],
                            [[info["anchors"], info["beam_accuracy"], info["random_accuracy"], info["gain"],
                              f"[{info['gain_ci'][0]:.3f}, {info['gain_ci'][1]:.3f}]"]], digits=3,
                            caption="Anchors of the beam search answered by the scorer with their best beam vs random sequences from the same pool"))

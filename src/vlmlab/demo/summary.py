@@ -86,7 +86,7 @@ def write_demo_report(out: Path, summary: dict[str, Any], timings: dict[str, Any
 
     out = Path(out)
     report = build_summary_report(summary, timings)
-    studies = collect_report(out, title="Study reports")
+    studies = collect_report(out, title="Study reports", include_root=False)  # not our own previous report.json
     for block in studies.blocks:  # figures of the stitched reports live in out/figures/
         if isinstance(block, Figure):
             block.name = f"figures/{block.name}"

@@ -100,6 +100,7 @@ class EvalConfig(StrictModel):
     batch_size: int = Field(16, ge=1)
     vqa_mode: Literal["official", "okvqa"] = "official"
     n_boot: int = Field(1000, ge=10)
+    ci_unit: Literal["image", "question"] = "image"  # bootstrap unit of the CIs; questions sharing an image are not independent
     device: str = "cpu"
 
     @field_validator("methods")

@@ -19,11 +19,13 @@ from vlmlab.errors import DataError
 
 
 class VQADataConfig(StrictModel):
-    """A VQA v2 / OK-VQA split: questions JSON, annotations JSON, image folder."""
+    """A VQA v2 / OK-VQA split: questions JSON, annotations JSON, image folder; or one `datasets`
+    source with a row per question (`questions: hf:lmms-lab/OK-VQA#val2014`, a parquet/arrow file or
+    a save_to_disk folder; no annotations, images embedded or under `images`)."""
 
     questions: Path
-    annotations: Path
-    images: Path
+    annotations: Path | None = None  # required for JSON questions files; None for a datasets source
+    images: Path | None = None  # image root; defaults to the questions file's folder
     image_pattern: str | None = None  # e.g. "COCO_train2014_{image_id:012d}.jpg"
 
 
@@ -75,6 +77,11 @@ def load_split(data: VQADataConfig) -> Split:
     """Read a VQA split (errors name the file and row) and check every image file exists up front."""
     from vlmlab.data.vqa import read_vqa
 
+    from vlmlab.data.sources import is_dataset_source
+
+    if data.annotations is None and not is_dataset_source(data.questions):
+        raise DataError(f"{data.questions}: a VQA questions JSON needs its annotations file (data annotations:); "
+                        "only a datasets source (parquet, arrow, save_to_disk, hf:) carries the answers itself")
     records = read_vqa(data.questions, data.annotations, data.images, image_pattern=data.image_pattern)
     missing = [r for r in records if r.image.path is not None and not r.image.path.is_file()]
     if missing:

@@ -3,7 +3,7 @@
 Story: load the index and its support split, the test split and its fixed seeded subsets; choose
 demonstrations for every (method, shots, query); generate answers in batches (data-parallel by
 query under torchrun); score official (or OK-VQA) VQA accuracy; write per-cell accuracy with
-bootstrap CIs (`metrics.json`), the subsets (`subsets.json`) and a table (`report.md`) with rows
+percentile bootstrap CIs over images (`ci_unit`; each cell's `ci` says method, unit and n) (`metrics.json`), the subsets (`subsets.json`) and a table (`report.md`) with rows
 test size x shots and one column per method. Zero-shot is the row with shots 0.
 """
 
@@ -21,10 +21,11 @@ from vlmlab.errors import DataError
 from vlmlab.icl.candidates import pools_for_queries
 from vlmlab.icl.configs import EvalConfig, IndexConfig
 from vlmlab.icl.data import load_split
-from vlmlab.icl.evaluate import bootstrap_ci, nested_subset, random_demos, results_markdown, retrieved_demos, size_label
+from vlmlab.icl.evaluate import accuracy_interval, nested_subset, random_demos, results_markdown, retrieved_demos, size_label
 from vlmlab.icl.index import SupportIndex, embed_records
 from vlmlab.icl.prompts import check_backend_images, generation_request
 from vlmlab.icl.stages import index_support, load_backend, open_sharded
+from vlmlab.metrics.inference import ci_label
 from vlmlab.models.base import Backend
 from vlmlab.progress import track
 
@@ -115,7 +116,7 @@ def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = N
         requests = [generation_request(f"{m}|{s}|{q}", [support.records[p] for p in d], test.get(q), config.max_new_tokens) for m, s, q, d in batch]
         for (m, s, q, d), res in zip(batch, backend.generate(requests)):
             acc = float(question_accuracy(res.text, list(test.get(q).answers), mode=config.vqa_mode)) if res.status == "ok" else 0.0
-            run.append(f"{m}|{s}|{q}", {"method": m, "shots": s, "question_id": q, "demos": [index.ids[p] for p in d],
+            run.append(f"{m}|{s}|{q}", {"method": m, "shots": s, "question_id": q, "image_id": test.get(q).image_id, "demos": [index.ids[p] for p in d],
                                         "prediction": res.text if res.status != "error" else None, "status": res.status,
                                         "error": res.error, "acc": acc})
     elapsed = time.perf_counter() - started
@@ -133,13 +134,16 @@ def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = N
             for shots in ([0] if method == "zero-shot" else config.shots):
                 rows = [by_id[f"{method}|{shots}|{q}"] for q in ids]
                 accs = [r["acc"] for r in rows]
-                lo, hi = bootstrap_ci(accs, config.n_boot, config.seed)
-                cells.append({"size": label, "shots": shots, "method": method, "accuracy": float(np.mean(accs)), "ci_low": lo, "ci_high": hi,
-                              "n": len(accs), "errors": sum(r["status"] == "error" for r in rows), "empty": sum(r["status"] == "empty" for r in rows)})
+                ci = accuracy_interval(accs, [test.get(q).image_id for q in ids], config.ci_unit, config.n_boot, config.seed)
+                cells.append({"size": label, "shots": shots, "method": method, "accuracy": float(np.mean(accs)), "ci_low": ci.low, "ci_high": ci.high,
+                              "n": len(accs), "n_images": len({test.get(q).image_id for q in ids}), "ci": ci.to_json(),
+                              "errors": sum(r["status"] == "error" for r in rows), "empty": sum(r["status"] == "empty" for r in rows)})
+    unit = cells[0]["ci"]["unit"] if cells else "images"
     run.write_json("subsets.json", subsets)
     run.write_metrics({"cells": cells, "test_questions": len(test), "vqa_mode": config.vqa_mode, "seconds_this_invocation": elapsed})
     run.write_report(f"# icl eval\n\ntest: `{config.test.questions}` ({len(test)} questions), support: {len(index)}, "
-                     f"VQA accuracy ({config.vqa_mode}) in %, 95% bootstrap CI\n\n" + results_markdown(cells, config.methods))
+                     f"VQA accuracy ({config.vqa_mode}) in %, {ci_label('percentile', unit, 0.95, config.n_boot)} in brackets\n\n"
+                     + results_markdown(cells, config.methods))
     errors = sum(c["errors"] for c in cells)
     run.finish("complete" if not errors else "degraded", errors=errors)
     return out

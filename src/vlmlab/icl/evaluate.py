@@ -7,7 +7,8 @@ are placed with the most similar LAST, next to the query.
 
 Test subsets are nested prefixes of one seeded permutation of the test split, so "size 100" is a
 fixed set that is also contained in "size 1000" and results of different sizes are comparable.
-`bootstrap_ci` gives percentile confidence intervals of a mean.
+`accuracy_interval` gives the percentile bootstrap CI of mean accuracy over images (questions that
+share an image are resampled together) or, as an option, over questions.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import numpy as np
 from vlmlab.errors import ConfigError, DataError
 from vlmlab.icl.index import nearest
 from vlmlab.icl.rl_data import anchor_seed
+from vlmlab.metrics import inference
+from vlmlab.metrics.inference import Interval
 
 METHODS = ("zero-shot", "random", "text", "image", "selector")
+CI_UNITS = ("image", "question")
 
 
 def check_method(name: str) -> str:
@@ -58,14 +62,27 @@ def retrieved_demos(query_emb: np.ndarray, support_emb: np.ndarray, shots: int, 
     return nearest(query_emb, support_emb, shots, exclude)[:, ::-1].copy()
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean (vectorised)."""
-    x = np.asarray(values, dtype=np.float64)
-    if len(x) == 0:
+def accuracy_interval(accs: Sequence[float], image_ids: Sequence[str] | None, unit: str = "image", n_boot: int = 1000,
+                      seed: int = 0, level: float = 0.95) -> Interval:
+    """Mean accuracy with a percentile bootstrap CI over images (default) or questions.
+
+    Questions that share an image are not independent; resampling them as if they were makes the
+    interval too narrow. `unit="question"` (or no image ids) resamples questions.
+    """
+    if unit not in CI_UNITS:
+        raise ConfigError(f"unknown CI unit {unit!r}; use 'image' or 'question'")
+    by_image = unit == "image" and image_ids is not None
+    return inference.bootstrap_ci("mean", np.asarray(accs, np.float64), clusters=image_ids if by_image else None,
+                                  unit="images" if by_image else "questions", resamples=n_boot, seed=seed, level=level)
+
+
+def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                 clusters: Sequence[str] | None = None) -> tuple[float, float]:
+    """Percentile bootstrap interval (low, high) of the mean, over `clusters` when given (vectorised)."""
+    if len(values) == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    return (float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2)))
+    ci = inference.bootstrap_ci("mean", np.asarray(values, np.float64), clusters=clusters, resamples=n_boot, seed=seed, level=1 - alpha)
+    return (ci.low, ci.high)
 
 
 def size_label(size: int | None, n_total: int) -> str:

@@ -30,7 +30,7 @@ from vlmlab.icl.selectors.records import read_jsonl  # noqa: F401  (one JSONL re
 from vlmlab.icl.configs import BackendConfig, BeamConfig, CandidatesConfig, IndexConfig, RLDataConfig
 from vlmlab.icl.data import Split, load_split, target_answer
 from vlmlab.icl.index import SupportIndex, build_index
-from vlmlab.icl.lever_lm import write_lever_lm
+from vlmlab.icl.lever_lm import SupportRows, write_lever_lm
 from vlmlab.icl.prompts import check_backend_images
 from vlmlab.icl.rl_data import answer_candidates, balance_records, candidate_sequences, rl_statistics
 from vlmlab.models.base import Backend
@@ -180,7 +180,7 @@ def run_beam(config: BeamConfig, out: Path | str, *, backend: Backend | None = N
     ok = [by_id[i] for i in order if i in by_id and by_id[i]["status"] == "ok"]
     rows = [{"id": r["id"], "pool": r["pool"], "order": config.order, "beams": r["beams"]} for r in ok]
     write_jsonl(out / "beams.jsonl", rows)
-    write_lever_lm(rows, out / "lever_lm.json")
+    write_lever_lm(rows, out / "lever_lm.json", SupportRows(support.ids, source=str(ccfg.index)), source=str(out))  # upstream ids = support rows
     errors = sum(1 for i in order if i in by_id and by_id[i]["status"] == "error")
     metrics = {
         "anchors": len(order), "ok": len(ok), "errors": errors,

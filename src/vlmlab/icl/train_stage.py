@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vlmlab.errors import ConfigError
 from vlmlab.icl.configs import TrainStageConfig
 from vlmlab.icl.selectors.config import SelectorConfig
 from vlmlab.icl.selectors.data import SelectorData
@@ -21,13 +22,16 @@ from vlmlab.runs import Run, read_run_info
 
 def run_train(config: TrainStageConfig, out: Path | str, *, overwrite: bool = False) -> Path:
     """Train the selector and write its run folder; returns the folder (the checkpoint lives in it)."""
-    run = Run.open(out, config, stage="icl.train", overwrite=overwrite)
-    if read_run_info(run.dir).get("status") == "complete" and (run.dir / "selector.safetensors").exists():
-        return run.dir
     rl_path = Path(config.rl) / "rl.jsonl" if config.rl is not None else None
     data = SelectorData.from_run(config.index, Path(config.beams) / "beams.jsonl", rl_path, dataset=config.dataset, modality=config.modality,
                                  icd_answers=config.icd_answers)
     selector = SelectorConfig.model_validate({"embedding_dim": data.embedding_dim, **config.selector})
+    if selector.ranking_loss != "none" and selector.beam_score == "cumulative" and bool(data.beam_cumulative[data.beam_mask].isnan().any()):
+        raise ConfigError(f"{config.beams}: its beams have no cumulative InfoScore (imported from Lever-LM, which keeps only the last step's "
+                          "marginal); set selector.beam_score: marginal")
+    run = Run.open(out, config, stage="icl.train", overwrite=overwrite)
+    if read_run_info(run.dir).get("status") == "complete" and (run.dir / "selector.safetensors").exists():
+        return run.dir
     report = train_selector(selector, data, run.dir)
     final = {k: v for k, v in report.final.items() if isinstance(v, (int, float))}
     run.write_metrics({"final": final, "anchors": len(data), "train_anchors": report.train_anchors, "val_anchors": report.val_anchors,

@@ -1,42 +1,89 @@
-"""Agreement between model and human labels/ratings, each estimate with a seeded bootstrap CI.
+"""Agreement between model and human labels/ratings, each estimate with a seeded CI that says its kind.
 
 Plain numpy functions over arrays, usable from a notebook:
 
     kappa = estimate(cohen_kappa, human, model, weights="quadratic", seed=0)
-    kappa.value, kappa.low, kappa.high
+    kappa.value, kappa.low, kappa.high, kappa.describe()   # "95% percentile bootstrap over items (n=300, B=1000)"
 
-`estimate(statistic, *arrays, seed=...)` resamples items (rows of all arrays together, so paired
-data stays paired) and returns the statistic on the full data with a percentile interval.
-Statistics: `cohen_kappa` (unweighted, linear, quadratic), `confusion_matrix`,
-`per_class_accuracy`, `pearson_r`, `spearman_r`, `mae`, `within_category_spread` (SD and number of
-distinct values per category), `rating_distribution` + `entropy` (1-9 ratings from top-k
-logprobs), `false_positive_rates` (per category, optionally per group); `agreement_summary` gives
-the usual set at once.
+`estimate(statistic, *arrays, seed=...)` drops rows with a missing value (None/NaN) in any array,
+counts them (`.dropped`), resamples rows of all arrays together (or whole `clusters`, e.g. images)
+and returns an `Interval` (alias `Estimate`). Pearson r gets a Fisher z interval by default (BCa
+over clusters; BCa for Spearman): at n = 30 a percentile interval for r covers ~92%, not 95%. Statistics: `cohen_kappa` (unweighted, linear,
+quadratic; weighted on a declared scale, 1-9 by default), `confusion_matrix`, `per_class_accuracy`,
+`pearson_r`, `spearman_r`, `mae`, `within_category_spread`, `rating_distribution` + `entropy`,
+`false_positive_rates` (Wilson intervals, per category and group); `agreement_summary` gives the
+usual set at once.
+
+Missing values: None and NaN are never a category. They are dropped pairwise and counted; a value
+outside declared `labels`, and a missing group or cluster label, is refused (DataError), because
+dropping it would change what is measured without saying so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
 
 from vlmlab.errors import ConfigError, DataError
+from vlmlab.metrics.inference import Interval, bootstrap_ci, fisher_z_ci, proportion_ci
+
+Estimate = Interval  # the older name; `.value` is `.estimate`
+RATING_SCALE = tuple(range(1, 10))
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """A statistic with a bootstrap confidence interval [low, high] (NaN bounds when undefined)."""
+def _is_missing(x: Any) -> bool:
+    return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x))
 
-    value: float
-    low: float
-    high: float
 
-    def to_dict(self) -> dict[str, float | None]:
-        """JSON-ready (NaN becomes None)."""
-        return {k: (None if math.isnan(v) else v) for k, v in (("value", self.value), ("low", self.low), ("high", self.high))}
+def missing_mask(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """True where a value is None or NaN."""
+    a = np.asarray(values)
+    if a.dtype.kind == "f":
+        return np.isnan(a)
+    if a.dtype == object:
+        return np.array([_is_missing(x) for x in a.ravel().tolist()], dtype=bool).reshape(a.shape)
+    return np.zeros(a.shape, dtype=bool)
+
+
+def drop_missing(*arrays: Sequence[Any] | np.ndarray) -> tuple[list[np.ndarray], int]:
+    """The rows where no array has None/NaN (dtypes re-inferred), and how many rows were dropped."""
+    arrs = [np.asarray(a) for a in arrays]
+    if any(len(a) != len(arrs[0]) for a in arrs):
+        raise DataError(f"arrays have different lengths {[len(a) for a in arrs]}; give one value per item in each")
+    if not arrs:
+        return [], 0
+    bad = np.zeros(len(arrs[0]), dtype=bool)
+    for a in arrs:
+        m = missing_mask(a)
+        bad |= m if m.ndim == 1 else m.any(axis=tuple(range(1, m.ndim)))
+    if not bad.any():
+        return arrs, 0
+    return [np.array(a[~bad].tolist()) if a.dtype == object else a[~bad] for a in arrs], int(bad.sum())
+
+
+def kappa_undefined_reason(a: Sequence, b: Sequence, labels: Sequence[Hashable] | None = None) -> str | None:
+    """Why Cohen's kappa is undefined on these labels (chance agreement is total), or None."""
+    (x, y), _ = drop_missing(a, b)
+    if x.size == 0:
+        return "no rated pairs"
+    seen = set(x.tolist()) | set(y.tolist())
+    if len(seen) == 1:
+        return f"only one class ({next(iter(seen))!r}) in both raters' labels, so chance agreement is total"
+    return None
+
+
+def correlation_undefined_reason(x: Sequence[float], y: Sequence[float]) -> str | None:
+    """Why r is undefined (fewer than 2 pairs, or a constant side), or None."""
+    (u, v), _ = drop_missing(x, y)
+    if u.size < 2:
+        return "fewer than 2 pairs"
+    if np.ptp(u.astype(float)) == 0 or np.ptp(v.astype(float)) == 0:
+        return "one side is constant"
+    return None
 
 
 def estimate(
@@ -45,138 +92,202 @@ def estimate(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    clusters: Sequence[Any] | None = None,
+    unit: str | None = None,
+    method: str | None = None,
+    missing: str = "drop",
     **kwargs: Any,
-) -> Estimate:
-    """The statistic on all items plus a percentile bootstrap CI over items (seeded, paired).
+) -> Interval:
+    """The statistic on all rows plus a seeded bootstrap CI over rows or clusters (paired).
 
     Args:
         statistic: function of the arrays (and `kwargs`) returning a float.
         arrays: equally long arrays; row i of each belongs to item i.
-        n_boot: number of bootstrap resamples.
+        n_boot: number of bootstrap resamples (B).
         level: confidence level of the interval.
         seed: seed of the resampling generator (one seed, recorded by the caller).
+        clusters: one label per row (e.g. image id) when rows are not independent; whole clusters
+            are resampled. Rows dropped for missing values are dropped here too.
+        unit: plural name of the resampled unit ("items", "images", "faces"); for the description.
+        method: "percentile", "bca" or (pearson_r without clusters) "fisher-z". Default: Fisher z for
+            pearson_r over independent pairs, BCa for correlations with clusters and for spearman_r,
+            percentile otherwise (see `_default_method` for the coverage measured).
+        missing: "drop" (default; the count is in `.dropped`) or "error" (refuse missing values).
         kwargs: passed to `statistic`.
     """
-    arrs = [np.asarray(a) for a in arrays]
-    n = len(arrs[0])
-    if any(len(a) != n for a in arrs):
-        raise DataError(f"estimate: arrays have different lengths {[len(a) for a in arrs]}")
-    if n == 0:
-        raise DataError("estimate: no items")
-    value = float(statistic(*arrs, **kwargs))
-    rng = np.random.default_rng(seed)
-    reps = np.empty(n_boot)
-    with np.errstate(all="ignore"):
-        for b in range(n_boot):
-            idx = rng.integers(0, n, n)
-            try:
-                reps[b] = statistic(*(a[idx] for a in arrs), **kwargs)
-            except (ValueError, ZeroDivisionError, FloatingPointError):
-                reps[b] = np.nan
-    reps = reps[np.isfinite(reps)]
-    if reps.size == 0:
-        return Estimate(value, math.nan, math.nan)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(reps, [alpha, 1 - alpha])
-    return Estimate(value, float(low), float(high))
+    if missing not in ("drop", "error"):
+        raise ConfigError(f"missing={missing!r}; use 'drop' or 'error'")
+    cols = list(arrays) + ([] if clusters is None else [np.asarray(clusters, dtype=object)])
+    if clusters is not None and missing_mask(cols[-1]).any():
+        raise DataError("clusters contains None/NaN; every row needs a cluster label (e.g. its image id)")
+    kept, dropped = drop_missing(*cols)
+    if dropped and missing == "error":
+        raise DataError(f"{dropped} rows have a missing value (None/NaN); remove them or use missing='drop'")
+    data, groups = (kept, None) if clusters is None else (kept[:-1], kept[-1])
+    if not data or len(data[0]) == 0:
+        raise DataError(f"estimate: no items" + (f" left after dropping {dropped} with missing values" if dropped else ""))
+    method = method or _default_method(statistic, clusters)
+    if method == "fisher-z":
+        if statistic is not pearson_r or groups is not None:
+            raise ConfigError("method 'fisher-z' is for pearson_r over independent pairs; use 'bca' with clusters or other statistics")
+        ci = fisher_z_ci(pearson_r(*data), len(data[0]), level=level, unit=unit or "items")
+    else:
+        ci = bootstrap_ci(statistic, *data, clusters=groups, unit=unit, method=method, resamples=n_boot, level=level, seed=seed, **kwargs)
+    note = None
+    if math.isnan(ci.estimate) and statistic in UNDEFINED_REASON:
+        note = UNDEFINED_REASON[statistic](*data, **({"labels": kwargs["labels"]} if "labels" in kwargs else {}))
+    return dataclasses.replace(ci, dropped=dropped, note=note)
 
 
 def _labels(a: np.ndarray, b: np.ndarray, labels: Sequence[Hashable] | None) -> list:
     if labels is not None:
+        allowed = set(labels)
+        outside = [x for x in list(dict.fromkeys(a.tolist() + b.tolist())) if x not in allowed]
+        if outside:
+            raise DataError(f"label {outside[0]!r} is not one of the declared labels {list(labels)}; fix the data or declare it")
         return list(labels)
     return sorted(set(a.tolist()) | set(b.tolist()), key=lambda x: (str(type(x)), x))
 
 
 def confusion_matrix(true: Sequence, pred: Sequence, labels: Sequence[Hashable] | None = None) -> np.ndarray:
-    """Counts C[i, j] of items with true label labels[i] and predicted label labels[j]."""
-    t, p = np.asarray(true), np.asarray(pred)
+    """Counts C[i, j] of items with true label labels[i] and predicted label labels[j] (missing pairs dropped)."""
+    (t, p), _ = drop_missing(true, pred)
     labs = _labels(t, p, labels)
     index = {lab: i for i, lab in enumerate(labs)}
-    keep = np.array([x in index and y in index for x, y in zip(t.tolist(), p.tolist())], dtype=bool)
-    ti = np.array([index[x] for x in t[keep].tolist()], dtype=np.int64)
-    pi = np.array([index[x] for x in p[keep].tolist()], dtype=np.int64)
     cm = np.zeros((len(labs), len(labs)), dtype=np.int64)
-    np.add.at(cm, (ti, pi), 1)
+    if t.size:
+        np.add.at(cm, (np.array([index[x] for x in t.tolist()]), np.array([index[x] for x in p.tolist()])), 1)
     return cm
 
 
+def _weighted_scale(t: np.ndarray, p: np.ndarray, labels: Sequence[Hashable] | None) -> Sequence[Hashable]:
+    if labels is not None:
+        return labels
+    values = set(t.tolist()) | set(p.tolist())
+    if values <= set(RATING_SCALE) | {float(v) for v in RATING_SCALE}:
+        return RATING_SCALE
+    raise ConfigError(f"weighted kappa needs its ordered scale: values {sorted(values, key=str)[:5]} are not all on the "
+                      "default 1-9 rating scale; pass labels=[...] in scale order")
+
+
 def cohen_kappa(a: Sequence, b: Sequence, weights: str | None = None, labels: Sequence[Hashable] | None = None) -> float:
-    """Cohen's kappa between two raters; `weights` None, "linear" or "quadratic" (label order = scale order)."""
-    cm = confusion_matrix(a, b, labels).astype(np.float64)
+    """Cohen's kappa between two raters (as sklearn `cohen_kappa_score`); `weights` None, "linear" or
+    "quadratic". Weighted kappa measures distances on the declared scale `labels` (default 1-9), not
+    on the values that happen to occur. NaN when undefined (`kappa_undefined_reason` says why);
+    pairs with a missing label are dropped."""
+    (t, p), _ = drop_missing(a, b)
+    if weights is None:
+        labs = labels
+    elif weights in ("linear", "quadratic"):
+        labs = _weighted_scale(t, p, labels)
+    else:
+        raise ConfigError(f"unknown kappa weights {weights!r}; use None, 'linear' or 'quadratic'")
+    cm = confusion_matrix(t, p, labs).astype(np.float64)
     k = cm.shape[0]
     if weights is None:
         w = 1.0 - np.eye(k)
-    elif weights in ("linear", "quadratic"):
+    else:
         d = np.abs(np.arange(k)[:, None] - np.arange(k)[None, :]).astype(np.float64)
         w = d if weights == "linear" else d**2
-    else:
-        raise ConfigError(f"unknown kappa weights {weights!r}; use None, 'linear' or 'quadratic'")
     total = cm.sum()
+    if total == 0:
+        return math.nan
     expected = np.outer(cm.sum(axis=1), cm.sum(axis=0)) / total
     denom = float((w * expected).sum())
     if denom == 0:
-        return 1.0 if float((w * cm).sum()) == 0 else math.nan
+        return math.nan
     return 1.0 - float((w * cm).sum()) / denom
 
 
 def per_class_accuracy(true: Sequence, pred: Sequence, labels: Sequence[Hashable] | None = None) -> dict:
     """Per true class, the fraction of its items predicted as that class (recall); NaN for absent classes."""
-    t, p = np.asarray(true), np.asarray(pred)
-    labs = _labels(t, p, labels)
+    (t, p), _ = drop_missing(true, pred)
     out = {}
-    for lab in labs:
+    for lab in _labels(t, p, labels):
         mask = t == lab
         out[lab] = float(np.mean(p[mask] == lab)) if mask.any() else math.nan
     return out
 
 
-def class_accuracy(true: Sequence, pred: Sequence, label: Hashable) -> float:
-    """Recall of one class (for `estimate`)."""
-    t, p = np.asarray(true), np.asarray(pred)
-    mask = t == label
-    return float(np.mean(p[mask] == label)) if mask.any() else math.nan
-
-
 def accuracy(true: Sequence, pred: Sequence) -> float:
-    """Fraction of exact matches."""
-    return float(np.mean(np.asarray(true) == np.asarray(pred)))
+    """Fraction of exact matches among pairs with both labels present."""
+    (t, p), _ = drop_missing(true, pred)
+    return float(np.mean(t == p)) if t.size else math.nan
 
 
-def pearson_r(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson correlation (NaN when either side is constant)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+def _pearson_rows(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    xm = x - x.mean(axis=axis, keepdims=True)
+    ym = y - y.mean(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xm * ym).sum(axis=axis) / np.sqrt((xm**2).sum(axis=axis) * (ym**2).sum(axis=axis))
+    return np.clip(r, -1.0, 1.0)
+
+
+def pearson_r(x: Sequence[float], y: Sequence[float], axis: int | None = None) -> float | np.ndarray:
+    """Pearson correlation (as scipy; NaN when either side is constant; missing pairs dropped).
+
+    With `axis`, rows along that axis are correlated at once (the bootstrap's vectorised path)."""
+    if axis is not None:
+        return _pearson_rows(np.asarray(x, float), np.asarray(y, float), axis)
+    (u, v), _ = drop_missing(x, y)
+    u, v = u.astype(float), v.astype(float)
+    if u.size < 2 or np.ptp(u) == 0 or np.ptp(v) == 0:
         return math.nan
-    return float(stats.pearsonr(x, y)[0])
+    return float(stats.pearsonr(u, v)[0])
 
 
-def spearman_r(x: Sequence[float], y: Sequence[float]) -> float:
+def spearman_r(x: Sequence[float], y: Sequence[float], axis: int | None = None) -> float | np.ndarray:
     """Spearman rank correlation (average ranks for ties; NaN when either side is constant)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+    if axis is not None:
+        return _pearson_rows(stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis), axis)
+    (u, v), _ = drop_missing(x, y)
+    u, v = u.astype(float), v.astype(float)
+    if u.size < 2 or np.ptp(u) == 0 or np.ptp(v) == 0:
         return math.nan
-    return float(stats.spearmanr(x, y)[0])
+    return float(stats.spearmanr(u, v)[0])
 
 
-def mae(x: Sequence[float], y: Sequence[float]) -> float:
-    """Mean absolute error."""
-    return float(np.mean(np.abs(np.asarray(x, float) - np.asarray(y, float))))
+def mae(x: Sequence[float], y: Sequence[float], axis: int | None = None) -> float | np.ndarray:
+    """Mean absolute error (missing pairs dropped)."""
+    if axis is not None:
+        return np.mean(np.abs(np.asarray(x, float) - np.asarray(y, float)), axis=axis)
+    (u, v), _ = drop_missing(x, y)
+    return float(np.mean(np.abs(u.astype(float) - v.astype(float)))) if u.size else math.nan
+
+
+def _default_method(statistic: Callable[..., Any], clusters: Any) -> str:
+    """Coverage of 95% intervals for r on 1-9 ratings at n = 30 (2000 simulations, rho 0.4 / 0.7):
+    percentile bootstrap 93.0% / 92.7%, BCa 93.4% / 94.5%, Fisher z 95.6% / 95.7%. Spearman at rho 0.7
+    (1500 simulations): percentile 93.6%, BCa 93.8%."""
+    if statistic is pearson_r:
+        return "fisher-z" if clusters is None else "bca"
+    return "bca" if statistic is spearman_r else "percentile"
+
+
+UNDEFINED_REASON: dict[Callable[..., Any], Callable[..., str | None]] = {
+    cohen_kappa: kappa_undefined_reason, pearson_r: correlation_undefined_reason, spearman_r: correlation_undefined_reason}
 
 
 def within_category_spread(values: Sequence[float], categories: Sequence[Hashable]) -> dict:
-    """Per category: sample SD (ddof=1; NaN for one item), number of distinct values and count.
+    """Per category: sample SD (ddof=1; NaN for one item), number of distinct values, count, and
+    how many of its values were missing (dropped). Rows without a category are refused.
 
     A model that answers every "happy" face with valence 7 has SD 0 and 1 distinct value, however
     well its mean matches the humans'.
     """
     v, c = np.asarray(values, float), np.asarray(categories)
+    if missing_mask(c).any():
+        raise DataError("within_category_spread: a row has no category (None/NaN); label it or leave the row out")
     out = {}
     for cat in _labels(c, c, None):
         x = v[c == cat]
+        gone = np.isnan(x)
+        x = x[~gone]
         out[cat] = {
             "sd": float(np.std(x, ddof=1)) if x.size > 1 else math.nan,
             "n_distinct": int(np.unique(x).size),
             "n": int(x.size),
+            "missing": int(gone.sum()),
         }
     return out
 
@@ -209,9 +320,18 @@ def entropy(probs: Sequence[float], base: float = 2.0) -> float:
 
 def false_positive_rate(true: Sequence, pred: Sequence, category: Hashable) -> float:
     """Among items whose true label is not `category`, the fraction predicted as `category`."""
-    t, p = np.asarray(true), np.asarray(pred)
+    (t, p), _ = drop_missing(true, pred)
     neg = t != category
     return float(np.mean(p[neg] == category)) if neg.any() else math.nan
+
+
+def _fpr_interval(t: np.ndarray, p: np.ndarray, category: Hashable, method: str, unit: str, n_boot: int, seed: int) -> Interval:
+    if method in ("percentile", "bca"):
+        return estimate(false_positive_rate, t, p, category=category, n_boot=n_boot, seed=seed, method=method, unit=unit)
+    neg = t != category
+    if not neg.any():
+        return Interval(math.nan, math.nan, math.nan, method, unit, 0, note=f"no item whose true label is not {category!r}")
+    return proportion_ci(int((p[neg] == category).sum()), int(neg.sum()), method=method, unit=unit)
 
 
 def false_positive_rates(
@@ -220,47 +340,64 @@ def false_positive_rates(
     groups: Sequence[Hashable] | None = None,
     *,
     labels: Sequence[Hashable] | None = None,
+    method: str = "wilson",
+    unit: str = "items",
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict:
     """False-positive rate per category (and per group x category when `groups` is given), with CIs.
 
-    Returns {"all": {category: Estimate}, "by_group": {group: {category: Estimate}}}.
+    Intervals are Wilson by default (0 of 30 gives [0, 0.114], where a bootstrap gives [0, 0]);
+    `method` "clopper-pearson", or "percentile"/"bca" for a bootstrap (`n_boot`, `seed`). n of
+    each interval is the number of negatives. Pairs with a missing label are dropped (count in
+    "dropped"); a missing group label is refused.
+    Returns {"all": {category: Interval}, "by_group": {group: {category: Interval}}, "dropped": int}.
     """
-    t, p = np.asarray(true), np.asarray(pred)
+    if groups is not None and missing_mask(np.asarray(groups, dtype=object)).any():
+        raise DataError("false_positive_rates: a row has no group (None/NaN); give every item its group or leave groups out")
+    cols = [true, pred] + ([] if groups is None else [np.asarray(groups, dtype=object)])
+    kept, dropped = drop_missing(*cols)
+    t, p = kept[0], kept[1]
     labs = _labels(t, p, labels)
-    out: dict[str, Any] = {
-        "all": {c: estimate(false_positive_rate, t, p, category=c, n_boot=n_boot, seed=seed) for c in labs}
-    }
+    out: dict[str, Any] = {"all": {c: _fpr_interval(t, p, c, method, unit, n_boot, seed) for c in labs}, "dropped": dropped}
     if groups is not None:
-        g = np.asarray(groups)
-        if len(g) != len(t):
-            raise DataError(f"groups has {len(g)} entries for {len(t)} items")
+        g = kept[2]
         out["by_group"] = {
-            grp: {c: estimate(false_positive_rate, t[g == grp], p[g == grp], category=c, n_boot=n_boot, seed=seed) for c in labs}
+            grp: {c: _fpr_interval(t[g == grp], p[g == grp], c, method, unit, n_boot, seed) for c in labs}
             for grp in _labels(g, g, None)
         }
     return out
 
 
 def agreement_summary(
-    human: Sequence, model: Sequence, *, ordinal: bool, n_boot: int = 1000, seed: int = 0
-) -> dict[str, Estimate]:
+    human: Sequence,
+    model: Sequence,
+    *,
+    ordinal: bool,
+    scale: Sequence[Hashable] = RATING_SCALE,
+    labels: Sequence[Hashable] | None = None,
+    clusters: Sequence[Any] | None = None,
+    unit: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Interval]:
     """The usual agreement estimates with bootstrap CIs (one seed; the same resamples for all).
 
-    Categorical labels (`ordinal=False`): accuracy and unweighted kappa. Ordinal ratings
-    (`ordinal=True`, e.g. valence 1-9): additionally linear and quadratic kappa, Pearson r,
-    Spearman r and MAE.
+    Categorical labels (`ordinal=False`): accuracy and unweighted kappa (over `labels` if given).
+    Ordinal ratings (`ordinal=True`): additionally linear and quadratic kappa on the declared
+    `scale` (default 1-9), Pearson r (Fisher z; BCa with clusters), Spearman r (BCa) and MAE. Pairs with a missing
+    value are dropped (each interval's `.dropped`); `clusters` (e.g. image ids) makes the
+    bootstrap resample whole clusters.
     """
+    common = dict(n_boot=n_boot, seed=seed, clusters=clusters, unit=unit)
     out = {
-        "accuracy": estimate(accuracy, human, model, n_boot=n_boot, seed=seed),
-        "kappa": estimate(cohen_kappa, human, model, n_boot=n_boot, seed=seed),
+        "accuracy": estimate(accuracy, human, model, **common),
+        "kappa": estimate(cohen_kappa, human, model, labels=labels, **common),
     }
     if ordinal:
-        labels = sorted(set(np.asarray(human).tolist()) | set(np.asarray(model).tolist()))
         for w in ("linear", "quadratic"):
-            out[f"kappa_{w}"] = estimate(cohen_kappa, human, model, weights=w, labels=labels, n_boot=n_boot, seed=seed)
-        out["pearson_r"] = estimate(pearson_r, human, model, n_boot=n_boot, seed=seed)
-        out["spearman_r"] = estimate(spearman_r, human, model, n_boot=n_boot, seed=seed)
-        out["mae"] = estimate(mae, human, model, n_boot=n_boot, seed=seed)
+            out[f"kappa_{w}"] = estimate(cohen_kappa, human, model, weights=w, labels=list(scale), **common)
+        out["pearson_r"] = estimate(pearson_r, human, model, **common)
+        out["spearman_r"] = estimate(spearman_r, human, model, **common)
+        out["mae"] = estimate(mae, human, model, **common)
     return out

@@ -18,6 +18,7 @@ so that a study can decide what to do with them.
 from __future__ import annotations
 
 import difflib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -26,7 +27,7 @@ import numpy as np
 from vlmlab.errors import ConfigError, DataError
 from vlmlab.metrics.bleu import bleu
 from vlmlab.metrics.cider import cider_d
-from vlmlab.metrics.meteor import meteor
+from vlmlab.metrics.meteor import meteor, start_meteor
 from vlmlab.metrics.ngrams import ngram_table_from_tokens
 from vlmlab.metrics.ptb import ptb_tokens
 from vlmlab.metrics.rouge import rouge_l_tokens
@@ -34,6 +35,7 @@ from vlmlab.metrics.spice import spice, spice_unavailable_reason
 
 CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE-L", "CIDEr", "SPICE")
 MODES = ("grouped", "per-row")
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="meteor")
 SCORE_KEYS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "SPICE")
 
 
@@ -136,6 +138,8 @@ def score_captions(
     ref_lists = [list(references[i]) for i in ids]
     if not ids:
         raise DataError("no items to score: predictions and references share no id")
+    if "METEOR" in wanted:
+        start_meteor()  # its JVM loads the paraphrase table while we tokenise and count n-grams
     tok = ptb_tokens(pred_texts + [r for refs in ref_lists for r in refs], timeout=java_timeout)
     strings, words = tok.strings(), tok.words()
     split_space = [p if p else [""] for p in tok.pieces]  # str.split(" ") of each string, for ROUGE-L
@@ -162,6 +166,8 @@ def score_captions(
     scores: dict[str, float | None] = {}
     unavailable: dict[str, str] = {}
     per_item: dict[str, np.ndarray] = {}
+    # METEOR runs in its JVM (on a thread that waits for it) while this thread does BLEU, ROUGE-L, CIDEr
+    meteor_job = _POOL.submit(meteor, hyps, refs_for_items, timeout=java_timeout) if "METEOR" in wanted else None
     table = None
     if {"BLEU", "CIDEr"} & set(wanted):
         table = ngram_table_from_tokens([words[j] for j in hyp_idx] + [words[k] for r in ref_idx for k in r])
@@ -170,14 +176,14 @@ def score_captions(
         for k in range(4):
             scores[f"BLEU-{k + 1}"] = float(corpus[k])
             per_item[f"BLEU-{k + 1}"] = items[:, k]
-    if "METEOR" in wanted:
-        scores["METEOR"], per_item["METEOR"] = meteor(hyps, refs_for_items, timeout=java_timeout)
     if "ROUGE-L" in wanted:
         scores["ROUGE-L"], per_item["ROUGE-L"] = rouge_l_tokens(
             [split_space[j] for j in hyp_idx], [[split_space[k] for k in r] for r in ref_idx]
         )
     if "CIDEr" in wanted:
         scores["CIDEr"], per_item["CIDEr"] = cider_d(hyps, refs_for_items, table=table)
+    if meteor_job is not None:
+        scores["METEOR"], per_item["METEOR"] = meteor_job.result()
     if "SPICE" in wanted:
         reason = spice_unavailable_reason()
         if reason is None:

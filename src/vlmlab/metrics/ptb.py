@@ -29,8 +29,6 @@ PUNCTUATIONS = frozenset(
 
 _LINE_BREAKS = re.compile("[\n\r\x0b\x0c\u2028\u2029]")
 _JAR = "stanford-corenlp-3.4.1.jar"
-# whitespace other than single spaces between tokens (leading/double spaces give "" tokens)
-_NOT_PLAIN = re.compile(r"[^\S \n]|  |^ |\n ")
 
 
 @dataclass(frozen=True)
@@ -71,10 +69,37 @@ def ptb_tokenize(texts: Sequence[str], *, timeout: float | None = None) -> list[
     return ptb_tokens(texts, timeout=timeout).strings()
 
 
+_CACHE: dict[str, tuple[list[str], bool, bool]] = {}  # text -> (pieces, plain line, empty line), across calls in this process
+_CACHE_MAX = 1_000_000
+_NOT_PLAIN_LINE = re.compile(r"[^\S ]|  |^ ")
+_NOT_PLAIN = re.compile(r"[^\S \n]|  |^ |\n ")  # the same, over the whole output at once
+# a whole punctuation token (tokens are separated by single spaces, lines by newlines)
+_PUNCT_TOKEN = re.compile(r"(?<![^ \n])(?:" + "|".join(re.escape(p) for p in sorted(PUNCTUATIONS, key=len, reverse=True)) + r")(?![^ \n])")
+
+
 def ptb_tokens(texts: Sequence[str], *, timeout: float | None = None) -> Tokenised:
-    """Like `ptb_tokenize` but returns token lists (see `Tokenised`), saving the re-splitting."""
+    """Like `ptb_tokenize` but returns token lists (see `Tokenised`), saving the re-splitting.
+
+    Each distinct text is tokenised once per process (`-preserveLines` tokenises every line on its
+    own): a study scoring several models, or both modes, against the same references runs the JVM
+    only on texts it has not seen.
+    """
     if not texts:
         return Tokenised([], True)
+    new = [t for t in dict.fromkeys(texts) if t not in _CACHE]
+    if new:
+        if len(_CACHE) + len(new) > _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE.update(zip(new, _run_tokenizer(new, timeout)))
+    hits = [_CACHE[t] for t in texts]
+    if all(h[1] for h in hits):
+        return Tokenised([list(h[0]) for h in hits], True)
+    # some line has other whitespace: every line keeps its `split(" ")` pieces, "" included
+    return Tokenised([[""] if h[2] else list(h[0]) for h in hits], False)
+
+
+def _run_tokenizer(texts: list[str], timeout: float | None) -> list[tuple[list[str], bool, bool]]:
+    """One JVM call: per text, its pieces ("" dropped on plain lines), whether its line is plain and empty."""
     jar = pycocoevalcap_dir() / "tokenizer" / _JAR
     if timeout is None:
         timeout = 300.0 + len(texts) / 1000.0
@@ -96,8 +121,15 @@ def ptb_tokens(texts: Sequence[str], *, timeout: float | None = None) -> Tokenis
         if any(_LINE_BREAKS.sub(" ", t).strip() for t in missing):
             raise RunError(f"PTB tokenizer returned {len(lines)} lines for {len(texts)} captions; report this input")
         lines += [""] * len(missing)
-    plain = _NOT_PLAIN.search(out) is None
-    # when plain, the only "" piece is that of an empty line: drop it so pieces == str.split()
-    drop = PUNCTUATIONS | {""} if plain else PUNCTUATIONS
-    pieces = [[w for w in line.rstrip().split(" ") if w not in drop] for line in lines[: len(texts)]]
-    return Tokenised(pieces, plain)
+    lines = lines[: len(texts)]
+    # on a plain line the only "" piece is that of an empty line: drop it so pieces == str.split()
+    drop_plain = PUNCTUATIONS | {""}
+    if _NOT_PLAIN.search(out) is None:  # the usual case: drop punctuation tokens in one pass over the output
+        rows = _PUNCT_TOKEN.sub("", "\n".join(lines)).split("\n")
+        return [(row.split(), True, not line) for row, line in zip(rows, lines)]
+    out_rows = []
+    for line in lines:
+        plain = _NOT_PLAIN_LINE.search(line) is None
+        drop = drop_plain if plain else PUNCTUATIONS
+        out_rows.append(([w for w in line.rstrip().split(" ") if w not in drop], plain, line.rstrip() == ""))
+    return out_rows

@@ -1,21 +1,27 @@
-"""VQA accuracy with the official GT-Vision-Lab semantics, plus the OpenFlamingo/Lever-LM variants.
+"""VQA accuracy, one mode per published evaluator, each equal to its source.
 
-Official (GT-Vision-Lab/VQA `PythonEvaluationTools/vqaEvaluation/vqaEval.py`):
-  - the prediction: newlines/tabs to spaces, stripped, then `process_punctuation` and
-    `process_digit_article` (lower-case, number words to digits, articles dropped, contractions);
-  - the ten human answers: only when they are not all identical, `process_punctuation` (and
-    nothing else) is applied to them; when all ten agree they are compared verbatim;
-  - accuracy: for each of the 10 leave-one-out subsets of 9 answers, min(1, matches / 3), averaged.
-    So 0/1/2/3/4+ matching annotators give 0, 0.3, 0.6, 0.9, 1.0.
-  - the reported numbers are percentages rounded to 2 decimals.
+Every mode scores a question as the mean over the 10 leave-one-out subsets of the human answers of
+min(1, matches / 3) (0/1/2/3/4+ matching annotators: 0, 0.3, 0.6, 0.9, 1.0); they differ only in
+how the prediction and the answers are normalised before comparing (README "VQA accuracy modes"):
 
-`openflamingo` reproduces the copy in OpenFlamingo that Lever-LM uses
-(`open_mmicl/metrics/vqa_metrics.py`): the human answers are also cleaned (newlines, tabs, strip)
-and always get both normalisations; an answer without `answer_type` counts as "other".
-
-`okvqa` is `openflamingo` with the prediction first stemmed the way OpenFlamingo evaluates OK-VQA
-(`ok_vqa_utils.py`: manual matches, WordNet lemmas of "-ing" words, singular nouns). It needs
-`nltk` (with its punkt, averaged_perceptron_tagger and wordnet data) and `inflection`.
+- `official`: GT-Vision-Lab/VQA master `vqaEval.py` (since the 2021 commit a013f00 "Fixed
+  processing answers bug"). Both sides: newlines/tabs to spaces, stripped. When the ten answers
+  then all agree, nothing more on either side; when they disagree, both sides get
+  `process_punctuation` and `process_digit_article`.
+- `vqa2016`: the same file from 2016 to 2021 (commit 458a8b2). The prediction is always cleaned
+  and fully normalised; the answers are compared raw when all ten agree, and otherwise get
+  `process_punctuation` only (no lower-casing, number words or articles).
+- `openflamingo`: mlfoundations/open_flamingo `eval/vqa_metric.py`, copied unchanged by
+  ForJadeForest/Lever-LM (`open_mmicl/metrics/vqa_metrics.py`): both sides always cleaned and fully
+  normalised; an answer without `answer_type` counts as "other".
+- `okvqa`: `openflamingo` with the prediction first stemmed the way OpenFlamingo evaluates OK-VQA
+  (`ok_vqa_utils.py`). It needs `nltk` (with punkt, averaged_perceptron_tagger, wordnet data) and
+  `inflection`.
+- `lmms-eval`: EvolvingLMMs-Lab/lmms-eval `EvalAIAnswerProcessor.__call__` on both sides, as its
+  ok_vqa, textvqa and vizwiz_vqa tasks apply it: lower-case, "," and "?" deleted, "'s" split off
+  to " 's", then cleaned and fully normalised (its comma rule also catches "1,,000").
+- `lmms-eval-vqav2`: lmms-eval's vqav2 task, which calls only the processor's
+  `process_punctuation` and `process_digit_article` on both sides (no "," / "?" / "'s" step).
 
 Call `vqa_accuracy(predictions, annotations, mode="official")` with `{question_id: answer}` and a
 list of VQA annotation dicts; `question_accuracy(prediction, answers)` scores one question.
@@ -29,7 +35,7 @@ from typing import Any, Mapping, Sequence
 
 from vlmlab.errors import ConfigError, DataError, RunError
 
-MODES = ("official", "okvqa", "openflamingo")
+MODES = ("official", "vqa2016", "openflamingo", "okvqa", "lmms-eval", "lmms-eval-vqav2")
 
 CONTRACTIONS = {
     "aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've", "couldnt": "couldn't",
@@ -72,9 +78,11 @@ PUNCTUATION = [";", r"/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_"
 # lookbehind: a period is removed unless a digit follows it.
 _PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
 _COMMA_STRIP = re.compile(r"(\d)(\,)(\d)")
+# lmms-eval's EvalAIAnswerProcessor uses this one instead: it also sees "1,,000" as a number.
+_LMMS_COMMA_STRIP = re.compile(r"(?<=\d)(\,)+(?=\d)")
 
 
-def process_punctuation(text: str) -> str:
+def process_punctuation(text: str, comma_number: re.Pattern[str] = _COMMA_STRIP) -> str:
     """The official processPunctuation.
 
     A punctuation mark next to a space (or any text containing a digit-comma-digit) is deleted,
@@ -82,7 +90,7 @@ def process_punctuation(text: str) -> str:
     code passes re.UNICODE (=32) as the `count` argument, so at most 32 of them; kept).
     """
     out = text
-    has_comma_number = _COMMA_STRIP.search(text) is not None
+    has_comma_number = comma_number.search(text) is not None
     for p in PUNCTUATION:
         if (p + " " in text or " " + p in text) or has_comma_number:
             out = out.replace(p, "")
@@ -102,28 +110,60 @@ def _clean(text: str) -> str:
     return text.replace("\n", " ").replace("\t", " ").strip()
 
 
-def normalize_prediction(prediction: str, mode: str = "official") -> str:
-    """The prediction as the chosen mode compares it with the human answers."""
-    if mode == "okvqa":
-        prediction = okvqa_stem(prediction)
-    return process_digit_article(process_punctuation(_clean(prediction)))
+def _full(text: str) -> str:
+    """Cleaned, then both official normalisations (the step every mode shares in some form)."""
+    return process_digit_article(process_punctuation(_clean(text)))
+
+
+def _lmms_steps(text: str) -> str:
+    """What lmms-eval's vqav2 task applies: cleaned, then the processor's two official-style steps."""
+    return process_digit_article(process_punctuation(_clean(text), _LMMS_COMMA_STRIP))
+
+
+def _lmms_eval(text: str) -> str:
+    """lmms-eval's `EvalAIAnswerProcessor.__call__`: its word_tokenize step, then `_lmms_steps`."""
+    return _lmms_steps(text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip())
+
+
+def normalize_prediction(prediction: str, mode: str = "official", answers: Sequence[str] | None = None) -> str:
+    """The prediction as the chosen mode compares it with the human answers.
+
+    `official` needs the answers: it normalises the prediction only when they disagree.
+    """
+    return normalize(prediction, answers or [], mode)[0]
 
 
 def normalize_answers(answers: Sequence[str], mode: str = "official") -> list[str]:
     """The human answers as the chosen mode compares them (see the module docstring for the rule)."""
+    return normalize("", answers, mode)[1]
+
+
+def normalize(prediction: str, answers: Sequence[str], mode: str = "official") -> tuple[str, list[str]]:
+    """(prediction, answers) after the chosen mode's normalisation, ready for exact comparison."""
     if mode == "official":
-        if len(set(answers)) > 1:
-            return [process_punctuation(a) for a in answers]
-        return list(answers)
-    return [process_digit_article(process_punctuation(_clean(a))) for a in answers]
+        gts = [_clean(a) for a in answers]
+        if len(set(gts)) > 1:
+            return _full(prediction), [process_digit_article(process_punctuation(a)) for a in gts]
+        return _clean(prediction), gts
+    if mode == "vqa2016":
+        gts = [process_punctuation(a) for a in answers] if len(set(answers)) > 1 else list(answers)
+        return _full(prediction), gts
+    if mode == "lmms-eval":
+        return _lmms_eval(prediction), [_lmms_eval(a) for a in answers]
+    if mode == "lmms-eval-vqav2":
+        return _lmms_steps(prediction), [_lmms_steps(a) for a in answers]
+    if mode == "okvqa":
+        prediction = okvqa_stem(prediction)
+    elif mode != "openflamingo":
+        raise ConfigError(f"unknown VQA mode {mode!r}; choose one of {', '.join(MODES)}")
+    return _full(prediction), [_full(a) for a in answers]
 
 
 def question_accuracy(prediction: str, answers: Sequence[str], mode: str = "official") -> float:
     """Accuracy of one prediction in [0, 1]: mean over leave-one-out subsets of min(1, matches / 3)."""
     if not answers:
         raise DataError("a VQA question has no human answers")
-    pred = normalize_prediction(prediction, mode)
-    gts = normalize_answers(answers, mode)
+    pred, gts = normalize(prediction, answers, mode)
     matches = [g == pred for g in gts]
     total = sum(matches)
     accs = [min(1.0, float(total - m) / 3) for m in matches]
@@ -135,7 +175,7 @@ class VqaScores:
     """Result of `vqa_accuracy`; percentages rounded to 2 decimals as the official tool prints them.
 
     Attributes:
-        mode: "official", "okvqa" or "openflamingo".
+        mode: one of MODES.
         accuracy: overall accuracy in percent (rounded).
         accuracy_exact: overall accuracy in percent, unrounded.
         per_question: accuracy in percent per question id (rounded).
@@ -176,7 +216,7 @@ def vqa_accuracy(
         predictions: answer per question id.
         annotations: VQA annotation dicts (`question_id`, `answers` [{`answer`}], `answer_type`,
             `question_type`), as in the VQA v2 / OK-VQA annotation files.
-        mode: "official", "okvqa" or "openflamingo".
+        mode: one of MODES (module docstring).
         question_ids: the questions to evaluate (default: every annotated question).
         allow_missing: evaluate only questions that have both a prediction and an annotation
             instead of raising DataError.

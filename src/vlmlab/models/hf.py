@@ -64,6 +64,7 @@ from vlmlab.models.hf_encode import (
     image_token_id,
 )
 from vlmlab.models.sampling import SeededSampler
+from vlmlab.models.weight_files import check_safetensors_files
 from vlmlab.models.quantize import check_quantizable, quantization_error, quantization_kwargs
 from vlmlab.models.vision_cache import CacheKind, VisionFeatureCache, batch_kind
 
@@ -124,6 +125,7 @@ class HFBackend:
         kwargs |= quantization_kwargs(quantization, device_map)
         check_quantizable(self.path, quantization)
         self.processor = processor
+        check_safetensors_files(self.path)
         try:
             model = transformers.AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
         except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as exc:

@@ -41,8 +41,12 @@ from vlmlab.progress import progress_bar
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Formats every OpenAI-compatible server and Ollama accept as-is; anything else is re-encoded as PNG.
-_WEB_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+# Formats sent byte for byte; anything else (GIF, BMP, TIFF, ...) is re-encoded as PNG. Ollama's
+# `/v1` endpoint takes only jpeg/png/webp and its native one decodes png/jpeg, so it passes
+# `keep=OLLAMA_FORMATS`; a GIF is never sent as-is (servers reject it or take its first frame).
+_WEB_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+OPENAI_FORMATS = ("PNG", "JPEG", "WEBP")
+OLLAMA_FORMATS = ("PNG", "JPEG")
 # 5xx except "not implemented" / "version not supported", which will not get better by retrying.
 _NO_RETRY_5XX = {501, 505}
 _RETRY_4XX = {408, 425, 429}
@@ -51,12 +55,12 @@ _RETRY_4XX = {408, 425, 429}
 # --------------------------------------------------------------------------- images
 
 
-def image_base64(image: Image) -> tuple[str, str]:
+def image_base64(image: Image, keep: Sequence[str] = OPENAI_FORMATS) -> tuple[str, str]:
     """`(mime_type, base64_text)` of an image, sending the original bytes whenever possible.
 
-    PNG, JPEG, GIF and WEBP are sent byte for byte (so a server-side `Image` has the same sha256);
-    other formats (BMP, TIFF, ...) are decoded and re-encoded as PNG. A file that is not an image
-    raises `DataError` naming it.
+    Formats in `keep` (PNG, JPEG, WEBP by default) are sent byte for byte (so a server-side
+    `Image` has the same sha256); other formats (GIF, BMP, TIFF, ...) are decoded and re-encoded as
+    PNG (a GIF's first frame). A file that is not an image raises `DataError` naming it.
     """
     raw = image.read_bytes()
     try:
@@ -64,7 +68,7 @@ def image_base64(image: Image) -> tuple[str, str]:
             fmt = probe.format or ""
     except (PIL.UnidentifiedImageError, OSError) as exc:
         raise DataError(f"{image.name}: not a readable image ({type(exc).__name__}); replace or remove it") from None
-    if fmt in _WEB_MIME:
+    if fmt in keep and fmt in _WEB_MIME:
         return _WEB_MIME[fmt], base64.b64encode(raw).decode("ascii")
     png = Image.from_pil(image.load(), format="PNG")
     return "image/png", base64.b64encode(png.read_bytes()).decode("ascii")
@@ -342,7 +346,7 @@ class HttpBackend:
         raise NotImplementedError
 
     def _parse(self, body: dict, request: GenerationRequest) -> GenerationResult:
-        """Turn a decoded answer into a result; raise KeyError/TypeError/ValueError on a bad shape."""
+        """Turn a decoded answer into a result; any exception on a bad shape becomes the item's error."""
         raise NotImplementedError
 
     # ---- protocol
@@ -430,7 +434,7 @@ class HttpBackend:
                     else "; the server wants an API key: pass api_key_env=<name of the variable holding it>"
                 )
             result = GenerationResult(id=request.id, status="error", error=self._redact(reason))
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any schema surprise is this item's error, never the run's crash
             reason = f"unexpected response shape ({type(exc).__name__}: {exc})"
             result = GenerationResult(id=request.id, status="error", error=self._redact(reason))
         result.seconds = time.perf_counter() - start

@@ -9,7 +9,18 @@ no place for an image *between* two text parts, so the model's template decides 
 go (usually before the text).
 
 Sampling goes in `options`: `temperature`, `top_p`, `seed`, `num_predict` (= max_new_tokens);
-`extra_options` adds others (e.g. `{"num_ctx": 8192}`). With `request.top_logprobs > 0` the
+`extra_options` adds others. Three request fields keep Ollama from silently changing the prompt or
+the answer (field names from Ollama's `api.ChatRequest`):
+
+- `think: false` unless the config asks for thinking (`think=True` or "low"/"medium"/"high"): a
+  thinking model would otherwise spend `num_predict` on reasoning, answer with empty content and
+  give logprobs of its thinking tokens;
+- `options.num_ctx` from the prompt's size: an upper estimate (2 tokens per 3 UTF-8 bytes of text,
+  `image_tokens` per image, 16 per turn, plus `num_predict`) rounded up to a power of two, at
+  least 4096 (so most prompts share one value and Ollama does not reload the model). A fixed
+  `extra_options={"num_ctx": N}` wins;
+- `truncate: false` and `shift: false`: a prompt longer than the context is refused (the item
+  records Ollama's error) instead of Ollama dropping its oldest turns or shifting the window. With `request.top_logprobs > 0` the
 request sets `logprobs: true, top_logprobs: k`; servers that support it answer with a top-level
 `logprobs` list. Ollama computes these from the model's logits before its sampler applies
 temperature (ollama/ollama issue #16196: identical logprobs at every temperature), so they are
@@ -24,8 +35,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from vlmlab.errors import ConfigError
 from vlmlab.models.base import GenerationRequest, GenerationResult, LogprobSource, StepLogprobs, Turn
-from vlmlab.models.http import HTTP_OPTIONS, HttpBackend, RequestFailed, check_options, image_base64
+from vlmlab.models.http import HTTP_OPTIONS, OLLAMA_FORMATS, HttpBackend, RequestFailed, check_options, image_base64
+from vlmlab.models.openai_compat import parse_step
 
 
 def turn_to_ollama_message(turn: Turn) -> dict[str, Any]:
@@ -33,7 +46,7 @@ def turn_to_ollama_message(turn: Turn) -> dict[str, Any]:
     texts = [c for c in turn.content if isinstance(c, str)]
     message: dict[str, Any] = {"role": turn.role, "content": "\n".join(texts)}
     if turn.images:
-        message["images"] = [image_base64(im)[1] for im in turn.images]
+        message["images"] = [image_base64(im, keep=OLLAMA_FORMATS)[1] for im in turn.images]
     return message
 
 
@@ -41,11 +54,7 @@ def parse_ollama_logprobs(entries: list | None) -> list[StepLogprobs] | None:
     """Ollama's top-level `logprobs` list -> one `StepLogprobs` per generated token."""
     if entries is None:
         return None
-    steps = []
-    for entry in entries:
-        top = sorted(((t["token"], float(t["logprob"])) for t in entry.get("top_logprobs") or []), key=lambda x: -x[1])
-        steps.append(StepLogprobs(token=entry["token"], logprob=float(entry["logprob"]), top=top))
-    return steps
+    return [parse_step(entry) for entry in entries]
 
 
 class OllamaBackend(HttpBackend):
@@ -57,7 +66,9 @@ class OllamaBackend(HttpBackend):
         api_key_env: environment variable holding a bearer token for a proxy in front of Ollama,
             or None (default: plain Ollama needs no key).
         logprob_source: `raw` (Ollama's logprobs are taken before temperature) or `processed`.
-        extra_options: more Ollama `options` sent with every request (e.g. `num_ctx`).
+        extra_options: more Ollama `options` sent with every request (e.g. a fixed `num_ctx`).
+        think: Ollama's `think` (False: no thinking; True or "low"/"medium"/"high" for thinking models).
+        image_tokens: tokens one image may take in the context, for the `num_ctx` estimate.
         **options: `max_concurrency`, `timeout`, `max_retries`, `backoff_base`, `backoff_max`,
             `jitter`, `max_retry_after`, `retry_seed`, `extra_body` (see `HttpBackend`); e.g.
             `extra_body={"keep_alive": "30m"}`.
@@ -74,14 +85,31 @@ class OllamaBackend(HttpBackend):
         api_key_env: str | None = None,
         logprob_source: LogprobSource = "raw",
         extra_options: dict[str, Any] | None = None,
+        think: bool | str = False,
+        image_tokens: int = 1024,
         **options: Any,
     ) -> None:
-        check_options(self.name, options, (*HTTP_OPTIONS, "extra_options"))
+        check_options(self.name, options, (*HTTP_OPTIONS, "extra_options", "think", "image_tokens"))
+        if not isinstance(think, bool) and think not in ("low", "medium", "high"):
+            raise ConfigError(f"think must be true, false, low, medium or high, got {think!r}")
+        if image_tokens < 1:
+            raise ConfigError(f"image_tokens must be >= 1, got {image_tokens}")
         super().__init__(base_url, model, api_key_env=api_key_env, logprob_source=logprob_source, **options)
         self.extra_options = dict(extra_options or {})
+        self.think = think
+        self.image_tokens = image_tokens
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "extra_options": self.extra_options}
+        return {**super().describe(), "extra_options": self.extra_options, "think": self.think, "image_tokens": self.image_tokens}
+
+    def num_ctx(self, request: GenerationRequest) -> int:
+        """Context size for `request`: a fixed `extra_options["num_ctx"]`, else the estimate above."""
+        if "num_ctx" in self.extra_options:
+            return int(self.extra_options["num_ctx"])
+        text_bytes = sum(len(c.encode("utf-8")) for t in request.conversation for c in t.content if isinstance(c, str))
+        images = sum(len(t.images) for t in request.conversation)
+        need = -(-2 * text_bytes // 3) + images * self.image_tokens + 16 * len(request.conversation) + request.max_new_tokens
+        return max(4096, 1 << (need - 1).bit_length())
 
     def _endpoint(self) -> str:
         return f"{self.base_url}/api/chat"
@@ -95,11 +123,15 @@ class OllamaBackend(HttpBackend):
         if request.seed is not None:
             options["seed"] = request.seed
         options.update(self.extra_options)
+        options["num_ctx"] = self.num_ctx(request)
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": [turn_to_ollama_message(t) for t in request.conversation],
             "stream": False,
             "options": options,
+            "think": self.think,
+            "truncate": False,
+            "shift": False,
         }
         if request.top_logprobs > 0:
             payload["logprobs"] = True

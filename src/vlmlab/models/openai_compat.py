@@ -47,30 +47,39 @@ def turn_to_message(turn: Turn) -> dict[str, Any]:
     return {"role": turn.role, "content": parts}
 
 
-def _token_id(token: str) -> int | None:
-    """vLLM's `return_tokens_as_token_ids` spells tokens `token_id:<id>`."""
-    prefix, sep, rest = token.partition("token_id:")
-    return int(rest) if sep and not prefix and rest.isdigit() else None
+def token_and_id(value: Any) -> tuple[str, int | None]:
+    """A logprob entry's token as (text, id).
+
+    Servers spell tokens as text, as vLLM's `token_id:<id>` (`return_tokens_as_token_ids`), or as a
+    bare integer id; an integer becomes the text `token_id:<id>` so no id is ever read as a digit.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"token must be a string or an integer id, got {type(value).__name__}")
+    if isinstance(value, int):
+        return f"token_id:{value}", value
+    prefix, sep, rest = value.partition("token_id:")
+    return value, (int(rest) if sep and not prefix and rest.isdigit() else None)
+
+
+def parse_step(entry: dict) -> StepLogprobs:
+    """One `{token, logprob, top_logprobs}` entry (OpenAI and Ollama share the shape)."""
+    token, token_id = token_and_id(entry["token"])
+    top = sorted(((*token_and_id(t["token"]), float(t["logprob"])) for t in entry.get("top_logprobs") or []), key=lambda x: -x[2])
+    top_ids = [i for _, i, _ in top]
+    return StepLogprobs(
+        token=token,
+        logprob=float(entry["logprob"]),
+        top=[(t, lp) for t, _, lp in top],
+        token_id=token_id,
+        top_ids=top_ids if top_ids and all(i is not None for i in top_ids) else None,  # type: ignore[arg-type]
+    )
 
 
 def parse_openai_logprobs(logprobs: dict | None) -> list[StepLogprobs] | None:
     """`choices[0].logprobs` -> one `StepLogprobs` per generated token (None if absent)."""
     if not logprobs or logprobs.get("content") is None:
         return None
-    steps = []
-    for entry in logprobs["content"]:
-        top = sorted(((t["token"], float(t["logprob"])) for t in entry.get("top_logprobs") or []), key=lambda x: -x[1])
-        top_ids = [_token_id(t) for t, _ in top]
-        steps.append(
-            StepLogprobs(
-                token=entry["token"],
-                logprob=float(entry["logprob"]),
-                top=top,
-                token_id=_token_id(entry["token"]),
-                top_ids=top_ids if top_ids and all(i is not None for i in top_ids) else None,  # type: ignore[misc]
-            )
-        )
-    return steps
+    return [parse_step(entry) for entry in logprobs["content"]]
 
 
 class OpenAIBackend(HttpBackend):

@@ -5,7 +5,12 @@ Spearman r and MAE for valence and arousal against the human mean, within-catego
 distinct values ("dimensional collapse"), entropy of the 1–9 distribution from logprobs ("dark
 knowledge"), false-positive rate per category by group, and CKA/RSA of hidden states against the
 human ratings. Across conditions: agreement between repeats and the repeat noise SD, the effect of
-temperature on SD, and text-only vs image ratings. Every estimate carries a seeded bootstrap CI.
+temperature on SD, and text-only vs image ratings. Bias by group: mixed models of the human and of
+each model's ratings (`vlmlab.rating.bias`), and false-positive-rate differences between groups.
+
+Every CI says how it was made (method and resampling unit, e.g. "95% percentile bootstrap over
+images"): a condition has one row per image, so its bootstrap resamples images; rates of counts use
+Wilson intervals. Every statistic carries the n it was computed on.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import yaml
 from vlmlab.errors import DataError
 from vlmlab.metrics import agreement as ag
 from vlmlab.metrics import representation as rep
+from vlmlab.metrics.inference import bootstrap_ci, proportion_ci
+from vlmlab.rating import bias
 from vlmlab.rating.capture import load_npz
 from vlmlab.report import Report, Table, write_report
 from vlmlab.report.plots import confusion_matrix_plot, line_chart, scatter_plot
-from vlmlab.runs import atomic_write_json, read_ledger
+from vlmlab.runs import atomic_write_json, read_ledger, read_run_info
 
 DIMENSIONS = ("valence", "arousal")
 
@@ -62,8 +69,13 @@ def load_condition(folder: Path) -> ConditionRun:
     return ConditionRun(folder, config, records)
 
 
-def _est(value: ag.Estimate) -> dict[str, float | None]:
+def _est(value: Any) -> dict[str, Any]:
     return value.to_dict()
+
+
+def _boot(statistic: Any, *arrays: Any, seed: int, n_boot: int, method: str = "percentile", **kwargs: Any) -> dict[str, Any]:
+    """A statistic of one condition's rows (one per image) with a seeded bootstrap CI over images."""
+    return bootstrap_ci(statistic, *arrays, unit="images", method=method, resamples=n_boot, seed=seed, **kwargs).to_dict()
 
 
 def _fmt(e: dict[str, float | None] | None) -> str:
@@ -81,28 +93,29 @@ def analyze_condition(run: ConditionRun, emotions: Sequence[str], seed: int = 0,
     status = defaultdict(int)
     for r in recs:
         status[r["status"]] += 1
-    out: dict[str, Any] = {"label": run.label, "n": len(recs), "status": dict(status)}
+    out: dict[str, Any] = {"label": run.label, "kind": run.config["model"].get("kind", "hf"), "n": len(recs), "status": dict(status)}
+    # Every failure kind counts: empty answers, HTTP/backend errors and unparseable answers.
+    out["failure_rate"] = (len(recs) - status.get("ok", 0)) / len(recs)
     out["parse_failure_rate"] = status.get("parse_error", 0) / len(recs)
+    logprobs = read_run_info(run.folder).get("logprobs")
+    if logprobs not in (None, "captured"):
+        out["logprobs"] = logprobs  # e.g. "unavailable (server returned none)": shown in the dark-knowledge columns
     labelled = [r for r in recs if r.get("emotion") and r["human"].get("emotion")]
     if labelled:
         human = np.array([r["human"]["emotion"] for r in labelled])
         model = np.array([r["emotion"] for r in labelled])
         out["emotion"] = {
             "n": len(labelled),
-            "accuracy": _est(ag.estimate(ag.accuracy, human, model, seed=seed, n_boot=n_boot)),
-            "kappa": _est(ag.estimate(ag.cohen_kappa, human, model, seed=seed, n_boot=n_boot, labels=list(emotions))),
+            "accuracy": _boot(ag.accuracy, human, model, seed=seed, n_boot=n_boot),
+            "kappa": _boot(ag.cohen_kappa, human, model, seed=seed, n_boot=n_boot, labels=list(emotions)),
             "confusion": ag.confusion_matrix(human, model, labels=list(emotions)).tolist(),
             "labels": list(emotions),
             "per_class_accuracy": {k: (None if math.isnan(v) else v) for k, v in ag.per_class_accuracy(human, model, labels=list(emotions)).items()},
         }
         groups = [r.get("group") for r in labelled]
         if any(g is not None for g in groups):
-            fpr = ag.false_positive_rates(human, model, np.array([str(g) for g in groups]), labels=list(emotions), seed=seed, n_boot=n_boot)
-            out["emotion"]["fpr"] = {
-                "all": {c: _est(e) for c, e in fpr["all"].items()},
-                "by_group": {g: {c: _est(e) for c, e in cats.items()} for g, cats in fpr.get("by_group", {}).items()},
-            }
-            out["emotion"]["misclassification_by_group"] = _misclassification_by_group(human, model, np.array([str(g) for g in groups]), seed, n_boot)
+            out["emotion"]["fpr"] = bias.fpr_by_group(human, model, [str(g) for g in groups], list(emotions))
+            out["emotion"]["misclassification_by_group"] = _misclassification_by_group(human, model, np.array([str(g) for g in groups]))
             out["emotion"]["confusion_by_group"] = {
                 g: ag.confusion_matrix(human[np.array(groups) == g], model[np.array(groups) == g], labels=list(emotions)).tolist()
                 for g in sorted({str(x) for x in groups})
@@ -116,9 +129,9 @@ def analyze_condition(run: ConditionRun, emotions: Sequence[str], seed: int = 0,
         cats = [r["human"].get("emotion") or "?" for r in rows]
         block: dict[str, Any] = {
             "n": len(rows),
-            "pearson": _est(ag.estimate(ag.pearson_r, human, model, seed=seed, n_boot=n_boot)),
-            "spearman": _est(ag.estimate(ag.spearman_r, human, model, seed=seed, n_boot=n_boot)),
-            "mae": _est(ag.estimate(ag.mae, human, model, seed=seed, n_boot=n_boot)),
+            "pearson": _boot(ag.pearson_r, human, model, seed=seed, n_boot=n_boot, method="bca"),
+            "spearman": _boot(ag.spearman_r, human, model, seed=seed, n_boot=n_boot, method="bca"),
+            "mae": _boot(ag.mae, human, model, seed=seed, n_boot=n_boot),
             "sd_model": float(np.std(model, ddof=1)),
             "sd_human_means": float(np.std(human, ddof=1)),
             "within_category_model": ag.within_category_spread(model, cats),
@@ -131,7 +144,7 @@ def analyze_condition(run: ConditionRun, emotions: Sequence[str], seed: int = 0,
             entropies = np.array([d["entropy_bits"] for d in dists])
             block["dark_knowledge"] = {
                 "n": len(dists),
-                "mean_entropy_bits": _est(ag.estimate(np.mean, entropies, seed=seed, n_boot=n_boot)),
+                "mean_entropy_bits": _boot("mean", entropies, seed=seed, n_boot=n_boot),
                 "mean_digit_mass": float(np.mean([d["mass"] for d in dists])),
                 "expected_rating_sd": float(np.mean([_dist_sd(d["probs"]) for d in dists])),
             }
@@ -142,10 +155,11 @@ def analyze_condition(run: ConditionRun, emotions: Sequence[str], seed: int = 0,
     return out
 
 
-def _misclassification_by_group(human: np.ndarray, model: np.ndarray, groups: np.ndarray, seed: int, n_boot: int) -> list[dict[str, Any]]:
+def _misclassification_by_group(human: np.ndarray, model: np.ndarray, groups: np.ndarray) -> list[dict[str, Any]]:
     """P(model says d | human says c, group g) for every off-diagonal cell that occurs in any group.
 
-    This is the bias reviewers ask about ("neutral faces called angry, by group"), with CIs.
+    This is the bias reviewers ask about ("neutral faces called angry, by group"), with Wilson CIs
+    (one rating per image: the unit is the image).
     """
     cells = sorted({(c, d) for c, d in zip(human.tolist(), model.tolist()) if c != d})
     out = []
@@ -154,8 +168,7 @@ def _misclassification_by_group(human: np.ndarray, model: np.ndarray, groups: np
         for g in sorted(set(groups.tolist())):
             mask = (human == c) & (groups == g)
             if mask.any():
-                hits = (model[mask] == d).astype(float)
-                entry["by_group"][g] = {**_est(ag.estimate(np.mean, hits, seed=seed, n_boot=n_boot)), "n": int(mask.sum())}
+                entry["by_group"][g] = {**proportion_ci(int((model[mask] == d).sum()), int(mask.sum()), unit="images").to_dict(), "n": int(mask.sum())}
         out.append(entry)
     return out
 
@@ -219,21 +232,17 @@ def cross_condition(runs: Sequence[ConditionRun], seed: int = 0, n_boot: int = 1
                     out["temperature"].append({"family": "/".join(family), "temperature": temp, "dimension": dim, "sd": float(np.std(pooled, ddof=1)), "repeats": len(reps)})
             if len(reps) < 2:
                 continue
-            a, b = reps[0], reps[1]
             entry: dict[str, Any] = {"family": "/".join(family), "temperature": temp, "repeats": len(reps)}
-            ea, eb = _by_image(a, "emotion"), _by_image(b, "emotion")
-            common = sorted(set(ea) & set(eb))
-            if common:
-                x, y = np.array([ea[i] for i in common]), np.array([eb[i] for i in common])
-                entry["emotion_agreement"] = _est(ag.estimate(ag.accuracy, x, y, seed=seed, n_boot=n_boot))
+            labels = {i: v for i, v in bias.values_by_image(reps, "emotion").items() if len(v) == len(reps)}
+            if labels:
+                same = np.array([float(len(set(v)) == 1) for v in labels.values()])
+                entry["emotion_agreement"] = {**proportion_ci(int(same.sum()), len(same), unit="images").to_dict(), "definition": "share of images labelled alike in every repeat"}
             for dim in DIMENSIONS:
-                va, vb = _by_image(a, dim), _by_image(b, dim)
-                common = sorted(set(va) & set(vb))
-                if len(common) >= 3:
-                    x, y = np.array([va[i] for i in common], float), np.array([vb[i] for i in common], float)
-                    entry[f"{dim}_exact_agreement"] = float(np.mean(x == y))
-                    # SD of one repeat's noise: var(a - b) = 2 var(noise) for independent repeats.
-                    entry[f"{dim}_repeat_noise_sd"] = _est(ag.estimate(lambda p, q: float(np.std(p - q, ddof=1) / math.sqrt(2)), x, y, seed=seed, n_boot=n_boot))
+                values = {i: v for i, v in bias.values_by_image(reps, dim).items() if len(v) > 1}
+                if len(values) >= 3:
+                    entry[f"{dim}_exact_agreement"] = float(np.mean([len(set(v)) == 1 for v in values.values()]))
+                    # SD of one repeat's noise: within-image variance pooled over all repeats and images.
+                    entry[f"{dim}_repeat_noise_sd"] = bias.pooled_repeat_sd(values, seed=seed, n_boot=n_boot)
             out["repeats"].append(entry)
     image_modes = {"context-carry", "single-shot"}
     for run in runs:
@@ -249,18 +258,18 @@ def cross_condition(runs: Sequence[ConditionRun], seed: int = 0, n_boot: int = 1
                     common = sorted(set(t) & set(i))
                     if len(common) >= 3:
                         x, y = np.array([t[k] for k in common], float), np.array([i[k] for k in common], float)
-                        entry[dim] = _est(ag.estimate(ag.pearson_r, x, y, seed=seed, n_boot=n_boot))
+                        entry[dim] = _boot(ag.pearson_r, x, y, seed=seed, n_boot=n_boot, method="bca")
                 out["text_only_vs_image"].append(entry)
     return out
 
 
-def human_rater_noise(ratings_path: Path, images: Path | None) -> dict[str, Any] | None:
+def human_rater_noise(ratings_path: Path, images: Path | None, format: str = "ratings") -> dict[str, Any] | None:
     """Pooled within-image SD of the human raters per dimension (the raters' own noise level)."""
-    from vlmlab.data.ratings import read_ratings
+    from vlmlab.data.expressions import read_face_ratings
 
     if not Path(ratings_path).exists():
         return None
-    records = read_ratings(ratings_path, images)
+    records = read_face_ratings(ratings_path, images, format)
     out: dict[str, Any] = {}
     for dim in DIMENSIONS:
         by_image: dict[str, list[float]] = defaultdict(list)
@@ -274,42 +283,82 @@ def human_rater_noise(ratings_path: Path, images: Path | None) -> dict[str, Any]
     return out or None
 
 
-def analyze_runs(folders: Sequence[Path], out_dir: Path, *, seed: int = 0, n_boot: int = 1000) -> dict[str, Path]:
-    """Analyse condition runs and write `analysis.json`, `report.md`/`.html` and plots into `out_dir`."""
+def bias_models(runs: Sequence[ConditionRun], factors: Sequence[str] | None, *, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
+    """Mixed models of the human ratings and of each model family's ratings, and humans vs humans.
+
+    `factors` are columns of the human ratings file (default: the study's group column); a name
+    that is not a column raises a one-line DataError.
+    """
+    from vlmlab.data.expressions import read_face_ratings
+
+    data_cfg = runs[0].config["data"]
+    path = Path(data_cfg["ratings"])
+    if not path.exists():
+        return {"warnings": [f"{path}: human ratings not found; mixed models of the human ratings skipped"]}
+    frame = bias.human_frame(read_face_ratings(path, Path(data_cfg["images"]) if data_cfg.get("images") else None, data_cfg.get("format", "ratings")))
+    group_col = data_cfg.get("group_column")
+    chosen = list(factors) if factors is not None else ([group_col] if group_col and group_col in frame.columns else [])
+    out: dict[str, Any] = {"factors": chosen, "human": bias.human_models(frame, chosen), "human_agreement": bias.human_agreement(frame, seed=seed, n_boot=n_boot), "models": {}}
+    per_image = frame.drop_duplicates("image").set_index("image")
+    families: dict[tuple, list[ConditionRun]] = defaultdict(list)
+    for run in runs:
+        families[run.family].append(run)
+    for family, members in sorted(families.items()):
+        rater_factors = [f for f in chosen if f != "group"]
+        extra = per_image[rater_factors] if rater_factors else None
+        out["models"]["/".join(family)] = bias.rater_models(members, chosen, image_factors=extra)
+    return out
+
+
+def analyze_runs(folders: Sequence[Path], out_dir: Path, *, seed: int = 0, n_boot: int = 1000, factors: Sequence[str] | None = None) -> dict[str, Path]:
+    """Analyse condition runs and write `analysis.json`, `report.md`/`.html` and plots into `out_dir`.
+
+    `factors`: fixed factors of the mixed models (columns of the human ratings; default the group column).
+    """
     if not folders:
         raise DataError("no rating condition runs to analyse; pass condition folders or a study folder")
     runs = [load_condition(f) for f in folders]
     emotions = runs[0].config["emotions"]
+    models = bias_models(runs, factors, seed=seed, n_boot=n_boot)  # first: a bad factor fails before any work
     per_condition = {run.label: analyze_condition(run, emotions, seed=seed, n_boot=n_boot) for run in runs}
     cross = cross_condition(runs, seed=seed, n_boot=n_boot)
     data_cfg = runs[0].config["data"]
-    human = human_rater_noise(Path(data_cfg["ratings"]), Path(data_cfg["images"]) if data_cfg.get("images") else None)
-    result = {"conditions": per_condition, "cross": cross, "human_rater_noise": human, "seed": seed, "n_boot": n_boot}
+    human = human_rater_noise(Path(data_cfg["ratings"]), Path(data_cfg["images"]) if data_cfg.get("images") else None, data_cfg.get("format", "ratings"))
+    result = {"conditions": per_condition, "cross": cross, "human_rater_noise": human, "mixed_models": models, "seed": seed, "n_boot": n_boot}
     out_dir = Path(out_dir)
+    report = build_report(runs, per_condition, cross, human)
+    from vlmlab.rating.bias_report import add_bias_sections
+
+    add_bias_sections(report, per_condition, models)
     atomic_write_json(out_dir / "analysis.json", result)
-    paths = write_report(build_report(runs, per_condition, cross, human), out_dir)
-    return {"json": out_dir / "analysis.json", **paths}
+    paths = write_report(report, out_dir)
+    return {**paths, "report_json": paths["json"], "json": out_dir / "analysis.json"}
 
 
 def build_report(runs: Sequence[ConditionRun], per: dict[str, Any], cross: dict[str, Any], human: dict[str, Any] | None) -> Report:
     report = Report("Rating study: do VLMs rate facial expressions like humans?")
-    report.text("Estimates are followed by 95% bootstrap confidence intervals in brackets (seeded).")
+    report.text("Estimates are followed by 95% confidence intervals in brackets (seeded). Each condition has one rating per image, "
+                "so bootstraps resample images: accuracy, kappa and MAE by percentile bootstrap over images, correlations by BCa "
+                "bootstrap over images, rates by Wilson intervals. Each statistic's n is the number of images it was computed on.")
     rows = []
     for label, s in per.items():
         emo = s.get("emotion", {})
-        rows.append([label, s["n"], s["parse_failure_rate"], _fmt(emo.get("accuracy")), _fmt(emo.get("kappa")),
-                     _fmt(s.get("valence", {}).get("pearson")), _fmt(s.get("valence", {}).get("mae")),
-                     _fmt(s.get("arousal", {}).get("pearson")), _fmt(s.get("arousal", {}).get("mae"))])
+        failed = ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()) if k != "ok") or "none"
+        rows.append([label, s["n"], f"{s['failure_rate']:.3f} ({failed})", emo.get("n", 0), _fmt(emo.get("accuracy")), _fmt(emo.get("kappa")),
+                     s.get("valence", {}).get("n", 0), _fmt(s.get("valence", {}).get("pearson")), _fmt(s.get("valence", {}).get("mae")),
+                     s.get("arousal", {}).get("n", 0), _fmt(s.get("arousal", {}).get("pearson")), _fmt(s.get("arousal", {}).get("mae"))])
     report.heading("Agreement with humans")
-    report.table(Table(["condition", "n", "parse failures", "emotion acc", "kappa", "valence r", "valence MAE", "arousal r", "arousal MAE"], rows))
+    report.table(Table(["condition", "images", "failed (empty, error, parse)", "n emotion", "emotion acc", "kappa", "n valence", "valence r",
+                        "valence MAE", "n arousal", "arousal r", "arousal MAE"], rows))
     rows = []
     for label, s in per.items():
         for dim in DIMENSIONS:
             if dim in s:
                 b = s[dim]
                 dk = b.get("dark_knowledge", {})
+                missing = f"– (logprobs {s['logprobs']})" if s.get("logprobs") else None
                 rows.append([label, dim, b["sd_model"], b["sd_human_means"], b["mean_within_category_sd_model"], b["mean_distinct_values_model"],
-                             _fmt(dk.get("mean_entropy_bits")), dk.get("expected_rating_sd")])
+                             missing or _fmt(dk.get("mean_entropy_bits")), missing or dk.get("expected_rating_sd")])
     if rows:
         report.heading("Dimensional collapse and dark knowledge")
         report.text("Within-category SD and distinct values show whether the model collapses ratings to one value per category; "
@@ -326,14 +375,17 @@ def build_report(runs: Sequence[ConditionRun], per: dict[str, Any], cross: dict[
         report.table(Table(["condition", "human → model", "group", "n", "rate"], rows))
     rows = []
     for label, s in per.items():
-        for group, cats in s.get("emotion", {}).get("fpr", {}).get("by_group", {}).items():
-            for cat, e in cats.items():
-                rows.append([label, group, cat, _fmt(e)])
+        for cat, groups in s.get("emotion", {}).get("fpr", {}).get("rates", {}).items():
+            for group, e in groups.items():
+                rows.append([label, group, cat, e["n_units"], _fmt(e)])
     if rows:
         report.heading("False-positive rate by group")
-        report.table(Table(["condition", "group", "called", "FPR"], rows))
+        report.text("P(called c | human consensus is not c), Wilson 95% intervals over images.")
+        report.table(Table(["condition", "group", "called", "n", "FPR"], rows))
     if cross["repeats"]:
         report.heading("Agreement across repeats")
+        report.text("Noise SD: within-image SD pooled over all repeats and images (percentile bootstrap over images); "
+                    "emotion agreement: share of images labelled alike in every repeat (Wilson).")
         report.table(Table(["family", "temperature", "repeats", "emotion agreement", "valence exact", "valence noise SD", "arousal noise SD"],
                            [[e["family"], e["temperature"], e["repeats"], _fmt(e.get("emotion_agreement")), e.get("valence_exact_agreement"),
                              _fmt(e.get("valence_repeat_noise_sd")), _fmt(e.get("arousal_repeat_noise_sd"))] for e in cross["repeats"]]))

@@ -32,7 +32,7 @@ class Condition:
         """Everything that determines this condition's results (its run folder's identity)."""
         return {
             "stage": "rating.condition",
-            "data": study.data.model_dump(mode="json"),
+            "data": data_identity(study),
             "model": {"name": self.model.name, "ref": self.model.ref, "kind": self.model.kind, "base_url": self.model.base_url},
             "variant": self.variant.model_dump(mode="json"),
             "mode": self.mode,
@@ -43,6 +43,15 @@ class Condition:
             "prompts": study.prompts.model_dump(mode="json"),
             "capture": study.capture.model_dump(mode="json"),
         }
+
+
+def data_identity(study: RatingConfig) -> dict[str, Any]:
+    """The data block of a condition's identity; the default format is left out so that runs made
+    before FER-2013/AffectNet support keep their identity (and resume)."""
+    data = study.data.model_dump(mode="json")
+    if data.get("format") == "ratings":
+        data.pop("format")
+    return data
 
 
 def _matches(rule: PriorityRule, model: str, variant: str, mode: str, temperature: float, repeat: int) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from vlmlab.config import StrictModel
+from vlmlab.models.backend_checks import capture_problems
 
 PromptMode = Literal["context-carry", "single-shot", "text-only"]
 
@@ -21,6 +22,7 @@ DEFAULT_EMOTIONS = ["happy", "sad", "angry", "fearful", "surprised", "neutral"]
 
 class DataConfig(StrictModel):
     ratings: Path  # CSV/TSV/JSONL of human ratings (image_id, emotion, valence, arousal, rater_id, groups...)
+    format: Literal["ratings", "fer2013", "affectnet"] = "ratings"  # or a FER-2013 CSV / an AffectNet annotation CSV
     images: Path | None = None  # image root; defaults to the ratings file's folder
     group_column: str | None = "group"  # the column whose false-positive rates are compared
     limit: int | None = None  # first N images only (a smoke run)
@@ -50,6 +52,15 @@ class ModelConfig(StrictModel):
         return self
 
 
+class BaselineConfig(StrictModel):
+    """An image-classification checkpoint rating emotions beside the VLMs (see `rating.baselines`)."""
+
+    name: str  # a label for tables
+    ref: str  # a local checkpoint folder or hub id (AutoModelForImageClassification + its image processor)
+    label_map: dict[str, str]  # every classifier label -> one of the study's emotions
+    batch_size: int = Field(16, ge=1)
+
+
 class PromptConfig(StrictModel):
     """Prompt templates; `{emotions}` lists the categories, `{emotion}` is the given label."""
 
@@ -66,6 +77,9 @@ class PromptConfig(StrictModel):
 
 class CaptureConfig(StrictModel):
     top_logprobs: int = Field(10, ge=0, le=50)
+    # Stop at the first answer without logprobs (a server that ignores the field) instead of
+    # recording the condition as "logprobs: unavailable".
+    require_logprobs: bool = False
     hidden_layers: list[int] = Field(default_factory=list)
     hidden_pool: Literal["image", "text", "last"] = "last"
     max_new_tokens: int = Field(24, ge=1)
@@ -103,7 +117,8 @@ class RatingConfig(StrictModel):
     name: str = "rating"
     out: Path = Path("runs/rating")
     data: DataConfig
-    models: list[ModelConfig]
+    models: list[ModelConfig] = Field(default_factory=list)
+    baselines: list[BaselineConfig] = Field(default_factory=list)  # image classifiers (e.g. FER models)
     emotions: list[str] = Field(default_factory=lambda: list(DEFAULT_EMOTIONS))
     prompts: PromptConfig = PromptConfig()
     conditions: ConditionsConfig = ConditionsConfig()
@@ -114,8 +129,23 @@ class RatingConfig(StrictModel):
     @model_validator(mode="after")
     def _unique_models(self) -> "RatingConfig":
         names = [m.name for m in self.models]
-        if not names:
-            raise ValueError("models: list at least one model")
+        if not names and not self.baselines:
+            raise ValueError("models: list at least one model (or a classifier under baselines)")
         if len(set(names)) != len(names):
             raise ValueError(f"models: names must be unique, got {names}")
+        if self.capture.require_logprobs and self.capture.top_logprobs == 0:
+            raise ValueError("capture.require_logprobs needs capture.top_logprobs > 0")
+        without_image = ["text-only"] if "text-only" in self.conditions.modes else []
+        for model in self.models:
+            problems = capture_problems(model.kind, top_logprobs=self.capture.top_logprobs, hidden_layers=self.capture.hidden_layers,
+                                        hidden_pool=self.capture.hidden_pool, prompts_without_image=without_image)
+            if problems:
+                raise ValueError(f"model {model.name!r} ({model.kind}): {problems[0]}")
+        baseline_names = [b.name for b in self.baselines]
+        if len(set(baseline_names)) != len(baseline_names) or set(baseline_names) & set(names):
+            raise ValueError(f"baselines: names must be unique and differ from the models' names, got {baseline_names}")
+        for b in self.baselines:
+            wrong = sorted({v for v in b.label_map.values() if v not in self.emotions})
+            if wrong:
+                raise ValueError(f"baselines: {b.name}: label_map maps to {wrong}, which are not among the study's emotions {self.emotions}")
         return self

@@ -4,6 +4,12 @@ Per condition: load (or reuse) the backend of its model variant, then for the pe
 batches walk the prompt mode's steps — one batched `generate` per step — parse each answer, save
 top-k logprobs and hidden states as NPZ, and append one ledger line per image. A failed or empty
 generation is recorded as such and never parsed; a parse failure keeps the raw text.
+
+Before anything is written, every HTTP model gets one preflight request (model listed, image
+accepted). A server that answers without logprobs marks the condition `logprobs: unavailable
+(server returned none)` in its run.json, or stops the run at once when `capture.require_logprobs`.
+Items that ended in error are retried on the next run (unless `keep_errors`); changing only how a
+server is reached (base_url, api_key_env, timeout, max_concurrency, retries) resumes the runs.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from vlmlab.data.images import Image
-from vlmlab.errors import DataError
+from vlmlab.errors import DataError, ModelError
+from vlmlab.models.backend_checks import CONNECTION_OPTIONS, connection_keys, preflight
 from vlmlab.models.base import Backend, GenerationRequest, GenerationResult, Turn
 from vlmlab.progress import progress_bar
 from vlmlab.metrics.agreement import entropy
@@ -26,7 +33,9 @@ from vlmlab.rating.conditions import Condition, condition_dir, expand_conditions
 from vlmlab.rating.config import RatingConfig
 from vlmlab.rating.parse import ParseFailure, parse_emotion, parse_json_answer, parse_rating
 from vlmlab.rating.prompts import QUESTIONS, next_conversation, steps_for
-from vlmlab.runs import Run
+from vlmlab.runs import Run, check_folder, read_ledger
+
+LOGPROBS_UNAVAILABLE = "unavailable (server returned none)"
 
 
 @dataclass(frozen=True)
@@ -43,9 +52,14 @@ class FaceItem:
 
 def load_items(study: RatingConfig) -> list[FaceItem]:
     """Aggregate the human ratings per image (ties in the majority emotion break alphabetically)."""
-    from vlmlab.data.ratings import read_ratings
+    from vlmlab.data.expressions import read_face_ratings
 
-    records = read_ratings(study.data.ratings, study.data.images)
+    records = read_face_ratings(study.data.ratings, study.data.images, study.data.format)
+    allowed = {e.strip().lower() for e in study.emotions}
+    for record in records:  # a label outside the list could never be matched by a parsed answer
+        if record.emotion and record.emotion.strip().lower() not in allowed:
+            raise DataError(f"{record.source}: emotion {record.emotion!r} is not one of the configured emotions "
+                            f"({', '.join(study.emotions)}); fix the row or add it to `emotions:` in the config")
     by_image: dict[str, list] = {}
     for record in records:
         by_image.setdefault(record.image_id, []).append(record)
@@ -128,6 +142,11 @@ def rate_items(
                 )
                 owners.append(i)
             for i, result in zip(owners, backend.generate(requests)):
+                if capture.require_logprobs and result.status == "ok" and not result.logprobs:
+                    raise ModelError(
+                        f"{condition.model.name}: the answer to {result.id!r} has no logprobs, and capture.require_logprobs is set; "
+                        "use a server that returns logprobs or set capture.require_logprobs: false"
+                    )
                 step = plans[i][step_index]
                 results[i][step.question] = result
                 entry: dict[str, Any] = {"text": result.text, "status": result.status}
@@ -171,6 +190,8 @@ def _record(item: FaceItem, condition: Condition, answers: dict, results: dict[s
         "arousal": parsed.get("arousal"),
         "answers": answers,
     }
+    if status in ("error", "empty"):
+        record["error"] = next((e["error"] for e in answers.values() if e.get("error")), "empty generation")
     arrays: dict[str, np.ndarray] = {}
     sources = set()
     digits: dict[str, Any] = {}
@@ -205,24 +226,89 @@ def _record(item: FaceItem, condition: Condition, answers: dict, results: dict[s
     return record
 
 
+def _volatile(condition: Condition) -> tuple[str, ...]:
+    """Keys of a condition's config that do not change its results (not part of its identity):
+    how to reach its server, and whether missing logprobs stop the run."""
+    always = ("capture.require_logprobs",)
+    if not connection_keys(condition.model.kind):
+        return always
+    return (*always, "model.base_url", *(f"variant.options.{k}" for k in CONNECTION_OPTIONS))
+
+
+def plan_study(study: RatingConfig, max_priority: int | None = None, resolve_models: bool = True) -> tuple[list[FaceItem], list[Condition]]:
+    """The items and the selected conditions, every hf model resolved; raises on any contradiction."""
+    from vlmlab.rating.baselines import check_baselines
+
+    items = load_items(study)
+    check_baselines(study)  # a label map that misses a classifier label fails before any run starts
+    conditions = select_conditions(expand_conditions(study), max_priority)
+    if not conditions and study.models:
+        raise DataError(f"no condition has priority <= {max_priority}; lower priorities run first (try --priority {min(c.priority for c in expand_conditions(study))})")
+    for model in study.models if resolve_models else []:
+        if model.kind == "hf":
+            from vlmlab.models.registry import get_spec
+
+            get_spec(model.ref)  # a registered name or a checkpoint folder (nothing is downloaded)
+    return items, conditions
+
+
+def _done_counts(study: RatingConfig, items: Sequence[FaceItem], conditions: Sequence[Condition], overwrite: bool,
+                 keep_errors: bool) -> list[int]:
+    """Finished items per condition, read without writing; RunError for a folder of another config."""
+    ids = {str(i.id) for i in items}
+    counts = []
+    for condition in conditions:
+        folder = condition_dir(study.out, condition)
+        done = 0
+        if not overwrite and check_folder(folder, condition.config(study), _volatile(condition))[1] is not None:
+            records = read_ledger(folder / "ledger.jsonl")
+            done = len({str(r["id"]) for r in records if keep_errors or r.get("status") != "error"} & ids)
+        counts.append(done)
+    return counts
+
+
+def dry_run(study: RatingConfig, *, max_priority: int | None = None, overwrite: bool = False, keep_errors: bool = False) -> list[dict[str, Any]]:
+    """What `run_study` would do, one dict per condition (name, folder, done, pending); writes nothing.
+
+    Resolves the data, the models and every condition, and refuses a folder holding another config.
+    """
+    items, conditions = plan_study(study, max_priority)
+    done = _done_counts(study, items, conditions, overwrite, keep_errors)
+    return [{"condition": c.name, "priority": c.priority, "folder": str(condition_dir(study.out, c)), "kind": c.model.kind,
+             "items": len(items), "done": d, "pending": len(items) - d} for c, d in zip(conditions, done)]
+
+
 def run_study(
     study: RatingConfig,
     *,
     max_priority: int | None = None,
     overwrite: bool = False,
     backend_factory: Callable[[Condition], Backend] | None = None,
+    keep_errors: bool = False,
 ) -> list[Path]:
     """Run every selected condition; returns their run folders (finished ones are skipped)."""
-    items = load_items(study)
-    conditions = select_conditions(expand_conditions(study), max_priority)
-    if not conditions:
-        raise DataError(f"no condition has priority <= {max_priority}; lower priorities run first (try --priority {min(c.priority for c in expand_conditions(study))})")
+    from vlmlab.rating.baselines import run_baselines
+
+    items, conditions = plan_study(study, max_priority, resolve_models=backend_factory is None)
     factory = backend_factory or _load_backend
     backends: dict[tuple[str, str], Backend] = {}
+    done = _done_counts(study, items, conditions, overwrite, keep_errors)
+    for condition, finished in zip(conditions, done):  # HTTP servers with work to do are checked before anything is written
+        key = (condition.model.name, condition.variant.name)
+        if condition.model.kind != "hf" and key not in backends and finished < len(items):
+            backends[key] = factory(condition)
+            image = any(c.mode != "text-only" for c in conditions if c.model.name == condition.model.name)
+            found = preflight(backends[key], image=image, top_logprobs=study.capture.top_logprobs)
+            if study.capture.require_logprobs and not found["logprobs"]:
+                raise ModelError(
+                    f"{condition.model.name}: the server at {condition.model.base_url} returned no logprobs, and capture.require_logprobs "
+                    "is set; use a server that returns logprobs or set capture.require_logprobs: false"
+                )
     folders = []
     runs = []
     for condition in conditions:
-        run = Run.open(condition_dir(study.out, condition), condition.config(study), stage="rating.condition", overwrite=overwrite)
+        run = Run.open(condition_dir(study.out, condition), condition.config(study), stage="rating.condition", overwrite=overwrite,
+                       retry_errors=False if keep_errors else None, volatile=_volatile(condition))
         runs.append((condition, run))
     total = sum(len(run.pending(items)) for _, run in runs)
     with progress_bar() as progress:
@@ -237,9 +323,13 @@ def run_study(
                 rate_items(backends[key], condition, study, pending, run, on_item=lambda: progress.advance(task))
             records = run.records()
             counts = Counter(r["status"] for r in records)
-            run.finish("complete" if counts.get("ok", 0) == len(records) else "degraded", item_status=dict(counts), priority=condition.priority)
+            summary: dict[str, Any] = {"item_status": dict(counts), "priority": condition.priority}
+            if study.capture.top_logprobs > 0:
+                answered = [r for r in records if r["status"] != "error"]
+                summary["logprobs"] = "captured" if any(r.get("logprobs_file") for r in records) or not answered else LOGPROBS_UNAVAILABLE
+            run.finish("complete" if counts.get("ok", 0) == len(records) else "degraded", **summary)
             folders.append(run.dir)
-    return folders
+    return folders + run_baselines(study, items, overwrite=overwrite)
 
 
 def _load_backend(condition: Condition) -> Backend:

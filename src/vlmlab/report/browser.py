@@ -57,6 +57,34 @@ def screenshot(html_path: Path, png_path: Path, *, width: int = 1280, height: in
     return png_path
 
 
+MAX_SCREENSHOT_HEIGHT = 32000
+
+
+def full_page_screenshot(html_path: Path, png_path: Path, *, width: int = 1280, height: int = 2400,
+                         timeout: float = 120) -> Path:
+    """A screenshot of the whole page, however long: render, and while the page's content reaches
+    the bottom edge render again twice as tall; then trim the blank space below the content.
+
+    Headless Chromium only shoots the window, so a fixed height cut long reports at 2,400 px.
+    """
+    import numpy as np
+    import PIL.Image
+
+    while True:
+        screenshot(html_path, png_path, width=width, height=height, timeout=timeout)
+        with PIL.Image.open(png_path) as im:
+            pixels = np.asarray(im.convert("RGB"))
+        background = pixels[-1, 0]
+        blank_rows = np.all(pixels == background, axis=(1, 2))
+        if not blank_rows[-40:].all() and height < MAX_SCREENSHOT_HEIGHT:
+            height = min(2 * height, MAX_SCREENSHOT_HEIGHT)
+            continue
+        content = np.nonzero(~blank_rows)[0]
+        bottom = int(content[-1]) + 1 + 24 if content.size else pixels.shape[0]
+        PIL.Image.fromarray(pixels[: min(bottom, pixels.shape[0])]).save(png_path)
+        return Path(png_path)
+
+
 def dump_dom(html_path: Path, *, timeout: float = 60) -> str:
     """The DOM after the page ran (scripts included, if any had been allowed to run)."""
     result = _run(["--dump-dom", Path(html_path).resolve().as_uri()], timeout)

@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from vlmlab.runs import atomic_write_bytes, atomic_write_text
 
@@ -42,7 +42,7 @@ class Table:
                 raise ValueError(f"table {self.caption!r}: row {i} has {len(row)} cells for {len(self.columns)} columns")
 
     def best_rows(self) -> dict[int, set[int]]:
-        """column index -> row indices holding that column's best value."""
+        """column index -> the one row holding that column's best value (none on a tie)."""
         out: dict[int, set[int]] = {}
         for name, how in self.best.items():
             if name not in self.columns:
@@ -52,7 +52,9 @@ class Table:
             if not values:
                 continue
             target = (max if how == "max" else min)(v for _, v in values)
-            out[c] = {r for r, v in values if v == target}
+            holders = {r for r, v in values if v == target}
+            if len(holders) == 1:  # a tie (e.g. every row at 0.0000) has no best row to bold
+                out[c] = holders
         return out
 
     def cell_text(self, value: Any) -> str:
@@ -268,8 +270,3 @@ def metrics_table(metrics: dict[str, Any], caption: str = "metrics") -> Table:
 
     walk(metrics, "")
     return Table(["metric", "value"], rows, caption=caption)
-
-
-def comparison_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], caption: str = "", best: dict[str, Best] | None = None) -> Table:
-    """Rows given as dicts (missing keys shown as –)."""
-    return Table(list(columns), [[row.get(c) for c in columns] for row in rows], caption=caption, best=dict(best or {}))

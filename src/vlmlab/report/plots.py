@@ -37,6 +37,30 @@ def bar_chart(labels: Sequence[str], series: dict[str, Sequence[float]], title: 
     return _png(fig)
 
 
+def panel_figure(labels: Sequence[str], series: dict[str, Sequence[float | None]], title: str = "") -> "plt.Figure":
+    """One bar panel per series, each with its own y axis (the figure; `panel_bar_chart` renders it).
+
+    Metrics on different scales (CIDEr 0-10 next to BLEU/METEOR/ROUGE 0-1) on one axis make
+    the small ones invisible; side by side panels keep every metric readable.
+    """
+    n = max(1, len(series))
+    fig, axes = plt.subplots(1, n, figsize=(max(5.0, 2.2 * n + 0.4 * len(labels)), 3.6), squeeze=False)
+    x = np.arange(len(labels))
+    for ax, (name, values) in zip(axes[0], series.items()):
+        ax.bar(x, [np.nan if v is None else v for v in values], 0.7, color=[f"C{i % 10}" for i in range(len(labels))])
+        ax.set_xticks(x, [str(label) for label in labels], rotation=30, ha="right", fontsize=7)
+        ax.set_title(name, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def panel_bar_chart(labels: Sequence[str], series: dict[str, Sequence[float | None]], title: str = "") -> bytes:
+    """PNG of `panel_figure`."""
+    return _png(panel_figure(labels, series, title))
+
+
 def line_chart(x: Sequence[float], series: dict[str, Sequence[float]], title: str = "", xlabel: str = "", ylabel: str = "",
                errors: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> bytes:
     """Lines over x, with optional (low, high) bands per series."""

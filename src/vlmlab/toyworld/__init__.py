@@ -18,7 +18,9 @@ import difflib
 from pathlib import Path
 from typing import Any, Callable
 
+from vlmlab.config import SEED_MAX
 from vlmlab.errors import ConfigError
+from vlmlab.toyworld.staging import staged_generate
 from vlmlab.toyworld.writers import Manifest
 
 __all__ = ["KINDS", "DEFAULT_SIZES", "Manifest", "generate"]
@@ -49,14 +51,16 @@ def generate(kind: str, out_dir: str | Path, n: int | None = None, seed: int = 0
 
     Args:
         kind: one of `KINDS`.
-        out_dir: output folder; must be empty or hold a previous toy-world output (replaced).
+        out_dir: output folder; must be empty or hold the same toy-world dataset (regenerated).
+            Files are written to a staging folder beside it and moved in when complete.
         n: size (images for captions/panorama/faces, questions for vqa); `DEFAULT_SIZES` if None.
         seed: the only source of randomness; same seed, same bytes.
-        overwrite: allow writing into a non-empty folder that is not a toy-world output.
+        overwrite: allow replacing another toy-world dataset or writing into an unrelated folder.
         options: kind-specific settings (`KIND_OPTIONS`), e.g. `{"context_strength": 0.9}` for vqa.
 
     Raises:
-        ConfigError: unknown kind (with a suggestion), a non-positive `n`, or an unknown option.
+        ConfigError: unknown kind (with a suggestion), a non-positive `n`, a bad seed, or an unknown option.
+        DataError: the folder holds something else, or cannot be written (read-only, disk full).
     """
     if kind not in DEFAULT_SIZES:
         close = difflib.get_close_matches(kind, KINDS, n=1)
@@ -65,9 +69,13 @@ def generate(kind: str, out_dir: str | Path, n: int | None = None, seed: int = 0
     size = DEFAULT_SIZES[kind] if n is None else n
     if size < 1:
         raise ConfigError(f"toyworld --n must be at least 1, got {size}")
+    if not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"toyworld --seed must be an integer from 0 to {SEED_MAX}, got {seed}")
     options = dict(options or {})
     unknown = sorted(set(options) - set(KIND_OPTIONS[kind]))
     if unknown:
         valid = ", ".join(KIND_OPTIONS[kind]) or "none"
         raise ConfigError(f"toyworld {kind}: unknown option(s) {', '.join(unknown)}; valid for {kind}: {valid}")
-    return _generator(kind)(out_dir, n=size, seed=seed, overwrite=overwrite, **options)
+    generator = _generator(kind)
+    return staged_generate(out_dir, kind, overwrite,
+                           lambda staging: generator(staging, n=size, seed=seed, overwrite=False, **options))

@@ -264,7 +264,9 @@ class SelectorData:
                     raise DataError(
                         f"{where} (anchor {anchor}, beam {b}): {len(positions)} ICDs but earlier beams have {shots}; all beams need the same shots"
                     )
-                parsed.append((positions, number(beam, "cumulative", where), number(beam, "marginal", where)))
+                # imported Lever-LM beams carry no cumulative score (null): NaN, refused where a loss needs it
+                cumulative = float("nan") if beam.get("cumulative", 0.0) is None else number(beam, "cumulative", where)
+                parsed.append((positions, cumulative, number(beam, "marginal", where)))
             if anchor in seen:
                 raise DataError(f"{where}: anchor {anchor} appears twice; keep one line per anchor")
             seen.add(anchor)

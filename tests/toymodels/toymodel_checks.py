@@ -1,4 +1,4 @@
-"""Science checks of toy models against the toy world's known truth.
+"""Science checks of toy models against the toy world's known truth (test support, not product).
 
 Each check loads a built model through the `hf` backend (as a study would), asks it held-out
 questions and compares the answers with the generator's ground truth:

@@ -1,4 +1,8 @@
-"""Local OpenAI-compatible and Ollama servers for tests, with seeded fault injection.
+"""Local OpenAI-compatible and Ollama servers with seeded fault injection: test support.
+
+Nothing in the product imports this module (a test enforces it); the test suite and
+`benchmarks/bench_http.py` use it, and so may users who want to test their own code against an
+HTTP backend without a real server.
 
     def rater(conversation, params):            # a scripted rater
         image = conversation[-1].images[0]      # images arrive decoded as `Image` (bytes)
@@ -33,7 +37,6 @@ import json
 import random
 import socket
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,9 +44,9 @@ from typing import Any, Callable, Literal, Sequence, Union
 
 from vlmlab.errors import DataError
 from vlmlab.models.base import Backend, GenerationRequest, StepLogprobs, Turn
-from vlmlab.models.http import image_from_base64
+from vlmlab.testing.wire import Api, answer_json, error_json, ollama_conversation, openai_conversation, request_params
 
-Api = Literal["openai", "ollama"]
+__all__ = ["FAULT_KINDS", "Api", "FaultPlan", "FaultKind", "Responder", "ServerHandle", "serve"]
 FaultKind = Literal["server_error", "rate_limit", "timeout", "truncated", "dropped"]
 FAULT_KINDS: tuple[str, ...] = ("server_error", "rate_limit", "timeout", "truncated", "dropped")
 ResponderFn = Callable[[list[Turn], dict], Union[str, tuple[str, Union[list[StepLogprobs], None]]]]
@@ -110,116 +113,6 @@ class FaultPlan:
     @property
     def total_injected(self) -> int:
         return sum(self.injected.values())
-
-
-# --------------------------------------------------------------------------- request decoding
-
-
-def _openai_conversation(body: dict) -> list[Turn]:
-    turns = []
-    for message in body["messages"]:
-        content = message.get("content")
-        if content is None or isinstance(content, str):
-            turns.append(Turn(message["role"], [content or ""]))
-            continue
-        items: list[Any] = []
-        for part in content:
-            if part.get("type") == "text":
-                items.append(part["text"])
-            elif part.get("type") == "image_url":
-                url = part["image_url"]["url"] if isinstance(part["image_url"], dict) else part["image_url"]
-                if not url.startswith("data:"):
-                    raise DataError("fake server accepts only data: URLs for images")
-                items.append(image_from_base64(url))
-            else:
-                raise DataError(f"fake server does not understand content part type {part.get('type')!r}")
-        turns.append(Turn(message["role"], items))
-    return turns
-
-
-def _ollama_conversation(body: dict) -> list[Turn]:
-    turns = []
-    for message in body["messages"]:
-        images = [image_from_base64(b64) for b64 in message.get("images") or []]
-        turns.append(Turn(message["role"], [*images, message.get("content") or ""]))
-    return turns
-
-
-def _params(body: dict, api: Api) -> dict[str, Any]:
-    if api == "openai":
-        max_new = body.get("max_completion_tokens", body.get("max_tokens", 16))
-        temperature, top_p, seed = body.get("temperature", 1.0), body.get("top_p", 1.0), body.get("seed")
-    else:
-        options = body.get("options") or {}
-        max_new = options.get("num_predict", 128)
-        temperature, top_p, seed = options.get("temperature", 0.8), options.get("top_p", 0.9), options.get("seed")
-    top_logprobs = int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0
-    return {
-        "max_new_tokens": int(max_new),
-        "temperature": float(temperature),
-        "top_p": float(top_p),
-        "seed": seed,
-        "top_logprobs": top_logprobs,
-        "model": body.get("model"),
-        "api": api,
-        "body": body,
-    }
-
-
-# --------------------------------------------------------------------------- answers
-
-
-def _logprob_entry(token: str, logprob: float) -> dict[str, Any]:
-    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
-
-
-def _logprobs_json(steps: list[StepLogprobs], k: int) -> list[dict[str, Any]]:
-    return [
-        {**_logprob_entry(s.token, s.logprob), "top_logprobs": [_logprob_entry(t, lp) for t, lp in s.top[:k]]}
-        for s in steps
-    ]
-
-
-def _answer(api: Api, model: str, number: int, text: str, steps: list[StepLogprobs] | None, params: dict,
-            prompt_tokens: int | None, generated_tokens: int | None) -> dict[str, Any]:
-    k = params["top_logprobs"]
-    logprobs = _logprobs_json(steps, k) if (k > 0 and steps is not None) else None
-    n_gen = generated_tokens if generated_tokens is not None else (len(steps) if steps else len(text.split()))
-    n_prompt = prompt_tokens or 0
-    if api == "openai":
-        return {
-            "id": f"chatcmpl-fake-{number}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                    "logprobs": {"content": logprobs} if logprobs is not None else None,
-                }
-            ],
-            "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_gen, "total_tokens": n_prompt + n_gen},
-        }
-    body: dict[str, Any] = {
-        "model": model,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "message": {"role": "assistant", "content": text},
-        "done": True,
-        "done_reason": "stop",
-        "prompt_eval_count": n_prompt,
-        "eval_count": n_gen,
-    }
-    if logprobs is not None:
-        body["logprobs"] = logprobs
-    return body
-
-
-def _error_json(api: Api, message: str, kind: str) -> dict[str, Any]:
-    if api == "openai":
-        return {"error": {"message": message, "type": kind, "code": None}}
-    return {"error": message}
 
 
 # --------------------------------------------------------------------------- server
@@ -291,14 +184,14 @@ class _Handler(BaseHTTPRequestHandler):
         elif handle.api == "ollama" and self.path.rstrip("/") == "/api/tags":
             self._send_json(200, {"models": [{"name": handle.model, "model": handle.model}]})
         else:
-            self._send_json(404, _error_json(handle.api, f"no route GET {self.path}", "not_found"))
+            self._send_json(404, error_json(handle.api, f"no route GET {self.path}", "not_found"))
 
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
         handle = self.server.handle
         raw = self._read_body()
         chat_path = "/v1/chat/completions" if handle.api == "openai" else "/api/chat"
         if self.path.rstrip("/") != chat_path:
-            self._send_json(404, _error_json(handle.api, f"no route POST {self.path}", "not_found"))
+            self._send_json(404, error_json(handle.api, f"no route POST {self.path}", "not_found"))
             return
         handle._enter()
         try:
@@ -312,15 +205,15 @@ class _Handler(BaseHTTPRequestHandler):
         api = handle.api
         if handle.require_api_key is not None:
             if self.headers.get("Authorization") != f"Bearer {handle.require_api_key}":
-                self._send_json(401, _error_json(api, "missing or wrong API key", "invalid_api_key"))
+                self._send_json(401, error_json(api, "missing or wrong API key", "invalid_api_key"))
                 return
         fault = handle.faults.draw() if handle.faults is not None else None
         if fault == "server_error":
-            self._send_json(500, _error_json(api, "injected internal server error", "server_error"))
+            self._send_json(500, error_json(api, "injected internal server error", "server_error"))
             return
         if fault == "rate_limit":
             retry_after = {"Retry-After": f"{handle.faults.retry_after:g}"}  # type: ignore[union-attr]
-            self._send_json(429, _error_json(api, "injected rate limit", "rate_limit"), retry_after)
+            self._send_json(429, error_json(api, "injected rate limit", "rate_limit"), retry_after)
             return
         if fault == "timeout":
             handle._stopped.wait(handle.faults.timeout_seconds)  # type: ignore[union-attr]
@@ -333,18 +226,18 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
             if api == "ollama" and body.get("stream", True):
                 raise DataError("fake ollama server answers only stream=false requests")
-            conversation = _openai_conversation(body) if api == "openai" else _ollama_conversation(body)
-            params = _params(body, api)
+            conversation = openai_conversation(body) if api == "openai" else ollama_conversation(body)
+            params = request_params(body, api)
         except (ValueError, KeyError, TypeError, AttributeError, DataError) as exc:
-            self._send_json(400, _error_json(api, f"bad request: {exc}", "invalid_request_error"))
+            self._send_json(400, error_json(api, f"bad request: {exc}", "invalid_request_error"))
             return
         try:
             answer = handle._respond(conversation, params)
         except _ItemRejected as exc:  # the backend refused this item (bad image, too long): a 400, like vLLM
-            self._send_json(400, _error_json(api, str(exc), "invalid_request_error"))
+            self._send_json(400, error_json(api, str(exc), "invalid_request_error"))
             return
         except Exception as exc:  # noqa: BLE001 - any responder failure becomes a 500, like a real server
-            self._send_json(500, _error_json(api, f"responder raised {type(exc).__name__}: {exc}", "server_error"))
+            self._send_json(500, error_json(api, f"responder raised {type(exc).__name__}: {exc}", "server_error"))
             return
         self._send_json(200, answer, cut=(fault == "truncated"))
 
@@ -465,7 +358,7 @@ class ServerHandle:
                 else:
                     raise TypeError(f"responder must return str or (str, logprobs), got {type(out).__name__}")
                 prompt_tokens = generated_tokens = None
-        return _answer(self.api, self.model, number, text, steps, params, prompt_tokens, generated_tokens)
+        return answer_json(self.api, self.model, number, text, steps, params, prompt_tokens, generated_tokens)
 
 
 def serve(

@@ -1,0 +1,204 @@
+"""Bias of raters by group: false-positive-rate differences, mixed models, and human raters as a baseline.
+
+- `fpr_by_group`: P(rater says c | human consensus is not c) per group with Wilson CIs (unit:
+  images, one rating per image per condition) and the difference of each group from the reference
+  group with statsmodels' `test_proportions_2indep` / `confint_proportions_2indep`.
+- `human_models` / `rater_models`: the mixed models of `vlmlab.rating.mixed` on the human ratings
+  (`rating ~ factors + (1|image) + (1|rater)`) and on one VLM's ratings, its repeats nested in images
+  (`rating ~ factors [+ temperature] + (1|image)`), and image-clustered GEEs of "labelled angry"
+  among neutral faces.
+- `human_agreement`: each human rating against the other raters of the same image (leave one rater
+  out), so humans sit in the same table as the VLMs and the classifier baselines.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from vlmlab.errors import DataError
+from vlmlab.metrics import agreement as ag
+from vlmlab.metrics.inference import bootstrap_ci, proportion_ci
+from vlmlab.rating.mixed import binary_gee, check_columns, linear_mixed
+
+DIMENSIONS = ("valence", "arousal")
+
+
+def fpr_by_group(human: Sequence[str], model: Sequence[str], groups: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+    """Per category c: FPR per group (Wilson) and each group minus the first (alphabetical) group."""
+    from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
+
+    h, m, g = np.asarray(human), np.asarray(model), np.asarray(groups)
+    levels = sorted(set(g.tolist()))
+    out: dict[str, Any] = {"rates": {}, "differences": []}
+    for c in labels:
+        negatives = h != c
+        counts = {grp: (int(((m == c) & negatives & (g == grp)).sum()), int((negatives & (g == grp)).sum())) for grp in levels}
+        out["rates"][c] = {grp: proportion_ci(k, n, unit="images").to_dict() for grp, (k, n) in counts.items() if n > 0}
+        ref = levels[0]
+        k0, n0 = counts[ref]
+        for grp in levels[1:]:
+            k1, n1 = counts[grp]
+            if n0 == 0 or n1 == 0 or k0 + k1 == 0:
+                continue  # no difference to test: a group without negatives, or no false positive at all
+            with np.errstate(divide="ignore", invalid="ignore"):  # statsmodels also computes an unused ratio
+                test = test_proportions_2indep(k1, n1, k0, n0, compare="diff")
+            low, high = confint_proportions_2indep(k1, n1, k0, n0, compare="diff")
+            out["differences"].append({
+                "category": c, "group": grp, "reference": ref, "estimate": k1 / n1 - k0 / n0, "low": float(low), "high": float(high),
+                "p": float(test.pvalue), "n": n1, "n_reference": n0, "k": k1, "k_reference": k0,
+                "method": "difference of proportions: Newcomb 95% CI, Agresti-Caffo test (statsmodels)", "unit": "images",
+            })
+    return out
+
+
+def human_frame(records: Sequence[Any]) -> pd.DataFrame:
+    """One row per human rating: image, rater, emotion, valence, arousal and every group column."""
+    rows = []
+    for r in records:
+        rows.append({"image": r.image_id, "rater": r.rater_id if r.rater_id is not None else f"row{len(rows)}",
+                     "emotion": r.emotion, "valence": r.valence, "arousal": r.arousal, **r.groups})
+    return pd.DataFrame(rows)
+
+
+def consensus(frame: pd.DataFrame) -> dict[str, str]:
+    """Majority emotion per image (ties break alphabetically, as `rating.run.load_items` does)."""
+    out = {}
+    for image, labels in frame.dropna(subset=["emotion"]).groupby("image")["emotion"]:
+        counts = Counter(labels)
+        out[str(image)] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    return out
+
+
+def _angry_frame(frame: pd.DataFrame, true_emotion: dict[str, str], focus: tuple[str, str]) -> pd.DataFrame:
+    data = frame.dropna(subset=["emotion"])
+    data = data[data["image"].astype(str).map(true_emotion) == focus[0]]
+    return data.assign(labelled=(data["emotion"] == focus[1]).astype(int))
+
+
+def _try(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A fit, or why it could not be made (a model that cannot be fitted is a finding, not a crash)."""
+    try:
+        return fn(*args, **kwargs)
+    except DataError as exc:
+        return {"error": str(exc)}
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        return {"error": f"fit failed: {exc}"}
+
+
+def human_models(frame: pd.DataFrame, factors: Sequence[str], focus: tuple[str, str] = ("neutral", "angry")) -> dict[str, Any]:
+    """Mixed models of the human ratings; a factor that is not a column raises a one-line DataError."""
+    check_columns(frame, factors, "mixed model of the human ratings")
+    out: dict[str, Any] = {}
+    # Only factors with repeated levels can carry a variance (FER-2013/AffectNet: one rating per image).
+    random = [r for r in ("image", "rater") if len(frame) and frame.groupby(r).size().max() > 1]
+    for dim in DIMENSIONS:
+        if frame[dim].notna().sum() == 0:
+            continue
+        if not random:
+            out[dim] = {"error": "one rating per image and no rater ids: image and rater variances cannot be separated from noise"}
+        else:
+            out[dim] = _try(linear_mixed, frame, dim, list(factors), random=random)
+    angry = _angry_frame(frame, consensus(frame), focus)
+    if len(angry):
+        out[f"labelled_{focus[1]}"] = {"among": f"images whose consensus is {focus[0]}", **_try(binary_gee, angry, "labelled", list(factors), cluster="image")}
+    return out
+
+
+def rater_frame(runs: Sequence[Any]) -> pd.DataFrame:
+    """One row per (image, condition) of one model family: its repeats and temperatures stacked."""
+    rows = []
+    for run in runs:
+        for r in run.records:
+            rows.append({"image": r["image_id"], "repeat": run.config["repeat"], "temperature": float(run.config["temperature"]),
+                         "group": r.get("group"), "emotion": r.get("emotion"), "valence": r.get("valence"), "arousal": r.get("arousal"),
+                         "human_emotion": r["human"].get("emotion"), **(r.get("factors") or {})})
+    return pd.DataFrame(rows)
+
+
+def rater_models(runs: Sequence[Any], factors: Sequence[str], focus: tuple[str, str] = ("neutral", "angry"),
+                 image_factors: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Mixed models of one model family's ratings: repeats nested in images, temperature as a factor.
+
+    `image_factors` (indexed by image id) adds per-image columns of the human ratings file.
+    """
+    frame = rater_frame(runs)
+    if image_factors is not None:
+        frame = frame.join(image_factors, on="image")
+    check_columns(frame, factors, f"mixed model of {runs[0].label}")
+    fixed = list(factors) + (["temperature"] if frame["temperature"].nunique() > 1 else [])
+    out: dict[str, Any] = {"conditions": len(runs)}
+    per_image = frame.groupby("image").size()
+    for dim in DIMENSIONS:
+        if frame[dim].notna().sum() == 0:
+            continue
+        if per_image.max() < 2:
+            out[dim] = {"error": "one rating per image: the image variance cannot be separated from noise; run repeats (temperature > 0)"}
+        else:
+            out[dim] = _try(linear_mixed, frame, dim, fixed, random=["image"])
+    truth = {str(i): e for i, e in zip(frame["image"], frame["human_emotion"]) if e is not None}
+    angry = _angry_frame(frame, truth, focus)
+    if len(angry):
+        out[f"labelled_{focus[1]}"] = {"among": f"images whose human consensus is {focus[0]}", **_try(binary_gee, angry, "labelled", fixed, cluster="image")}
+    return out
+
+
+def human_agreement(frame: pd.DataFrame, *, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
+    """Each human rating against the other raters of its image: accuracy/kappa vs their majority,
+    Pearson r vs their mean. CIs resample images (a face's ratings stay together)."""
+    out: dict[str, Any] = {}
+    labelled = frame.dropna(subset=["emotion"])
+    pairs = []
+    for image, rows in labelled.groupby("image"):
+        labels = rows["emotion"].tolist()
+        for i, label in enumerate(labels):
+            others = Counter(labels[:i] + labels[i + 1:])
+            if others:
+                pairs.append((str(image), sorted(others.items(), key=lambda kv: (-kv[1], kv[0]))[0][0], label))
+    if pairs:
+        ids, ref, own = (np.array(x) for x in zip(*pairs))
+        out["emotion"] = {
+            "n": len(pairs),
+            "accuracy": bootstrap_ci(ag.accuracy, ref, own, clusters=ids, unit="images", resamples=n_boot, seed=seed).to_dict(),
+            "kappa": bootstrap_ci(ag.cohen_kappa, ref, own, clusters=ids, unit="images", resamples=n_boot, seed=seed).to_dict(),
+        }
+    for dim in DIMENSIONS:
+        rows = frame.dropna(subset=[dim])
+        sums = rows.groupby("image")[dim].agg(["sum", "count"])
+        rows = rows[rows["image"].map(sums["count"]) > 1]
+        if len(rows) < 3:
+            continue
+        total, count = rows["image"].map(sums["sum"]), rows["image"].map(sums["count"])
+        others = (total - rows[dim]) / (count - 1)
+        out[dim] = {"n": len(rows), "pearson": bootstrap_ci(ag.pearson_r, others.to_numpy(float), rows[dim].to_numpy(float),
+                                                            clusters=rows["image"].astype(str).to_numpy(), unit="images", method="bca",
+                                                            resamples=n_boot, seed=seed).to_dict()}
+    return out
+
+
+def pooled_repeat_sd(values_by_image: dict[str, list[float]], *, seed: int = 0, n_boot: int = 1000) -> dict[str, Any] | None:
+    """SD of one repeat's noise from all repeats: sqrt of the within-image variance pooled over
+    images (each weighted by its degrees of freedom), CI by resampling images."""
+    groups = [(image, np.asarray(v, float)) for image, v in sorted(values_by_image.items()) if len(v) > 1]
+    if len(groups) < 2:
+        return None
+    ss = np.array([float(((v - v.mean()) ** 2).sum()) for _, v in groups])
+    df = np.array([len(v) - 1 for _, v in groups], float)
+
+    def pooled(ss: np.ndarray, df: np.ndarray) -> float:
+        return float(np.sqrt(ss.sum() / df.sum()))
+
+    ci = bootstrap_ci(pooled, ss, df, unit="images", resamples=n_boot, seed=seed).to_dict()
+    return {**ci, "repeats_per_image": float(np.mean([len(v) for _, v in groups]))}
+
+
+def values_by_image(runs: Sequence[Any], key: str) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = defaultdict(list)
+    for run in runs:
+        for r in run.records:
+            if r.get(key) is not None:
+                out[r["image_id"]].append(r[key])
+    return out

@@ -1,0 +1,48 @@
+"""Caption reports: metrics on their own axes, n and a bootstrap CI for CIDEr, ties not bold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import bootstrap
+
+from vlmlab.caption.scoring import mean_metric_cis, score_predictions
+from vlmlab.metrics.caption import score_captions
+from vlmlab.report.plots import panel_figure
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _example() -> tuple[dict[str, str], dict[str, list[str]]]:
+    preds = {r["id"]: r["prediction"] for r in map(json.loads, (REPO / "examples/caption_preds.jsonl").read_text().splitlines())}
+    refs = {r["id"]: r["references"] for r in map(json.loads, (REPO / "examples/caption_refs.jsonl").read_text().splitlines())}
+    return preds, refs
+
+
+def test_cider_ci_is_scipys_percentile_bootstrap_of_per_item_scores() -> None:
+    preds, refs = _example()
+    scores = score_captions(preds, refs, mode="per-row", metrics=["CIDEr", "ROUGE-L", "BLEU"])
+    cis = mean_metric_cis(scores)
+    items = np.asarray(scores.per_item["CIDEr"], dtype=np.float64)
+    assert np.isclose(items.mean(), scores.scores["CIDEr"])          # CIDEr-D is the mean of per-item scores
+    ref = bootstrap((items,), np.mean, n_resamples=1000, method="percentile", random_state=np.random.default_rng(0))
+    assert cis["CIDEr_ci"] == [ref.confidence_interval.low, ref.confidence_interval.high]
+    assert cis["CIDEr_ci"][0] <= scores.scores["CIDEr"] <= cis["CIDEr_ci"][1]
+    assert "ROUGE-L_ci" in cis and "BLEU-4_ci" not in cis           # BLEU is a corpus statistic: no per-item CI
+
+
+def test_metrics_json_carries_n_and_ci() -> None:
+    preds, refs = _example()
+    rows = [{"id": i, "prediction": preds[i], "references": refs[i], "status": "ok"} for i in preds]
+    out = score_predictions(rows, headline="grouped", metrics=["CIDEr"])
+    assert out["modes"]["grouped"]["n"] == 3 and out["modes"]["per-row"]["n"] == 6
+    assert len(out["modes"]["grouped"]["CIDEr_ci"]) == 2
+
+
+def test_each_metric_gets_its_own_axis() -> None:
+    fig = panel_figure(["zero-shot", "fine-tuned"], {"BLEU-4": [0.01, 0.2], "CIDEr": [0.04, 2.7]})
+    axes = fig.get_axes()
+    assert [a.get_title() for a in axes] == ["BLEU-4", "CIDEr"]
+    assert axes[0].get_ylim()[1] < 0.5 and axes[1].get_ylim()[1] > 2.5   # BLEU stays visible next to CIDEr
