@@ -139,13 +139,11 @@ def test_training_prompt_is_the_generation_prompt_and_only_the_caption_carries_l
     assert text.startswith(row.references[0]) and text[len(row.references[0]):].strip() == "<|im_end|>"
 
 
-def test_a_one_image_family_refuses_cubemap_before_training(tmp_path: Path, tiny_caption_model: Path) -> None:
+def test_a_one_image_family_refuses_cubemap_before_training(tiny_model, tiny_caption_model: Path) -> None:
     from vlmlab.caption.study import check_image_count
     from vlmlab.errors import ModelError
 
-    blip2 = tmp_path / "blip2"
-    blip2.mkdir()
-    (blip2 / "config.json").write_text('{"model_type": "blip-2"}')
+    blip2 = tiny_model("blip2")  # images per prompt are derived from the checkpoint's processor and template
     check_image_count(blip2, 1)
     with pytest.raises(ModelError, match="at most 1 image.*image.policy squash or pad"):
         check_image_count(blip2, 4)

@@ -141,7 +141,7 @@ def run_family_chain(family: str, root: Path, tiny_root: Path) -> dict[str, floa
     assert 0.0 < beam_metrics["mean_base_prob"] < 1.0
     check_beams_invariant(beam_dir, scorer, cands, root / "beam-unbatched")
     support_split = load_split(data_config(support))
-    if backend.spec.vision_cache is not None:  # each image's vision features computed once, then reused
+    if backend.spec.vision_cache:  # each image's vision features computed once, then reused
         images = {support_split.get(i, "pool").image.sha256 for r in beams for i in [r["id"], *r["pool"]]}
         assert backend.vision_cache_hits > 0 and backend.vision_cache_misses <= len(images)
     ledger = {r["id"]: r for r in read_jsonl(beam_dir / "ledger.jsonl")}

@@ -141,11 +141,11 @@ def _image_convs(images) -> list:
 def test_image_input_cache_encodes_exactly_like_the_processor(family: str, size: int, tiny_model, colour_image_factory) -> None:
     import torch
 
-    from vlmlab.models.hf_encode import ImageInputCache, encode_conversation, load_processor
-    from vlmlab.models.registry import spec_for_checkpoint
+    from vlmlab.models.hf import open_checkpoint
+    from vlmlab.models.hf_encode import ImageInputCache, encode_conversation
 
     path = tiny_model(family)
-    proc = load_processor(path, default_chat_template=spec_for_checkpoint(path).family.default_chat_template)
+    proc = open_checkpoint(path)[0]
     images = [colour_image_factory(rgb) for rgb in [(220, 30, 30), (30, 200, 40), (40, 60, 230)]]
     cache = ImageInputCache(size)
     for conv in _image_convs(images) * 2:  # the second round is all hits when the cache holds them

@@ -13,11 +13,10 @@ from vlmlab.data.images import Image
 from vlmlab.models.base import GenerationRequest, ScoreRequest, Turn
 from vlmlab.models.hf import HFBackend
 from vlmlab.models.hf_encode import collate, encode_conversation
-from vlmlab.models.registry import get_spec
-from vlmlab.models.tiny import TINY_FAMILIES
 
-FAMILIES = list(TINY_FAMILIES)
-CACHED = [f for f in FAMILIES if f in ("qwen2-vl", "qwen2.5-vl", "llava", "gemma3")]
+FAMILIES = ["qwen2-vl", "qwen2.5-vl", "llava", "idefics3", "gemma3", "internvl", "blip2"]
+CACHED = ["qwen2-vl", "qwen2.5-vl", "llava", "gemma3"]
+_MAX_IMAGES: dict[str, int | None] = {}  # family -> the loaded backend's max_images_per_prompt
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 230), (240, 220, 20)]
 TARGETS = ["red", "a green circle", "three blue squares", "7"]
 
@@ -30,6 +29,7 @@ def backend(tiny_model: Callable[..., Path]) -> Callable[..., HFBackend]:
         key = (family, tuple(sorted(options.items())))
         if key not in made:
             made[key] = HFBackend(tiny_model(family), **options)
+            _MAX_IMAGES[family] = made[key].max_images_per_prompt
         return made[key]
 
     return get
@@ -41,7 +41,7 @@ def images(colour_image_factory) -> list[Image]:
 
 
 def max_images(family: str) -> int:
-    return get_spec(f"tiny-{family}").family.max_images or 4
+    return _MAX_IMAGES[family] or 4
 
 
 def convs(images: list[Image], n: int = 8, family: str = "qwen2-vl") -> list[list[Turn]]:

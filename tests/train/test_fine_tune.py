@@ -98,15 +98,17 @@ def test_too_long_sample_stops_before_training(tiny_qwen: Path, examples, tmp_pa
     assert not (tmp_path / "ft" / "adapter").exists()
 
 
-def test_default_lora_targets_come_from_the_registry(tiny_qwen: Path) -> None:
-    from vlmlab.models.registry import spec_for_checkpoint
+def test_default_lora_targets_are_the_language_model_projections(tiny_qwen: Path) -> None:
+    from transformers import AutoModelForImageTextToText
+
+    from vlmlab.models.families import lora_targets
     from vlmlab.train.model_setup import load_for_training
 
     model = load_for_training(tiny_qwen, method="lora", torch_dtype=torch.float32, lora_r=4, lora_alpha=8,
                               lora_dropout=0.0, target_modules=None, gradient_checkpointing=False)
     import re
 
-    pattern = spec_for_checkpoint(tiny_qwen).lora_target_modules
+    pattern = lora_targets(AutoModelForImageTextToText.from_pretrained(tiny_qwen))
     adapted = {n.removeprefix("base_model.model.").rsplit(".lora_A", 1)[0] for n, _ in model.named_parameters() if ".lora_A." in n}
     assert adapted and all(re.fullmatch(pattern, name) for name in adapted)
     assert {name.rsplit(".", 1)[-1] for name in adapted} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}

@@ -133,7 +133,7 @@ class CaptionConfig(StrictModel):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
-    tiny_root: Path | None = None  # where `tiny-*` registry models are built (default ~/.cache/vlmlab/tiny)
+    tiny_root: Path | None = None  # where `tiny-*` registry models are built (default $VLMLAB_HOME/tiny)
 
     @field_validator("name")
     @classmethod

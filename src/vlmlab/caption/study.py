@@ -186,35 +186,25 @@ def _free_memory() -> None:
 
 def resolve_model_path(model: ModelEntry, tiny_root: Path | None) -> Path:
     """The local checkpoint folder of a model entry (registry name, tiny name, or `path`)."""
-    from vlmlab.models.registry import get_spec
-
     if model.path is not None:
         if not Path(model.path).is_dir():
             raise ModelError(f"model {model.name!r}: path {model.path} is not a checkpoint folder")
         return Path(model.path)
-    spec = get_spec(model.ref or model.name)
-    if spec.path is not None:
-        return spec.path
-    if spec.tiny:
-        from vlmlab.models.tiny import tiny_model_path
-
-        root = tiny_root if tiny_root is not None else Path.home() / ".cache" / "vlmlab" / "tiny"
-        return tiny_model_path(spec.family.family, root)
     from vlmlab.models.hf import resolve_checkpoint
+    from vlmlab.models.loading import checkpoint_location
 
-    assert spec.hf_id is not None
-    return resolve_checkpoint(spec.hf_id)
+    return resolve_checkpoint(checkpoint_location(model.ref or model.name, tiny_root))
 
 
 def check_image_count(checkpoint: Path, images_per_prompt: int) -> None:
     """Fail before any training when the family cannot take this many images per prompt (BLIP-2 takes one)."""
-    from vlmlab.models.registry import spec_for_checkpoint
+    from vlmlab.models.hf import open_checkpoint
 
-    family = spec_for_checkpoint(checkpoint).family
-    most = getattr(family, "max_images", None)
+    spec = open_checkpoint(checkpoint)[1]
+    most = spec.max_images
     if most is not None and images_per_prompt > most:
         raise ModelError(
-            f"{family.family} takes at most {most} image(s) per prompt but the image policy passes {images_per_prompt}; "
+            f"{spec.name} takes at most {most} image(s) per prompt but the image policy passes {images_per_prompt}; "
             "use image.policy squash or pad for this model"
         )
 

@@ -9,7 +9,8 @@ import typer
 from vlmlab.progress import make_console
 from rich.table import Table
 
-from vlmlab.models.registry import check_model, list_specs
+from vlmlab.models.loading import check_model
+from vlmlab.models.registry import list_specs
 
 app = typer.Typer(help="Model names, checks and tiny offline models.", no_args_is_help=True)
 
@@ -21,7 +22,7 @@ def list_models() -> None:
     dtype "ckpt" = the checkpoint's own; vcache = how vision features are cached per image.
     """
     table = Table()
-    for header in ("name", "source", "family", "dtype", "score", "vcache"):
+    for header in ("name", "source", "family", "model_type", "dtype", "overrides"):
         table.add_column(header, no_wrap=True)
     short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", None: "ckpt"}
     for spec in list_specs():
@@ -29,26 +30,70 @@ def list_models() -> None:
             spec.name,
             spec.hf_id or "local",
             spec.family.family,
+            spec.family.model_type,
             short.get(spec.dtype, spec.dtype),
-            "yes" if spec.supports_score else "no",
-            spec.vision_cache or "-",
+            ", ".join(spec.family.overrides) or "-",
         )
     make_console().print(table)
+    make_console().print(_families_table())
+
+
+def _families_table() -> Table:
+    """Every family with a tiny build: what vlmlab derives for it and what its entry overrides.
+
+    Facts marked "derived" come from the checkpoint at load (chat template, images per prompt,
+    vision-feature cache, LoRA targets); the conformance matrix (tests/models) checks generate,
+    batched == unbatched, score, LoRA, the vision cache and multi-image prompts for each.
+    """
+    from vlmlab.models.families import family_for_model_type
+    from vlmlab.models.tiny import TINY_FAMILIES
+
+    table = Table(title="families (generate, score and LoRA for all; a model_type not listed takes the same generic path)")
+    for header in ("family", "model_type", "tiny build", "overrides", "image tokens"):
+        table.add_column(header, no_wrap=True)
+    for name, recipe in TINY_FAMILIES.items():
+        fam = family_for_model_type(recipe.model_type)
+        missing = recipe.missing()
+        table.add_row(name, recipe.model_type, f"needs {', '.join(missing)}" if missing else "yes",
+                      ", ".join(fam.overrides) or "-", fam.image_tokens or "-")
+    return table
 
 
 @app.command("check")
 def check(
-    name_or_path: str = typer.Argument(..., help="A name from `vlmlab models list` or a checkpoint folder."),
+    ref: str = typer.Argument(..., help="hf: a name from `vlmlab models list`, a checkpoint folder or a hub id; openai/ollama: the server URL."),
+    kind: str = typer.Option("hf", help="hf, openai or ollama."),
+    model: Optional[str] = typer.Option(None, help="openai/ollama: the server-side model name."),
     dtype: str = typer.Option("auto", help="auto, bfloat16, float16 or float32."),
     device_map: Optional[str] = typer.Option(None, help="e.g. auto, cpu, cuda:0."),
     adapter: Optional[Path] = typer.Option(None, help="A PEFT LoRA adapter folder."),
-    tiny_root: Optional[Path] = typer.Option(None, help="Where tiny-* models are built (default ~/.cache/vlmlab/tiny)."),
+    quantization: Optional[str] = typer.Option(None, help="int8 / int4 (torchao, CPU or GPU) or 8bit / 4bit (bitsandbytes, GPU)."),
+    batch_size: int = typer.Option(8, help="Requests per forward pass."),
+    option: list[str] = typer.Option([], "--option", help="Any other backend parameter, KEY=VALUE (YAML value); repeatable."),
+    tiny_root: Optional[Path] = typer.Option(None, help="Where tiny-* models are built (default $VLMLAB_HOME/tiny)."),
 ) -> None:
-    """Load NAME_OR_PATH, run one generate and one score on a generated image, print timings."""
-    options: dict = {"device_map": device_map, "adapter": adapter}
-    if dtype != "auto":
-        options["dtype"] = dtype
-    facts = check_model(name_or_path, tiny_root=tiny_root, **{k: v for k, v in options.items() if v is not None})
+    """Load a model (the same model block as the study configs), run one generate and one score
+    on a generated image, print timings."""
+    import yaml
+
+    from vlmlab.config import validate_config
+    from vlmlab.errors import ConfigError
+    from vlmlab.models.spec import ModelBlock
+
+    options = {}
+    for item in option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    raw = {"kind": kind, "ref": model if kind != "hf" else ref, "base_url": ref if kind != "hf" else None,
+           "dtype": dtype, "device_map": device_map, "adapter": adapter, "quantization": quantization,
+           "batch_size": batch_size, "options": options}
+    if kind != "hf" and model is None:
+        raise ConfigError(f"models check --kind {kind}: pass --model NAME (the server-side model name)")
+    block = validate_config({k: v for k, v in raw.items() if v is not None}, ModelBlock, "models check")
+    target = block.ref if block.kind == "hf" else str(block.base_url)
+    facts = check_model(target, kind=block.kind, tiny_root=tiny_root, **block.backend_options())
     table = Table("fact", "value")
     for key, value in facts.items():
         table.add_row(key, repr(value) if isinstance(value, str) and key == "generated_text" else str(value))
@@ -57,7 +102,7 @@ def check(
 
 @app.command("tiny")
 def tiny(
-    family: str = typer.Argument(..., help="qwen2-vl, qwen2.5-vl, llava, idefics3 or gemma3."),
+    family: str = typer.Argument(..., help="A family of `vlmlab models list` (e.g. qwen2-vl, mllama, paligemma, smolvlm)."),
     out: Path = typer.Option(..., "--out", help="Folder to write the checkpoint to."),
     seed: int = typer.Option(0, help="Seed of the weight initialisation."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty folder that holds no checkpoint."),

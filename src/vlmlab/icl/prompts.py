@@ -111,7 +111,7 @@ def check_backend_images(backend: Backend, shots: int, stage: str) -> None:
     from vlmlab.models.registry import FAMILIES
 
     family = getattr(backend, "family", getattr(backend, "name", "this backend"))
-    multi = ", ".join(f.family for f in FAMILIES.values() if f.max_images is None)
+    multi = ", ".join(f for f in FAMILIES if f != family)  # the other registered families
     raise ModelError(
         f"icl {stage}: the {family} model takes at most {limit} image(s) per prompt, but a {shots}-shot ICL prompt holds {need} "
         f"(one image per demonstration plus the query's), so it cannot score or answer with image demonstrations; "

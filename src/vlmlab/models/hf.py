@@ -37,14 +37,11 @@ images); see `hf_encode.ImageInputCache`. Scores equal the uncached path exactly
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-import json
 import time
-from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
@@ -57,81 +54,21 @@ from vlmlab.models.base import (
     StepLogprobs,
     conversation_images,
 )
+from vlmlab.models.checkpoint import hub_error, model_class, open_checkpoint, resolve_checkpoint  # noqa: F401 - their old home
+from vlmlab.models.families import ResolvedSpec
+from vlmlab.models.hf_encode import (
+    Encoded,
+    ImageInputCache,
+    collate,
+    encode_conversation,
+    image_token_id,
+)
+from vlmlab.models.sampling import SeededSampler
 from vlmlab.models.weight_files import check_safetensors_files
-from vlmlab.models.hf_encode import Encoded, ImageInputCache, collate, encode_conversation, image_token_id, load_processor
+from vlmlab.models.quantize import check_quantizable, quantization_error, quantization_kwargs
+from vlmlab.models.vision_cache import CacheKind, VisionFeatureCache, batch_kind
 
 DType = Literal["auto", "bfloat16", "float16", "float32"]
-
-
-class _SeededSampler:
-    """A logits processor that picks each row's next token itself: argmax for greedy rows, a draw
-    from the row's own `torch.Generator` (seeded with the request's seed) for sampling rows.
-
-    It returns logits that are -inf except at the chosen token, and `generate` runs greedy, so
-    a request's text depends only on its own prompt and seed, not on what it was batched with.
-    With `keep_processed`, `processed[step]` holds each row's log-distribution after temperature
-    and top-p (for greedy rows, the plain log-softmax).
-    """
-
-    def __init__(self, reqs: Sequence[GenerationRequest], *, keep_processed: bool) -> None:
-        self.reqs = list(reqs)
-        self.keep_processed = keep_processed
-        self.processed: list[Any] = []
-        self._gens: list[Any] | None = None
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        if self._gens is None:
-            self._gens = []
-            for r in self.reqs:
-                g = torch.Generator(device=scores.device)
-                g.manual_seed(r.seed if r.seed is not None else 0)
-                self._gens.append(g)
-        chosen = torch.full_like(scores, float("-inf"))
-        logps = []
-        for b, r in enumerate(self.reqs):
-            logits = scores[b].float()
-            if r.temperature == 0:
-                lp = torch.log_softmax(logits, dim=-1)
-                tok = int(torch.argmax(logits))
-            else:
-                lp = torch.log_softmax(logits / r.temperature, dim=-1)
-                if r.top_p < 1.0:
-                    srt, idx = torch.sort(lp, descending=True)
-                    cum = torch.cumsum(srt.exp(), dim=-1)
-                    drop = cum - srt.exp() >= r.top_p  # keep the smallest prefix whose mass reaches top_p
-                    lp = lp.clone()
-                    lp[idx[drop]] = float("-inf")
-                    lp = torch.log_softmax(lp, dim=-1)
-                tok = int(torch.multinomial(lp.exp(), 1, generator=self._gens[b]))
-            chosen[b, tok] = 0.0
-            if self.keep_processed:
-                logps.append(lp)
-        if self.keep_processed:
-            self.processed.append(torch.stack(logps))
-        return chosen
-
-
-def resolve_checkpoint(path_or_id: str | Path) -> Path:
-    """A local folder as is; otherwise a Hugging Face id resolved through the local HF cache/hub."""
-    p = Path(path_or_id).expanduser()
-    if p.is_dir():
-        return p
-    if p.exists():
-        raise ModelError(f"{p}: is a file; pass the checkpoint folder that holds config.json")
-    try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-    except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
-        raise ModelError(f"{path_or_id}: not a folder, and huggingface_hub is not installed") from None
-    try:
-        return Path(snapshot_download(str(path_or_id)))
-    except (LocalEntryNotFoundError, HFValidationError, OSError) as exc:
-        raise ModelError(
-            f"{path_or_id}: not a local folder and not downloadable ({type(exc).__name__}); "
-            "pass a checkpoint folder or download it first"
-        ) from None
 
 
 class HFBackend:
@@ -147,7 +84,7 @@ class HFBackend:
         dtype: DType = "auto",
         device_map: str | None = None,
         adapter: Path | str | None = None,
-        quantization: Literal["4bit", "8bit"] | None = None,
+        quantization: str | None = None,
         batch_size: int = 8,
         vision_cache: bool = True,
         max_length: int | None = None,
@@ -155,16 +92,21 @@ class HFBackend:
         vision_cache_size: int = 4096,
         image_input_cache: bool = True,
         image_input_cache_size: int = 128,
+        spec: ResolvedSpec | None = None,
+        processor: Any = None,
     ) -> None:
+        """Load a checkpoint folder (or a cached hub id).
+
+        `spec` and `processor` come from `open_checkpoint` (what `loading.load_backend` passes);
+        when omitted they are resolved here from the folder.
+        """
         import torch
         import transformers
 
-        from vlmlab.models.registry import spec_for_checkpoint
-
         self.path = resolve_checkpoint(path)
-        if not (self.path / "config.json").exists():
-            raise ModelError(f"{self.path}: no config.json; pass a Hugging Face checkpoint folder")
-        self.spec = spec_for_checkpoint(self.path)
+        if spec is None or processor is None:
+            processor, spec = open_checkpoint(self.path)
+        self.spec = spec
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
@@ -179,19 +121,16 @@ class HFBackend:
             raise ModelError(f"dtype must be auto, bfloat16, float16 or float32, got {dtype!r}")
         if device_map is not None:
             kwargs["device_map"] = device_map
-        if quantization is not None:
-            if quantization not in ("4bit", "8bit"):
-                raise ModelError(f"quantization must be 4bit or 8bit, got {quantization!r}")
-            if importlib.util.find_spec("bitsandbytes") is None:
-                raise ModelError(f"quantization={quantization} needs bitsandbytes; pip install bitsandbytes (needs a CUDA GPU)")
-            kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
-                load_in_4bit=quantization == "4bit", load_in_8bit=quantization == "8bit"
-            )
-        self.processor = load_processor(self.path, default_chat_template=self.spec.family.default_chat_template)
+        self.quantization = quantization
+        kwargs |= quantization_kwargs(quantization, device_map)
+        check_quantizable(self.path, quantization)
+        self.processor = processor
         check_safetensors_files(self.path)
         try:
             model = transformers.AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
+            if quantization is not None and not isinstance(exc, OSError):
+                raise quantization_error(self.path, quantization, exc) from None
             raise ModelError(f"{self.path}: cannot load the model ({type(exc).__name__}: {exc})") from None
         if adapter is not None:
             adapter = Path(adapter)
@@ -206,20 +145,19 @@ class HFBackend:
         tok = self.processor.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.image_token_id = image_token_id(self.processor)
-        self._vision_kind = self.spec.vision_cache if vision_cache else None
-        self._vision: OrderedDict[str, Any] = OrderedDict()
-        self._vision_cache_size = vision_cache_size
-        self.vision_cache_hits = 0
-        self.vision_cache_misses = 0
+        self._use_vision_cache = vision_cache and self.spec.vision_cache
+        self._vision = VisionFeatureCache(vision_cache_size)
         # score() only: the LM head runs at target positions only, where the model takes logits_to_keep
         forward = (model.get_base_model() if hasattr(model, "get_base_model") else model).forward
         self._keeps_logits = "logits_to_keep" in inspect.signature(forward).parameters
-        # score() only: per-image processor outputs, for families whose images are processed independently
-        self.image_inputs = ImageInputCache(image_input_cache_size) if image_input_cache and self.spec.vision_cache else None
+        # score() only: per-image processor outputs, for processors that treat each image on its own
+        self.image_inputs = (
+            ImageInputCache(image_input_cache_size) if image_input_cache and self._use_vision_cache else None
+        )
 
     @property
     def family(self) -> str:
-        """The model's family name (`registry.FAMILIES` key, e.g. "qwen2-vl")."""
+        """The model's family name (e.g. "qwen2-vl"; model_type with dashes for generic families)."""
         return self.spec.family.family
 
     @property
@@ -229,24 +167,26 @@ class HFBackend:
         Studies that put several images in one prompt (ICL demonstrations) read it to refuse a
         model up front instead of failing every item.
         """
-        return self.spec.family.max_images
+        return self.spec.max_images
 
     # ------------------------------------------------------------------ helpers
 
     @property
     def _base(self) -> Any:
-        """The inner multimodal model (`model.model`), under a PEFT wrapper if any."""
+        """The module that computes image features (`model.model` where the model wraps one, else
+        the model itself: BLIP-2), under a PEFT wrapper if any."""
         m = self.model
         if hasattr(m, "get_base_model"):
             m = m.get_base_model()
-        return m.model
+        inner = getattr(m, "model", None)
+        return inner if inner is not None and hasattr(inner, "get_image_features") else m
 
     def _encode(self, conversation: list, target: str | None, image_inputs: ImageInputCache | None = None) -> Encoded:
-        fam = self.spec.family
+        spec = self.spec
         n = sum(len(t.images) for t in conversation)
-        if (fam.max_images is not None and n > fam.max_images) or n < fam.min_images:
-            most = "any number of" if fam.max_images is None else f"at most {fam.max_images}"
-            raise ModelError(f"{fam.family} takes {most} image(s) per prompt and at least {fam.min_images}, got {n}")
+        if (spec.max_images is not None and n > spec.max_images) or n < spec.min_images:
+            most = "any number of" if spec.max_images is None else f"at most {spec.max_images}"
+            raise ModelError(f"{spec.name} takes {most} image(s) per prompt and at least {spec.min_images}, got {n}")
         enc = encode_conversation(self.processor, conversation, target, image_inputs=image_inputs)
         if self.max_length is not None and enc.input_ids.shape[0] > self.max_length:
             raise ModelError(
@@ -258,100 +198,75 @@ class HFBackend:
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    def _apply_vision_cache(self, batch: dict, images: list) -> dict:
-        """Replace pixel_values by cached per-image features (`mm_encoder_outputs`)."""
-        import torch
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
+    @property
+    def vision_cache_hits(self) -> int:
+        return self._vision.hits
 
-        if self._vision_kind is None or not images or ("pixel_values" not in batch and not self._features_cached(images)):
-            return batch
-        pv = batch.get("pixel_values")  # None when score() left out pixels whose features are all cached
-        feats = []
-        if self._vision_kind == "grid":
-            grid = batch["image_grid_thw"]
-            sizes = grid.prod(-1).tolist()
-            rows = torch.split(pv, sizes) if pv is not None else [None] * len(sizes)
-            for im, row, g in zip(images, rows, grid):
-                feats.append(self._cached(im.sha256, lambda: self._base.get_image_features(row, g[None], return_dict=True)))
-        elif self._vision_kind in ("stacked", "stacked-tensor"):
-            for i, im in enumerate(images):
-                feats.append(self._cached(im.sha256, lambda: self._base.get_image_features(pixel_values=pv[i : i + 1], return_dict=True)))
-        else:  # pragma: no cover - registry validates the kind
-            raise ModelError(f"unknown vision cache kind {self._vision_kind!r}")
-        out = {k: v for k, v in batch.items() if k != "pixel_values"}
-        # "stacked-tensor" families (Gemma3) take one (images, tokens, dim) tensor; the others a
-        # tuple of per-image (tokens, dim) tensors.
-        pooled = torch.stack(feats) if self._vision_kind == "stacked-tensor" else tuple(feats)
-        out["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=pooled)}
-        return out
-
-    def _cached(self, key: str, compute: Any) -> Any:
-        import torch
-
-        if key in self._vision:
-            self._vision.move_to_end(key)
-            self.vision_cache_hits += 1
-            return self._vision[key]
-        self.vision_cache_misses += 1
-        with torch.no_grad():
-            pooled = compute().pooler_output
-        feat = torch.cat(list(pooled), dim=0) if isinstance(pooled, (tuple, list)) else pooled.reshape(-1, pooled.shape[-1])
-        self._vision[key] = feat
-        if len(self._vision) > self._vision_cache_size:
-            self._vision.popitem(last=False)
-        return feat
-
-    def _features_cached(self, images: list) -> bool:
-        return all(im.sha256 in self._vision for im in images)
+    @property
+    def vision_cache_misses(self) -> int:
+        return self._vision.misses
 
     def clear_vision_cache(self) -> None:
         self._vision.clear()
+
+    def _vision_kind(self, encs: Sequence[Encoded], images: list) -> CacheKind | None:
+        return batch_kind([e.model_inputs for e in encs], len(images)) if self._use_vision_cache else None
+
+    def _run(self, requests: Sequence[Any], encode: Callable[[Any], Encoded], run_batch: Callable[..., list],
+             error: Callable[[Any, str], Any]) -> list:
+        """The one batching skeleton of generate and score, with one exception policy.
+
+        Encoding errors (`VlmlabError`: a missing image, too many images, too long) fail their
+        item. A batch that raises `RuntimeError`/`ValueError`/`VlmlabError` is retried item by item,
+        so one bad item fails alone; its error is the exception's one-line message.
+        """
+        results: dict[int, Any] = {}
+        encoded: dict[int, Encoded] = {}
+        for i, req in enumerate(requests):
+            try:
+                encoded[i] = encode(req)
+            except VlmlabError as exc:
+                results[i] = error(req, str(exc))
+        order = list(encoded)
+
+        def attempt(idx: list[int]) -> None:
+            try:
+                results.update(zip(idx, run_batch([requests[i] for i in idx], [encoded[i] for i in idx])))
+            except (RuntimeError, ValueError, VlmlabError) as exc:
+                if len(idx) > 1:
+                    for i in idx:
+                        attempt([i])
+                    return
+                msg = str(exc) if isinstance(exc, VlmlabError) else f"{type(exc).__name__}: {exc}"
+                results[idx[0]] = error(requests[idx[0]], " ".join(msg.split()))
+
+        for start in range(0, len(order), self.batch_size):
+            attempt(order[start : start + self.batch_size])
+        return [results[i] for i in range(len(requests))]
 
     # ------------------------------------------------------------------ generate
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """One result per request, in order; see the module doc for batching, seeds and logprobs."""
-        results: dict[int, GenerationResult] = {}
-        encoded: dict[int, Encoded] = {}
-        for i, req in enumerate(requests):
-            try:
-                encoded[i] = self._encode(req.conversation, None)
-            except VlmlabError as exc:
-                results[i] = GenerationResult(id=req.id, status="error", error=str(exc))
-        order = list(encoded)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            results.update(self._generate_batch([requests[i] for i in chunk], [encoded[i] for i in chunk], chunk))
-        return [results[i] for i in range(len(requests))]
+        return self._run(requests, lambda r: self._encode(r.conversation, None), self._generate_batch,
+                         lambda r, msg: GenerationResult(id=r.id, status="error", error=msg))
 
-    def _generate_batch(self, reqs: list[GenerationRequest], encs: list[Encoded], idx: list[int]) -> dict[int, GenerationResult]:
-        try:
-            return dict(zip(idx, self._generate_batch_unsafe(reqs, encs)))
-        except (RuntimeError, ValueError, VlmlabError) as exc:
-            if len(reqs) > 1:  # isolate the bad item
-                out: dict[int, GenerationResult] = {}
-                for r, e, i in zip(reqs, encs, idx):
-                    out.update(self._generate_batch([r], [e], [i]))
-                return out
-            msg = str(exc) if isinstance(exc, VlmlabError) else f"{type(exc).__name__}: {exc}"
-            return {idx[0]: GenerationResult(id=reqs[0].id, status="error", error=" ".join(msg.split()))}
-
-    def _generate_batch_unsafe(self, reqs: list[GenerationRequest], encs: list[Encoded]) -> list[GenerationResult]:
+    def _generate_batch(self, reqs: list[GenerationRequest], encs: list[Encoded]) -> list[GenerationResult]:
         import torch
 
         t0 = time.perf_counter()
         tok = self.processor.tokenizer
         batch = self._to_device(collate(encs, "left", self.pad_id))
         images = [im for r in reqs for im in conversation_images(r.conversation)]
-        model_batch = self._apply_vision_cache(batch, images)
+        model_batch = self._vision.apply(self._base, batch, images, self._vision_kind(encs, images))
         want_lp = any(r.top_logprobs > 0 for r in reqs)
         want_hidden = any(r.hidden_layers for r in reqs)
         max_new = max(r.max_new_tokens for r in reqs)
-        sampler = _SeededSampler(reqs, keep_processed=want_lp and self.logprob_source == "processed")
+        sampler = SeededSampler(reqs, keep_processed=want_lp and self.logprob_source == "processed")
         sampling = any(r.temperature != 0 for r in reqs)
         gen_kwargs: dict[str, Any] = dict(
             max_new_tokens=max_new,
-            do_sample=False,  # sampling, if any, is done per row by _SeededSampler
+            do_sample=False,  # sampling, if any, is done per row by SeededSampler
             temperature=None, top_p=None, top_k=None,
             pad_token_id=self.pad_id,
             return_dict_in_generate=True,
@@ -430,40 +345,20 @@ class HFBackend:
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         """Teacher-forced log-probabilities of each request's target tokens (see module doc)."""
-        results: dict[int, ScoreResult] = {}
-        encoded: dict[int, Encoded] = {}
-        for i, req in enumerate(requests):
-            try:
-                encoded[i] = self._encode(req.conversation, req.target, self.image_inputs)
-            except VlmlabError as exc:
-                results[i] = ScoreResult(id=req.id, status="error", error=str(exc))
-        order = list(encoded)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            results.update(self._score_batch([requests[i] for i in chunk], [encoded[i] for i in chunk], chunk))
-        return [results[i] for i in range(len(requests))]
+        return self._run(requests, lambda r: self._encode(r.conversation, r.target, self.image_inputs), self._score_batch,
+                         lambda r, msg: ScoreResult(id=r.id, status="error", error=msg))
 
-    def _score_batch(self, reqs: list[ScoreRequest], encs: list[Encoded], idx: list[int]) -> dict[int, ScoreResult]:
-        try:
-            return dict(zip(idx, self._score_batch_unsafe(reqs, encs)))
-        except (RuntimeError, ValueError) as exc:
-            if len(reqs) > 1:
-                out: dict[int, ScoreResult] = {}
-                for r, e, i in zip(reqs, encs, idx):
-                    out.update(self._score_batch([r], [e], [i]))
-                return out
-            return {idx[0]: ScoreResult(id=reqs[0].id, status="error", error=" ".join(f"{type(exc).__name__}: {exc}".split()))}
-
-    def _score_batch_unsafe(self, reqs: list[ScoreRequest], encs: list[Encoded]) -> list[ScoreResult]:
+    def _score_batch(self, reqs: list[ScoreRequest], encs: list[Encoded]) -> list[ScoreResult]:
         import torch
 
         tok = self.processor.tokenizer
         images = [im for r in reqs for im in conversation_images(r.conversation)]
-        if self._vision_kind is not None and images and self._features_cached(images):
+        kind = self._vision_kind(encs, images)
+        if kind is not None and self._vision.holds(images):
             # every image's features are cached: do not collate pixels the model will not see
             encs = [replace(e, model_inputs={k: v for k, v in e.model_inputs.items() if k != "pixel_values"}) for e in encs]
         batch = self._to_device(collate(encs, "right", self.pad_id))
-        model_batch = self._apply_vision_cache(batch, images)
+        model_batch = self._vision.apply(self._base, batch, images, kind)
         if self._keeps_logits:
             return self._score_target_positions(reqs, encs, model_batch)
         with torch.no_grad():
@@ -515,13 +410,14 @@ class HFBackend:
 
     def describe(self) -> dict[str, Any]:
         """Facts about the loaded model for logs and `vlmlab models check`."""
-        cfg = json.loads((self.path / "config.json").read_text())
         return {
             "path": str(self.path),
-            "family": self.spec.family.family,
-            "model_type": cfg.get("model_type"),
+            "family": self.spec.name,
+            "model_type": self.spec.family.model_type,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
             "device": str(self.device),
-            "vision_cache": self._vision_kind,
+            "vision_cache": self._use_vision_cache,
+            "max_images_per_prompt": self.spec.max_images,
+            "quantization": self.quantization,
         }

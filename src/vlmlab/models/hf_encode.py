@@ -24,7 +24,6 @@ How the target span is found (never by re-tokenising a prefix string):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -33,10 +32,13 @@ import torch
 
 from vlmlab.errors import ModelError
 from vlmlab.models.base import Turn, conversation_images
+from vlmlab.models.processor import image_only_processor_class, load_processor  # noqa: F401 - their old home
 
+# Per-token tensors with more dimensions (Mllama: token x image x tile); padded on every dimension.
+_PER_TOKEN_GRID_KEYS = ("cross_attention_mask",)
 # Per-sample tensors with a leading batch dimension (Idefics3 pads images per sample); all other
 # vision tensors are per-image and concatenated along dim 0.
-_PER_SAMPLE_KEYS = ("pixel_attention_mask",)
+_PER_SAMPLE_KEYS = ("pixel_attention_mask", "aspect_ratio_ids", "aspect_ratio_mask")
 
 
 @dataclass
@@ -70,88 +72,6 @@ class Encoded:
         return labels
 
 
-def image_only_processor_class(base: type) -> type:
-    """A subclass of a processor class without its video processor.
-
-    In transformers 5.x the Qwen2-VL/Qwen2.5-VL/InternVL processors require a video processor that
-    needs torchvision. vlmlab never feeds video, so we drop it. The subclass keeps the base class's
-    name, so `save_pretrained` writes a `processor_class` that stock transformers can load.
-    """
-
-    import inspect
-
-    # Keep the base's parameters (minus video_processor) as real parameters: ProcessorMixin reads
-    # `__init__.__code__.co_varnames` to pass saved options (e.g. InternVL's image_seq_length)
-    # and saves exactly those parameters, so a `**kwargs`-only wrapper would silently drop them.
-    params = [
-        p for n, p in inspect.signature(base.__init__).parameters.items()
-        if n not in ("self", "video_processor") and p.kind is p.POSITIONAL_OR_KEYWORD
-    ]
-    names = [p.name for p in params]
-    defaults = {p.name: (None if p.default is p.empty else p.default) for p in params}
-    source = (
-        f"def __init__(self, {', '.join(f'{n}=_defaults[{n!r}]' for n in names)}, **kwargs):\n"
-        f"    _base.__init__(self, video_processor=None, {', '.join(f'{n}={n}' for n in names)}, **kwargs)\n"
-    )
-    namespace: dict[str, Any] = {"_defaults": defaults, "_base": base}
-    exec(source, namespace)  # noqa: S102 - builds a fixed-shape wrapper from the base's own parameter names
-    __init__ = namespace["__init__"]
-    return type(base.__name__, (base,), {"__init__": __init__, "__module__": base.__module__})
-
-
-def _processor_class_name(path: Path) -> str | None:
-    """The processor class a checkpoint declares (newer repos: processor_config.json; older:
-    preprocessor_config.json or tokenizer_config.json), else the one transformers maps its
-    model_type to."""
-    for name in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
-        f = path / name
-        if f.exists():
-            try:
-                cls_name = json.loads(f.read_text()).get("processor_class")
-            except json.JSONDecodeError as exc:
-                raise ModelError(f"{f}: not valid JSON ({exc})") from None
-            if cls_name:
-                return cls_name
-    try:
-        model_type = json.loads((path / "config.json").read_text()).get("model_type")
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
-
-    return PROCESSOR_MAPPING_NAMES.get(model_type)
-
-
-def load_processor(path: str | Path, *, default_chat_template: str | None = None) -> Any:
-    """Load the processor of a local checkpoint folder, without a video processor.
-
-    The chat template is the processor's, else the tokenizer's, else `default_chat_template`
-    (the registry's family default, e.g. BLIP-2's, which ships none).
-
-    Raises:
-        ModelError: no processor can be found or loaded; the message names the folder.
-    """
-    import transformers
-
-    path = Path(path)
-    cls_name = _processor_class_name(path)
-    if cls_name is None:
-        raise ModelError(f"{path}: no processor_class in its configs and no known model_type; is this a vision-language checkpoint?")
-    cls = getattr(transformers, cls_name, None)
-    if cls is None:
-        raise ModelError(f"{path}: processor class {cls_name!r} is not in transformers {transformers.__version__}; upgrade transformers")
-    if "video_processor" in cls.get_attributes():
-        cls = image_only_processor_class(cls)
-    try:
-        processor = cls.from_pretrained(path)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ModelError(f"{path}: cannot load processor {cls_name} ({type(exc).__name__}: {exc})") from None
-    if not getattr(processor, "chat_template", None):
-        processor.chat_template = getattr(processor.tokenizer, "chat_template", None) or default_chat_template
-    if not processor.chat_template:
-        raise ModelError(f"{path}: the processor has no chat template; add chat_template.jinja to the checkpoint folder")
-    return processor
-
-
 def to_messages(conversation: Sequence[Turn]) -> list[dict[str, Any]]:
     """`Turn`s as the list-of-dicts format every HF chat template takes (images as placeholders)."""
     messages = []
@@ -170,14 +90,29 @@ def render_prompt(processor: Any, conversation: Sequence[Turn], *, add_generatio
     )
 
 
-def _processor_call(processor: Any, text: str, images: list) -> dict[str, torch.Tensor]:
+def _suffix_token_types(processor: Any, prompt_text: str, conversation: Sequence[Turn], suffix: str) -> int | None:
+    """The token type a processor gives a reply it is handed as `suffix` (PaliGemma's prefix-LM:
+    1 = causal suffix), or None when its processor takes no suffix."""
+    import inspect
+
+    if "suffix" not in inspect.signature(processor.__call__).parameters:
+        return None
+    images = [im.load() for im in conversation_images(conversation)]
+    out = _processor_call(processor, prompt_text, images, suffix=suffix)
+    return int(out["token_type_ids"][0, -1])
+
+
+def _processor_call(processor: Any, text: str, images: list, **extra: Any) -> dict[str, torch.Tensor]:
     tok = processor.tokenizer
-    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
+    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"} | {k: [v] for k, v in extra.items()}
     if images:
         kwargs["images"] = images
     if tok.bos_token is not None and text.startswith(tok.bos_token):
         kwargs["add_special_tokens"] = False
-    out = processor(**kwargs)
+    try:
+        out = processor(**kwargs)
+    except (ValueError, TypeError) as exc:  # the processor refuses this input (e.g. PaliGemma without an image)
+        raise ModelError(f"the {type(processor).__name__} refused this prompt: {' '.join(str(exc).split())}") from None
     return dict(out)
 
 
@@ -315,8 +250,10 @@ def encode_conversation(
         out = _processor_call(processor, prompt_text, [im.load() for im in conversation_images(conversation)])
     ids = out.pop("input_ids")[0]
     mask = out.pop("attention_mask")[0]
+    out.pop("labels", None)  # PaliGemma's processor adds labels; scoring and training make their own
     prompt_len = int(ids.shape[0])
-    token_extras = {k: v[0] for k, v in out.items() if v.ndim == 2 and v.shape[0] == 1 and v.shape[1] == prompt_len
+    # per-token extras: token types (1-D per token) and Mllama's cross_attention_mask (per token x image x tile)
+    token_extras = {k: v[0] for k, v in out.items() if v.ndim >= 2 and v.shape[0] == 1 and v.shape[1] == prompt_len
                     and k not in ("pixel_values", "image_grid_thw")}
     model_inputs = {k: v for k, v in out.items() if k not in token_extras}
     target_slice = label_slice = None
@@ -354,8 +291,15 @@ def encode_conversation(
         sids_t = torch.tensor(sids, dtype=ids.dtype)
         ids = torch.cat([ids, sids_t])
         mask = torch.cat([mask, torch.ones(len(sids), dtype=mask.dtype)])
+        suffix_types = _suffix_token_types(processor, prompt_text, conversation, suffix) if "token_type_ids" in token_extras else None
         for k, v in token_extras.items():
-            token_extras[k] = torch.cat([v, torch.zeros(len(sids), dtype=v.dtype)])
+            # the reply continues the prompt's last position (it sees what the last prompt token
+            # sees: Mllama's cross-attention to every image), except where the processor itself
+            # marks a suffix (PaliGemma: token type 1, causal, not the bidirectional prefix)
+            tail = v[-1:].expand(len(sids), *v.shape[1:]).clone()
+            if k == "token_type_ids" and suffix_types is not None:
+                tail[:] = suffix_types
+            token_extras[k] = torch.cat([v, tail])
     img_id = image_token_id(processor)
     n_img = int((ids == img_id).sum()) if img_id is not None else 0
     return Encoded(
@@ -367,6 +311,14 @@ def encode_conversation(
         model_inputs=model_inputs | token_extras,
         num_image_tokens=n_img,
     )
+
+
+def _pad_to(t: torch.Tensor, inner: list[int]) -> torch.Tensor:
+    """Zero-pad every dimension but the first to `inner` (Mllama: images x tiles per sample)."""
+    for d, size in enumerate(inner, start=1):
+        if t.shape[d] < size:
+            t = torch.cat([t, torch.zeros((*t.shape[:d], size - t.shape[d], *t.shape[d + 1:]), dtype=t.dtype)], dim=d)
+    return t
 
 
 def collate(
@@ -390,7 +342,7 @@ def collate(
 
     def pad(t: torch.Tensor, value: int) -> torch.Tensor:
         n = longest - int(t.shape[0])
-        filler = torch.full((n,), value, dtype=t.dtype)
+        filler = torch.full((n, *t.shape[1:]), value, dtype=t.dtype)
         return torch.cat([filler, t]) if padding_side == "left" else torch.cat([t, filler])
 
     batch: dict[str, torch.Tensor] = {
@@ -406,13 +358,15 @@ def collate(
         values = [e.model_inputs.get(key) for e in encoded]
         present = [v for v in values if v is not None]
         first = present[0]
-        per_token = all(v.ndim == 1 and v.shape[0] == e.input_ids.shape[0] for v, e in zip(values, encoded) if v is not None)
+        per_token = all(v.shape[0] == e.input_ids.shape[0] and (v.ndim == 1 or key in _PER_TOKEN_GRID_KEYS)
+                        for v, e in zip(values, encoded) if v is not None)
         if per_token:
+            inner = [max(v.shape[d] for v in present) for d in range(1, first.ndim)]
             batch[key] = torch.stack([
-                pad(v if v is not None else torch.zeros_like(e.input_ids, dtype=first.dtype), 0)
+                pad(_pad_to(v if v is not None else torch.zeros((e.input_ids.shape[0], *inner), dtype=first.dtype), inner), 0)
                 for v, e in zip(values, encoded)
             ])
-        elif key in _PER_SAMPLE_KEYS or (key == "pixel_values" and first.ndim == 5):
+        elif key in _PER_SAMPLE_KEYS or (key == "pixel_values" and first.ndim >= 5):
             most = max(v.shape[1] for v in present)
             padded = []
             for v, e in zip(values, encoded):

@@ -21,7 +21,6 @@ machine and torch build gives the same weights.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -39,8 +38,9 @@ DONE_FILE = "training.json"
 
 def default_cache_root() -> Path:
     """`$VLMLAB_HOME/toymodels`, with `VLMLAB_HOME` defaulting to `~/.cache/vlmlab`."""
-    home = os.environ.get("VLMLAB_HOME")
-    return (Path(home) if home else Path.home() / ".cache" / "vlmlab") / "toymodels"
+    from vlmlab.models.loading import vlmlab_home
+
+    return vlmlab_home() / "toymodels"
 
 
 def _resolve(recipe: str | ToyRecipe) -> ToyRecipe:

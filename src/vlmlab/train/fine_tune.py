@@ -193,7 +193,8 @@ def fine_tune(
         out_dir: where `adapter/` (LoRA) or `model/` (full, with the processor) goes, with
             `checkpoints/`, `train_config.json` and `result.json`.
         method: "lora" (PEFT adapter on `target_modules`, base frozen) or "full" (all weights train).
-        target_modules: LoRA targets; default: the family's list from the model registry.
+        target_modules: LoRA targets; default: the language model's attention/MLP projections
+            (`families.lora_targets`, from the module tree).
         epochs / max_steps: train for `epochs` passes, or exactly `max_steps` optimizer steps if given.
         batch_size: samples per micro-batch per process; one step sees batch_size*grad_accum*processes.
         max_length: the longest sample allowed, image tokens included; longer samples raise `DataError`
@@ -215,9 +216,9 @@ def fine_tune(
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.state import AcceleratorState
 
-    from vlmlab.models.hf import resolve_checkpoint
-    from vlmlab.models.hf_encode import ImageInputCache, load_processor
-    from vlmlab.models.registry import get_spec
+    from vlmlab.models.hf import open_checkpoint, resolve_checkpoint
+    from vlmlab.models.families import per_image_processing
+    from vlmlab.models.hf_encode import ImageInputCache
 
     _check_args(method, loss_on, scheduler, batch_size, grad_accum, max_length, save_every, epochs, max_steps, learning_rate)
     validate_examples(examples)
@@ -250,9 +251,9 @@ def fine_tune(
     if finished is not None:
         return finished
 
-    processor = load_processor(model_path)
-    # images preprocessed once per content hash (bit-identical outputs; families that process images one by one)
-    image_inputs = ImageInputCache() if get_spec(model_path).vision_cache else None
+    processor, _ = open_checkpoint(model_path)
+    # images preprocessed once per content hash (bit-identical outputs; processors that treat images one by one)
+    image_inputs = ImageInputCache() if per_image_processing(processor) else None
     with _bar(show_progress, transient=True) as bar:
         task = bar.add_task("encode + length check", total=len(examples))
         encoded, skipped = encode_and_guard(

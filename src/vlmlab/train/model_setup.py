@@ -1,7 +1,8 @@
 """Loading a model for training (LoRA or full) and saving what training produced.
 
-Family differences (LoRA target modules, the dtype a family needs — Gemma 3 overflows in float16)
-come from the model registry's spec, never from the model's name.
+Family differences come from `models.families`, never from the model's name: the LoRA targets are
+the language model's projections found in the module tree, the dtype a family needs (Gemma 3
+overflows in float16) is its registry override.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ _MIXED = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "no"}
 
 
 def _spec(model_path: Path) -> Any:
-    from vlmlab.models.registry import spec_for_checkpoint
+    from vlmlab.models.families import family_for_model_type, read_model_type
 
-    return spec_for_checkpoint(model_path)
+    return family_for_model_type(read_model_type(model_path))
 
 
 def _checkpoint_dtype(model_path: Path) -> str | None:
@@ -44,7 +45,7 @@ def resolve_dtype(dtype: DtypeName, model_path: Path) -> tuple[torch.dtype, str]
     if dtype == "auto":
         if not torch.cuda.is_available():
             return torch.float32, "no"
-        chosen = _DTYPES[_spec(model_path).dtype or _checkpoint_dtype(model_path) or "float32"]
+        chosen = _DTYPES[_spec(model_path).default_dtype or _checkpoint_dtype(model_path) or "float32"]
     elif dtype in _DTYPES:
         chosen = _DTYPES[dtype]
     else:
@@ -54,12 +55,11 @@ def resolve_dtype(dtype: DtypeName, model_path: Path) -> tuple[torch.dtype, str]
     return chosen, _MIXED[chosen]
 
 
-def default_target_modules(model_path: Path) -> list[str] | str:
-    """The family's LoRA target modules from the registry spec."""
-    modules = getattr(_spec(model_path), "lora_target_modules", None)
-    if not modules:
-        raise ConfigError(f"{model_path}: the model registry has no LoRA target modules for this family; pass target_modules")
-    return modules if isinstance(modules, str) else list(modules)
+def default_target_modules(model: torch.nn.Module) -> str:
+    """The language model's attention/MLP projections, found in the module tree (a PEFT regex)."""
+    from vlmlab.models.families import lora_targets
+
+    return lora_targets(model)
 
 
 def load_for_training(
@@ -96,7 +96,7 @@ def load_for_training(
         return model
     from peft import LoraConfig, get_peft_model
 
-    modules = target_modules if target_modules is not None else default_target_modules(model_path)
+    modules = target_modules if target_modules is not None else default_target_modules(model)
     config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=modules, bias="none")
     try:
         peft_model = get_peft_model(model, config)
