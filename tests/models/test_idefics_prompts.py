@@ -40,6 +40,20 @@ def test_only_the_idefics_processor_takes_interleaved_prompts(idefics: Path, tin
     assert backend.max_images_per_prompt is None and not backend.spec.vision_cache
 
 
+def test_lora_adapts_the_gated_cross_attention_layers_not_the_vision_tower(idefics: Path) -> None:
+    """The decision documented in `families`: gated cross-attention layers belong to the language model."""
+    import re
+
+    from vlmlab.models.families import lora_targets
+
+    model = HFBackend(idefics).model
+    pattern = re.compile(lora_targets(model))
+    adapted = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and pattern.fullmatch(n)]
+    assert any(".gated_cross_attn_layers.0.cross_attn.k_proj" in n for n in adapted)
+    assert any(".layers.0.self_attn.q_proj" in n for n in adapted)
+    assert not [n for n in adapted if "vision" in n or "perceiver" in n or "lm_head" in n]
+
+
 def test_encoding_equals_the_processor_on_the_interleaved_prompt(idefics: Path) -> None:
     proc = load_processor(idefics)
     red, blue = _pil((220, 30, 30)), _pil((40, 60, 230))

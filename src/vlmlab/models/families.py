@@ -23,6 +23,10 @@ What is derived, and from where:
 - **LoRA targets** (`lora_targets(model)`): the linear layers inside the decoder layers of the
   module that owns the input embeddings (the language model), found by module structure, never by
   name substrings, so vision towers and projectors are never adapted.
+  IDEFICS's gated cross-attention layers are adapted too: they are layer lists of the language
+  model (queries are text states, their output is added to the text residual stream, the gates
+  belong to the decoder), and in Flamingo they are exactly what is trained; the vision tower
+  that feeds their keys/values is not.
 
 `FamilySpec` entries (keyed by `config.json`'s `model_type`) carry only the facts that cannot be
 derived (a default dtype, a chat template for checkpoints without one) and a short description
