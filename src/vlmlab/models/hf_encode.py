@@ -167,6 +167,9 @@ class ImageInputCache:
 
         import PIL.Image
 
+        from vlmlab.models.families import takes_interleaved_prompts
+
+        takes_interleaved_prompts(processor)  # asked of the real processor, never of the caching proxy
         keys = [im.sha256 for im in images]
         stand_in = PIL.Image.new("RGB", (1, 1))
         pils = [stand_in if key in self._rows else im.load() for key, im in zip(keys, images)]
