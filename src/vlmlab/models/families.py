@@ -111,6 +111,8 @@ for _spec in [
     FamilySpec("idefics3", "idefics3", image_tokens="tiles + global image, image_seq_len <image> each"),
     FamilySpec("gemma3", "gemma3", default_dtype="bfloat16", image_tokens="fixed: 256 <image_soft_token> per image"),
     FamilySpec("internvl", "internvl", default_dtype="bfloat16", image_tokens="tiles of 256 <IMG_CONTEXT> each"),
+    # display only (no override): the interleaved prompt format is derived from the processor
+    FamilySpec("idefics", "idefics", image_tokens="one <image> per image; features via gated cross-attention"),
     FamilySpec("blip2", "blip-2", default_chat_template=BLIP2_TEMPLATE,
                image_tokens="32 Q-Former query tokens before the text"),
     # Qwen3-VL's forward also reads per-image deepstack features, which the cache does not keep
