@@ -1,4 +1,5 @@
-"""A condition whose model fails to load is marked `failed` with the reason, never left `running`."""
+"""A condition whose model fails to load (or asks more of it than it allows) is marked `failed` with
+the reason, never left `running`; the CLI prints one line and exits 2."""
 
 from __future__ import annotations
 
@@ -11,6 +12,17 @@ from rating_helpers import run_cli as cli
 from vlmlab.runs import read_run_info
 
 
+def write_study(tmp_path: Path, ratings: Path, model: Path, max_new_tokens: int = 24) -> Path:
+    config = tmp_path / "s.yaml"
+    config.write_text(yaml.safe_dump({
+        "out": str(tmp_path / "out"), "data": {"ratings": str(ratings)},
+        "models": [{"name": "broken", "ref": str(model), "kind": "hf"}],
+        "conditions": {"modes": ["context-carry", "single-shot"], "temperatures": [0.0], "repeats": 1},
+        "capture": {"top_logprobs": 0, "max_new_tokens": max_new_tokens}, "batch_size": 8,
+    }))
+    return config
+
+
 def test_model_that_fails_to_load_marks_its_conditions_failed(faces, tiny_qwen2_vl: Path, tmp_path: Path, capsys) -> None:
     ratings, _ = faces
     broken = tmp_path / "broken-model"
@@ -18,13 +30,7 @@ def test_model_that_fails_to_load_marks_its_conditions_failed(faces, tiny_qwen2_
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # a download cut short
     out = tmp_path / "out"
-    config = tmp_path / "s.yaml"
-    config.write_text(yaml.safe_dump({
-        "out": str(out), "data": {"ratings": str(ratings)},
-        "models": [{"name": "broken", "ref": str(broken), "kind": "hf"}],
-        "conditions": {"modes": ["context-carry", "single-shot"], "temperatures": [0.0], "repeats": 1},
-        "capture": {"top_logprobs": 0}, "batch_size": 8,
-    }))
+    config = write_study(tmp_path, ratings, broken)
     assert cli(["rating", "run", str(config)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "model.safetensors" in err[0], err
@@ -36,3 +42,25 @@ def test_model_that_fails_to_load_marks_its_conditions_failed(faces, tiny_qwen2_
     assert cli(["runs", "list", str(out)]) == 0
     listed = capsys.readouterr().out
     assert "running" not in listed and listed.count("failed") == 2
+
+
+def test_max_new_tokens_past_the_model_positions_is_one_line_exit_2(faces, tiny_qwen2_vl: Path, tmp_path: Path, capsys) -> None:
+    """3000 passes the config bound (32768), but tiny Qwen2-VL has 2048 positions: refused before generating."""
+    ratings, _ = faces
+    config = write_study(tmp_path, ratings, tiny_qwen2_vl, max_new_tokens=3000)
+    assert cli(["rating", "run", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: max_new_tokens=3000: request "), err
+    assert "allows 2048 positions in all (max_position_embeddings); set max_new_tokens to at most " in err[0]
+    out = tmp_path / "out"
+    assert not [p for p in out.rglob("ledger.jsonl") if p.read_text().strip()]  # nothing was generated
+    assert {read_run_info(p.parent)["status"] for p in out.rglob("run.json")} == {"failed"}
+
+
+def test_max_positions_is_read_from_the_text_config(tiny_qwen2_vl: Path) -> None:
+    from transformers import AutoConfig
+
+    from vlmlab.models.positions import max_positions
+
+    config = AutoConfig.from_pretrained(tiny_qwen2_vl)
+    assert max_positions(config) == config.get_text_config(decoder=True).max_position_embeddings == 2048
