@@ -42,6 +42,8 @@ def test_model_that_fails_to_load_marks_its_conditions_failed(faces, tiny_qwen2_
     assert cli(["runs", "list", str(out)]) == 0
     listed = capsys.readouterr().out
     assert "running" not in listed and listed.count("failed") == 2
+    assert cli(["runs", "show", str(out / "broken__default/single-shot__t0__r0")]) == 0
+    assert f"failed because: {err[0].removeprefix('error: ')}" in capsys.readouterr().out
 
 
 def test_max_new_tokens_past_the_model_positions_is_one_line_exit_2(faces, tiny_qwen2_vl: Path, tmp_path: Path, capsys) -> None:
