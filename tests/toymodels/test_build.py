@@ -161,3 +161,21 @@ def test_a_killed_build_resumes_from_its_last_checkpoint_to_the_same_bytes(tmp_p
     reference = build_toy_model(RESUMABLE, cache_root=tmp_path / "whole", progress=False)  # no checkpoints at all
     assert json.loads((reference / "training.json").read_text())["stages"][0]["resumed_from_step"] is None
     assert (resumed / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+
+
+def test_a_work_folder_from_another_torch_build_is_started_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints written by another torch version or device (another dtype) do not resume: the
+    work folder is removed before the build starts (here: the build then crashes at init, as planned)."""
+    work = build_module.work_dir(toy_model_dir(MICRO, tmp_path))
+    (work / "stage0-explicit" / "checkpoints" / "step-00000025").mkdir(parents=True)
+    (work / build_module.STAMP).write_text(json.dumps({"torch": "1.0.0", "cuda": True}))
+    seen: list[bool] = []
+
+    def crash_at_init(recipe: ToyRecipe, out_dir: Path) -> Path:
+        seen.append((work / "stage0-explicit").exists())
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(build_module, "init_model", crash_at_init)
+    with pytest.raises(RuntimeError, match="stop here"):
+        build_toy_model(MICRO, cache_root=tmp_path, progress=False)
+    assert seen == [False]

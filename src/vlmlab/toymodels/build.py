@@ -35,6 +35,7 @@ from vlmlab.toymodels.recipes import ToyRecipe, get_recipe, recipe_hash, trainin
 
 DONE_FILE = "training.json"
 CHECKPOINT_EVERY = 25  # steps; a checkpoint of a toy model (weights + AdamW state) is ~35 MB, written in well under a second
+STAMP = "build.json"  # the torch build and device of the work folder's checkpoints
 INIT_DONE = "init.done"  # marks a complete untrained model in the work folder
 
 
@@ -100,7 +101,11 @@ def _build_locked(r: ToyRecipe, root: Path, final: Path, progress: bool, threads
 
     work = work_dir(final)
     remove_orphans(root, final)
+    stamp = json.dumps({"torch": torch.__version__, "cuda": torch.cuda.is_available()})  # what decides dtype and kernels
+    if (work / STAMP).is_file() and (work / STAMP).read_text() != stamp:
+        shutil.rmtree(work)  # left by a build on another torch or device: its checkpoints would not resume to the same bytes
     work.mkdir(exist_ok=True)
+    (work / STAMP).write_text(stamp)
     os.chmod(work, 0o777 & ~current_umask())  # the published model folder must follow the umask
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
