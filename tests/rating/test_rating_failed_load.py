@@ -53,16 +53,21 @@ def test_max_new_tokens_past_the_model_positions_is_one_line_exit_2(faces, tiny_
     assert cli(["rating", "run", str(config)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: max_new_tokens=3000: request "), err
-    assert "allows 2048 positions in all (max_position_embeddings); set max_new_tokens to at most " in err[0]
+    assert "allows 2048 positions in all (max_position_embeddings in its config); set max_new_tokens to at most " in err[0]
     out = tmp_path / "out"
     assert not [p for p in out.rglob("ledger.jsonl") if p.read_text().strip()]  # nothing was generated
     assert {read_run_info(p.parent)["status"] for p in out.rglob("run.json")} == {"failed"}
 
 
 def test_max_positions_is_read_from_the_text_config(tiny_qwen2_vl: Path) -> None:
-    from transformers import AutoConfig
+    from transformers import AutoConfig, PretrainedConfig
 
-    from vlmlab.models.positions import max_positions
+    from vlmlab.models.positions import max_positions, position_limit
 
     config = AutoConfig.from_pretrained(tiny_qwen2_vl)
     assert max_positions(config) == config.get_text_config(decoder=True).max_position_embeddings == 2048
+    assert position_limit(config) == (2048, "max_position_embeddings")
+    gpt2 = PretrainedConfig()
+    gpt2.n_positions = 1024
+    assert position_limit(gpt2) == (1024, "n_positions")
+    assert position_limit(PretrainedConfig(is_encoder_decoder=True, max_position_embeddings=512)) is None

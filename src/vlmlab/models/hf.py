@@ -63,7 +63,7 @@ from vlmlab.models.hf_encode import (
     encode_conversation,
     image_token_id,
 )
-from vlmlab.models.positions import GenerationTooLong, check_room, max_positions
+from vlmlab.models.positions import GenerationTooLong, check_room, position_limit
 from vlmlab.models.sampling import SeededSampler
 from vlmlab.models.weight_files import check_safetensors_files
 from vlmlab.models.quantize import check_quantizable, quantization_error, quantization_kwargs
@@ -143,7 +143,7 @@ class HFBackend:
         model.eval()
         self.model = model
         self.device = next(model.parameters()).device
-        self.max_positions = max_positions(model.config)  # prompt + max_new_tokens must fit (see generate)
+        self.position_limit = position_limit(model.config)  # prompt + max_new_tokens must fit (see generate)
         tok = self.processor.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.image_token_id = image_token_id(self.processor)
@@ -254,7 +254,7 @@ class HFBackend:
         """One result per request, in order; see the module doc for batching, seeds and logprobs."""
         def encode(r: GenerationRequest) -> Encoded:
             enc = self._encode(r.conversation, None)
-            check_room(r.id, enc.prompt_length, r.max_new_tokens, self.max_positions, self.path.name)
+            check_room(r.id, enc.prompt_length, r.max_new_tokens, self.position_limit, self.path.name)
             return enc
 
         return self._run(requests, encode, self._generate_batch,
