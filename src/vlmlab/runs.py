@@ -373,6 +373,7 @@ def summarize_run(folder: Path) -> dict[str, Any]:
         "stage": info.get("stage", ""),
         "config_hash": info.get("config_hash", ""),
         "status": info.get("status", "unknown"),
+        "error": info.get("error"),  # why a `failed` run failed (e.g. its model did not load)
         "items": len(records),
         "item_status": statuses,
         "metrics": metrics,

@@ -46,3 +46,23 @@ def test_each_metric_gets_its_own_axis() -> None:
     axes = fig.get_axes()
     assert [a.get_title() for a in axes] == ["BLEU-4", "CIDEr"]
     assert axes[0].get_ylim()[1] < 0.5 and axes[1].get_ylim()[1] > 2.5   # BLEU stays visible next to CIDEr
+
+
+def test_report_tables_show_n_and_the_rouge_ci_and_say_why_bleu_has_none(tmp_path: Path) -> None:
+    from vlmlab.caption.report import build_report
+
+    preds, refs = _example()
+    rows = [{"id": i, "prediction": preds[i], "references": refs[i], "status": "ok"} for i in preds]
+    metrics = score_predictions(rows, headline="per-row", metrics=["CIDEr", "ROUGE-L", "BLEU"])
+    run = tmp_path / "study" / "m_img56_tok32"
+    (run / "score").mkdir(parents=True)
+    (run / "model.json").write_text(json.dumps({"model": "m", "status": "complete"}))
+    (run / "score" / "metrics.json").write_text(json.dumps(metrics))
+    build_report(tmp_path / "study")
+    md = (tmp_path / "study" / "report.md").read_text()
+    rouge = metrics["modes"]["per-row"]["ROUGE-L_ci"]
+    assert f"[{rouge[0]:.3f}, {rouge[1]:.3f}]" in md and "ROUGE-L 95% CI" in md
+    assert "BLEU and METEOR are corpus statistics" in md and "no CI: BLEU is a corpus statistic" in md
+    header = (tmp_path / "study" / "main_metrics.csv").read_text().splitlines()[0].split(",")
+    assert header[-3:] == ["n", "CIDEr 95% CI", "ROUGE-L 95% CI"]
+    assert (tmp_path / "study" / "bleu.csv").read_text().splitlines()[1].split(",")[-1] == "6"  # n, per-row items

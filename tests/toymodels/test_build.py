@@ -120,3 +120,62 @@ def test_orphans_of_a_killed_build_are_removed_by_the_next_build(tmp_path: Path,
         build_toy_model(MICRO, cache_root=tmp_path, progress=False)
     assert not orphan.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", other.name]
+
+
+@pytest.mark.slow  # ~27 s: a killed build, its resume and an uninterrupted reference
+def test_a_killed_build_resumes_from_its_last_checkpoint_to_the_same_bytes(tmp_path: Path) -> None:
+    """A real build process is SIGKILLed mid-stage; the next build of the recipe resumes from the
+    stage's last checkpoint (not from scratch), removes its work folder, and its weights are
+    byte-identical to an uninterrupted build's (the toy models are cached by recipe hash)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from build_child import RESUMABLE
+
+    child = Path(__file__).with_name("build_child.py")
+    crash_root, marker = tmp_path / "crash", tmp_path / "paused"
+    env = dict(os.environ) | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(child), str(crash_root), str(marker)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "the build never reached step 5"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    work = build_module.work_dir(toy_model_dir(RESUMABLE, crash_root))
+    stage = work / "stage0-explicit"
+    assert sorted(p.name for p in (stage / "checkpoints").iterdir()) == ["step-00000002", "step-00000004"]
+    assert not is_built(RESUMABLE, crash_root)
+
+    resumed = build_toy_model(RESUMABLE, cache_root=crash_root, progress=False)
+    training = json.loads((resumed / "training.json").read_text())
+    assert training["stages"][0]["resumed_from_step"] == 4 and len(training["stages"][0]["losses"]) == 6
+    assert sorted(p.name for p in crash_root.iterdir()) == [".locks", resumed.name]  # work folder cleaned
+
+    reference = build_toy_model(RESUMABLE, cache_root=tmp_path / "whole", progress=False)  # no checkpoints at all
+    assert json.loads((reference / "training.json").read_text())["stages"][0]["resumed_from_step"] is None
+    assert (resumed / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+
+
+def test_a_work_folder_from_another_torch_build_is_started_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints written by another torch version or device (another dtype) do not resume: the
+    work folder is removed before the build starts (here: the build then crashes at init, as planned)."""
+    work = build_module.work_dir(toy_model_dir(MICRO, tmp_path))
+    (work / "stage0-explicit" / "checkpoints" / "step-00000025").mkdir(parents=True)
+    (work / build_module.STAMP).write_text(json.dumps({"torch": "1.0.0", "cuda": True}))
+    seen: list[bool] = []
+
+    def crash_at_init(recipe: ToyRecipe, out_dir: Path) -> Path:
+        seen.append((work / "stage0-explicit").exists())
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(build_module, "init_model", crash_at_init)
+    with pytest.raises(RuntimeError, match="stop here"):
+        build_toy_model(MICRO, cache_root=tmp_path, progress=False)
+    assert seen == [False]

@@ -66,11 +66,17 @@ def _fmt(value: Any, digits: int = 4) -> Any:
     return None if value is None else f"{value:.{digits}f}" if isinstance(value, float) else value
 
 
-def _n_and_ci(scores: dict[str, Any]) -> list[Any]:
-    """The n a mode's scores were computed on, and the bootstrap CI of CIDEr ("–" when absent,
-    e.g. runs scored before CIs were recorded)."""
-    ci = scores.get("CIDEr_ci")
-    return [scores.get("n"), f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else None]
+CI_SHOWN = ("CIDEr", "ROUGE-L")  # means of per-item scores: `caption.scoring.mean_metric_cis` bootstraps them
+NO_CI_NOTE = ("95% CIs: percentile bootstrap over items, for CIDEr and ROUGE-L (means of per-item scores). "
+              "BLEU and METEOR are corpus statistics (n-gram counts pooled before the ratio), not item means, "
+              "so an item bootstrap of them is not shown")
+
+
+def _n_and_ci(scores: dict[str, Any], ci_keys: tuple[str, ...] = ("CIDEr",)) -> list[Any]:
+    """The n a mode's scores were computed on, and the bootstrap CI of each of `ci_keys` ("–" when
+    absent, e.g. runs scored before CIs were recorded)."""
+    cis = [scores.get(f"{key}_ci") for key in ci_keys]
+    return [scores.get("n"), *(f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else None for ci in cis)]
 
 
 def build_report(study_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
@@ -91,11 +97,14 @@ def build_report(study_dir: Path, out_dir: Path | None = None) -> dict[str, Path
         return [label] + ([_fmt(c) for c in cells] if is_human else cells)
 
     def score_table(which: str, keys: tuple[str, ...], caption: str) -> Table:
-        rows = [row(r["label"], r["metrics"]["modes"][which], keys, False) + _n_and_ci(r["metrics"]["modes"][which])
+        ci_keys = tuple(k for k in CI_SHOWN if k in keys)
+        rows = [row(r["label"], r["metrics"]["modes"][which], keys, False) + _n_and_ci(r["metrics"]["modes"][which], ci_keys)
                 for r in scored]
         if human is not None:
-            rows.append(row(HUMAN, human["modes"][which], keys, True) + _n_and_ci(human["modes"][which]))
-        return Table(["model", *keys, "n", "CIDEr 95% CI"], rows, caption=caption, best={k: "max" for k in keys})
+            rows.append(row(HUMAN, human["modes"][which], keys, True) + _n_and_ci(human["modes"][which], ci_keys))
+        note = "; " + NO_CI_NOTE if ci_keys else "; no CI: BLEU is a corpus statistic, not a mean of per-item scores"
+        return Table(["model", *keys, "n", *(f"{k} 95% CI" for k in ci_keys)], rows, caption=caption + note,
+                     best={k: "max" for k in keys})
 
     main = score_table(mode, MAIN, f"Main metrics ({mode} references); best model per column in bold; human row not ranked")
     second = score_table(other, MAIN, f"Main metrics ({other} references)")

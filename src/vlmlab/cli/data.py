@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from vlmlab.progress import make_console
+
 app = typer.Typer(help="Read, check and normalise datasets.", no_args_is_help=True)
-_console = Console()
+_console = make_console()  # off a terminal: wide, so paths are never folded
 
 
 @app.command("check")

@@ -57,6 +57,8 @@ def show_run(
         typer.echo(json.dumps(s, indent=2, sort_keys=True, default=str))
         return
     _console.print(f"[bold]{s['dir']}[/bold]  stage={s['stage']}  config={s['config_hash']}  status={s['status']}")
+    if s.get("error"):
+        _console.print(f"failed because: {s['error']}", markup=False)
     _console.print(f"items: {s['items']}  " + "  ".join(f"{k}={v}" for k, v in sorted(s["item_status"].items())))
     flat = _flat_metrics(s["metrics"])
     if flat:

@@ -32,13 +32,14 @@ class VqaMode(str, Enum):
 
 
 def _print_table(title: str, rows: list[tuple[str, object]]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from vlmlab.progress import make_console
 
     table = Table("metric", "value", title=title)
     for key, value in rows:
         table.add_row(key, "null" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
-    Console().print(table)
+    make_console().print(table)  # off a terminal: wide, so nothing is folded
 
 
 @app.command("caption")

@@ -63,6 +63,7 @@ from vlmlab.models.hf_encode import (
     encode_conversation,
     image_token_id,
 )
+from vlmlab.models.positions import GenerationTooLong, check_room, position_limit
 from vlmlab.models.sampling import SeededSampler
 from vlmlab.models.weight_files import check_safetensors_files
 from vlmlab.models.quantize import check_quantizable, quantization_error, quantization_kwargs
@@ -142,6 +143,7 @@ class HFBackend:
         model.eval()
         self.model = model
         self.device = next(model.parameters()).device
+        self.position_limit = position_limit(model.config)  # prompt + max_new_tokens must fit (see generate)
         tok = self.processor.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.image_token_id = image_token_id(self.processor)
@@ -225,6 +227,8 @@ class HFBackend:
         for i, req in enumerate(requests):
             try:
                 encoded[i] = encode(req)
+            except GenerationTooLong:
+                raise  # a setting of the whole study, not one bad item
             except VlmlabError as exc:
                 results[i] = error(req, str(exc))
         order = list(encoded)
@@ -248,7 +252,12 @@ class HFBackend:
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """One result per request, in order; see the module doc for batching, seeds and logprobs."""
-        return self._run(requests, lambda r: self._encode(r.conversation, None), self._generate_batch,
+        def encode(r: GenerationRequest) -> Encoded:
+            enc = self._encode(r.conversation, None)
+            check_room(r.id, enc.prompt_length, r.max_new_tokens, self.position_limit, self.path.name)
+            return enc
+
+        return self._run(requests, encode, self._generate_batch,
                          lambda r, msg: GenerationResult(id=r.id, status="error", error=msg))
 
     def _generate_batch(self, reqs: list[GenerationRequest], encs: list[Encoded]) -> list[GenerationResult]:

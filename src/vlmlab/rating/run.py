@@ -311,6 +311,18 @@ def run_study(
                        retry_errors=False if keep_errors else None, volatile=_volatile(condition))
         runs.append((condition, run))
     total = sum(len(run.pending(items)) for _, run in runs)
+    try:
+        _rate_conditions(study, items, runs, backends, factory, total, folders)
+    except BaseException as exc:  # a model that fails to load, Ctrl-C: no folder may stay marked `running`
+        _mark_failed(runs, folders, exc)
+        raise
+    return folders + run_baselines(study, items, overwrite=overwrite)
+
+
+def _rate_conditions(study: RatingConfig, items: Sequence[FaceItem], runs: list[tuple[Condition, Run]],
+                     backends: dict[tuple[str, str], Backend], factory: Callable[[Condition], Backend], total: int,
+                     folders: list[Path]) -> None:
+    """Rate the pending items of every opened condition, finishing each run (appended to `folders`)."""
     with progress_bar() as progress:
         task = progress.add_task("rating", total=total)
         for condition, run in runs:
@@ -329,7 +341,14 @@ def run_study(
                 summary["logprobs"] = "captured" if any(r.get("logprobs_file") for r in records) or not answered else LOGPROBS_UNAVAILABLE
             run.finish("complete" if counts.get("ok", 0) == len(records) else "degraded", **summary)
             folders.append(run.dir)
-    return folders + run_baselines(study, items, overwrite=overwrite)
+
+
+def _mark_failed(runs: list[tuple[Condition, Run]], finished: list[Path], exc: BaseException) -> None:
+    """Mark every opened, unfinished condition `failed` with the reason (the CLI's one line)."""
+    reason = (str(exc).splitlines() or [""])[0] or type(exc).__name__
+    for _, run in runs:
+        if run.dir not in finished:
+            run.finish("failed", error=reason)
 
 
 def _load_backend(condition: Condition) -> Backend:

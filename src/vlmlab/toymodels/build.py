@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,9 @@ from vlmlab.runs import current_umask
 from vlmlab.toymodels.recipes import ToyRecipe, get_recipe, recipe_hash, training_version
 
 DONE_FILE = "training.json"
+CHECKPOINT_EVERY = 25  # steps; a checkpoint of a toy model (weights + AdamW state) is ~35 MB, written in well under a second
+STAMP = "build.json"  # the torch build and device of the work folder's checkpoints
+INIT_DONE = "init.done"  # marks a complete untrained model in the work folder
 
 
 def default_cache_root() -> Path:
@@ -97,25 +99,39 @@ def _build_locked(r: ToyRecipe, root: Path, final: Path, progress: bool, threads
         start_path = build_toy_model(r.base, cache_root=root, progress=progress)
     import torch
 
+    work = work_dir(final)
     remove_orphans(root, final)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
-    os.chmod(work, 0o777 & ~current_umask())  # mkdtemp makes 0700; the published model folder must follow the umask
+    stamp = json.dumps({"torch": torch.__version__, "cuda": torch.cuda.is_available()})  # what decides dtype and kernels
+    if (work / STAMP).is_file() and (work / STAMP).read_text() != stamp:
+        shutil.rmtree(work)  # left by a build on another torch or device: its checkpoints would not resume to the same bytes
+    work.mkdir(exist_ok=True)
+    (work / STAMP).write_text(stamp)
+    os.chmod(work, 0o777 & ~current_umask())  # the published model folder must follow the umask
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         model_dir = _build_into(r, work, start_path, progress)
         _publish(model_dir, final)
+    except Exception:
+        shutil.rmtree(work, ignore_errors=True)  # an error, not an interruption: nothing worth resuming
+        raise
     finally:
         torch.set_num_threads(before)
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
     return final
 
 
+def work_dir(final: Path) -> Path:
+    """The fixed work folder of a recipe's build, kept by an interrupted build for the next to resume."""
+    return final.parent / f".{final.name}-work"
+
+
 def remove_orphans(root: Path, final: Path) -> list[Path]:
-    """Remove work folders of this recipe left by killed builds (a SIGKILL skips `finally`; each
-    left an ~11 MB orphan in the cache). Safe: it runs under the recipe's lock, so no live build
-    of the same recipe owns one."""
-    orphans = sorted(p for p in root.glob(f".{final.name}-*") if p.is_dir())
+    """Remove this recipe's work folders that cannot be resumed: the random-named ones of earlier
+    versions (each an ~11 MB orphan in the cache). The current work folder is kept for resuming.
+    Safe: it runs under the recipe's lock, so no live build of the same recipe owns one."""
+    keep = work_dir(final)
+    orphans = sorted(p for p in root.glob(f".{final.name}-*") if p.is_dir() and p != keep)
     for orphan in orphans:
         shutil.rmtree(orphan, ignore_errors=True)
     return orphans
@@ -138,8 +154,9 @@ def _build_into(recipe: ToyRecipe, work: Path, start_path: Path | None, progress
 
     started = time.perf_counter()
     cpu_started = time.process_time()
-    current = start_path if start_path is not None else init_model(recipe, work / "init")
+    current = start_path if start_path is not None else _init_once(recipe, work)
     data_dir = work / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)  # regenerated (same seed, same files): a killed write may have left half
     stages_log: list[dict[str, Any]] = []
     for i, stage in enumerate(recipe.stages):
         t0 = time.perf_counter()
@@ -148,17 +165,18 @@ def _build_into(recipe: ToyRecipe, work: Path, start_path: Path | None, progress
         result = fine_tune(
             current, examples, work / f"stage{i}-{stage.data}", method="full", learning_rate=stage.learning_rate,
             max_steps=stage.steps, batch_size=stage.batch_size, max_length=stage.max_length, loss_on=stage.loss_on,
-            warmup_ratio=stage.warmup_ratio, scheduler="cosine", seed=recipe.seed + i, save_every=10**9,
-            resume=False, show_progress=progress, log_every=max(1, stage.steps // 10),
+            warmup_ratio=stage.warmup_ratio, scheduler="cosine", seed=recipe.seed + i, save_every=CHECKPOINT_EVERY,
+            resume=True, show_progress=progress, log_every=max(1, stage.steps // 10),
         )
         current = result.output_path
         stages_log.append({
-            "data": stage.data, "examples": len(examples), "steps": result.steps, "losses": [round(x, 5) for x in result.losses],
+            "data": stage.data, "examples": len(examples), "steps": result.steps, "resumed_from_step": result.resumed_from_step, "losses": [round(x, 5) for x in result.losses],
             "first_loss": result.losses[0], "last_loss": sum(result.losses[-10:]) / len(result.losses[-10:]),
             "data_seconds": round(t_data, 2), "train_seconds": round(result.seconds, 2),
             "stage_seconds": round(time.perf_counter() - t0, 2),
         })
     out = work / "model"
+    shutil.rmtree(out, ignore_errors=True)  # a half copy left by a killed build
     shutil.copytree(current, out)
     shutil.copy2(_tiny_meta(current, start_path, work), out / "vlmlab_tiny.json")
     (out / "recipe.json").write_text(json.dumps(
@@ -178,6 +196,16 @@ def _tiny_meta(current: Path, start_path: Path | None, work: Path) -> Path:
         if folder is not None and (folder / "vlmlab_tiny.json").is_file():
             return folder / "vlmlab_tiny.json"
     raise ModelError(f"{current}: no vlmlab_tiny.json found for the toy model being built")
+
+
+def _init_once(recipe: ToyRecipe, work: Path) -> Path:
+    """The untrained model in `work/init`, reused when a killed build completed it."""
+    out = work / "init"
+    if not (work / INIT_DONE).is_file():
+        shutil.rmtree(out, ignore_errors=True)
+        init_model(recipe, out)
+        (work / INIT_DONE).write_text("")
+    return out
 
 
 def init_model(recipe: ToyRecipe, out_dir: Path) -> Path:
