@@ -29,8 +29,9 @@ from pydantic import BaseModel
 from vlmlab.caption.config import CaptionConfig, DataConfig as CaptionData, FinetuneConfig, GenerationConfig, ImageConfig, ModelEntry, ScoringConfig
 from vlmlab.config import dump_yaml
 from vlmlab.demo.plan import DemoPlan
-from vlmlab.icl.configs import BackendConfig, BeamConfig, CandidatesConfig, EvalConfig, IndexConfig, RLDataConfig, TrainStageConfig
+from vlmlab.icl.configs import BeamConfig, CandidatesConfig, EvalConfig, IndexConfig, RLDataConfig, TrainStageConfig
 from vlmlab.icl.data import VQADataConfig
+from vlmlab.models.spec import ModelBlock
 from vlmlab.rating.config import (
     CaptureConfig,
     ConditionsConfig,
@@ -139,7 +140,7 @@ def icl_configs(layout: Layout, plan: DemoPlan) -> dict[str, BaseModel]:
     demo's recorded results were measured so, and its toy answers are single tokens.
     """
     s = plan.icl
-    model = BackendConfig(ref=str(layout.model(plan.icl_model)), options={"batch_size": s.batch_size})
+    model = ModelBlock(ref=str(layout.model(plan.icl_model)), batch_size=s.batch_size)
     return {
         "index": IndexConfig(support=_vqa(layout, "train"), text_embedder=TEXT_EMBEDDER, image_embedder=IMAGE_EMBEDDER,
                              image_embedder_options={"size": PIXEL_SIZE}),

@@ -80,6 +80,12 @@ class ModelBlock(StrictModel):
             return out | self.options
         return {"model": self.ref} | self.options
 
+    def precision(self) -> str:
+        """How the weights are held, for report model lines: `float32`, `auto, int4`, `server`."""
+        if self.kind != "hf":
+            return "server"
+        return self.dtype + (f", {self.quantization}" if self.quantization else "")
+
     def load(self, tiny_root: Path | None = None) -> Any:
         """The backend this block describes."""
         from vlmlab.models.loading import load_backend
