@@ -180,8 +180,8 @@ def rating_config(layout: Layout, plan: DemoPlan) -> RatingConfig:
     rules += [PriorityRule(priority=1, mode=[m], temperature=[0.0], repeat=[0]) for m in s.modes if m != "context-carry"]
     return RatingConfig(
         name="demo", out=layout.rating, data=RatingData(ratings=layout.data / "faces" / "ratings.csv", group_column="group"),
-        models=[ModelConfig(name=RATER_NAME, ref=str(layout.model(plan.rater)), kind="hf",
-                            variants=[VariantConfig(name="fp32", options={"batch_size": s.batch_size})])],
+        models=[ModelConfig(name=RATER_NAME, ref=str(layout.model(plan.rater)), kind="hf", batch_size=s.batch_size,
+                            variants=[VariantConfig(name="fp32")])],
         emotions=list(trained.emotions), prompts=prompts,
         conditions=ConditionsConfig(modes=list(s.modes), temperatures=list(s.temperatures), repeats=s.repeats,
                                     priority_rules=rules, default_priority=2),
