@@ -94,7 +94,7 @@ def caption_plan(study: Any, models: list[str] | None) -> list[str]:
     if unknown:
         raise ModelError(f"--models: {', '.join(unknown)} not in the config (models: {', '.join(m.name for m in study.models)})")
     for model in chosen:
-        lines.append(f"model {model.name}: {resolve_model(model.path if model.path is not None else (model.ref or model.name))}")
+        lines.append(f"model {model.name}: {describe_block(model)}")
     return lines
 
 

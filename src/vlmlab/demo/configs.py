@@ -117,7 +117,7 @@ def caption_config(layout: Layout, plan: DemoPlan) -> CaptionConfig:
         name=CAPTION_STUDY, out_dir=layout.caption,
         data=CaptionData(train=layout.data / "panorama" / "train.tsv", test=layout.data / "panorama" / "test.tsv",
                          max_train_rows=s.max_train_rows, max_test_pairs=s.max_test_pairs),
-        models=[ModelEntry(name=BEFORE, path=model, finetune=False), ModelEntry(name=AFTER, path=model)],
+        models=[ModelEntry(name=BEFORE, ref=str(model), finetune=False), ModelEntry(name=AFTER, ref=str(model))],
         image=ImageConfig(policy="squash", size=112),
         finetune=FinetuneConfig(method="lora", lora_r=s.lora_r, lora_alpha=2 * s.lora_r, lora_dropout=0.0,
                                 learning_rate=s.learning_rate, max_steps=s.steps, batch_size=s.batch_size, max_length=256,
