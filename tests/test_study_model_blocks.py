@@ -79,3 +79,18 @@ def test_caption_entry_block_loads_the_finetuned_folder_with_the_entry_precision
     assert block.ref == str(tmp_path / "merged") and block.precision() == "float32, int8"
     with pytest.raises(ValueError, match="caption study fine-tunes and checks checkpoints, so its models are kind hf"):
         ModelEntry.model_validate({"name": "s", "kind": "openai", "ref": "x", "base_url": "http://127.0.0.1:9/v1"})
+
+
+def test_rating_report_model_lines_show_precision(tmp_path: Path) -> None:
+    from vlmlab.rating.analysis import ConditionRun, model_rows
+    from vlmlab.rating.conditions import expand_conditions
+    from vlmlab.rating.config import RatingConfig
+
+    study = RatingConfig.model_validate({"data": {"ratings": "r.csv"}, "models": [
+        {"name": "m", "ref": "tiny-qwen2-vl", "variants": [{"name": "fp32", "dtype": "float32"}, {"name": "q", "quantization": "int4"}]},
+        {"name": "s", "kind": "ollama", "ref": "llava", "base_url": "http://127.0.0.1:9"}]})
+    runs = [ConditionRun(tmp_path, c.config(study), []) for c in expand_conditions(study)]
+    old = {"model": {"name": "old", "ref": "x", "kind": "hf", "base_url": None}, "variant": {"name": "default", "options": {}}}
+    runs.append(ConditionRun(tmp_path, old, []))  # a run from before the model block: no precision recorded
+    assert model_rows(runs) == [["m/fp32", "tiny-qwen2-vl", "hf", "float32"], ["m/q", "tiny-qwen2-vl", "hf", "auto, int4"],
+                                ["s/default", "llava", "ollama", "server"], ["old/default", "x", "hf", "–"]]
