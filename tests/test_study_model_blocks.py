@@ -94,3 +94,19 @@ def test_rating_report_model_lines_show_precision(tmp_path: Path) -> None:
     runs.append(ConditionRun(tmp_path, old, []))  # a run from before the model block: no precision recorded
     assert model_rows(runs) == [["m/fp32", "tiny-qwen2-vl", "hf", "float32"], ["m/q", "tiny-qwen2-vl", "hf", "auto, int4"],
                                 ["s/default", "llava", "ollama", "server"], ["old/default", "x", "hf", "–"]]
+
+
+def test_readme_model_block_example_validates_in_every_study() -> None:
+    """The README's model-block example is a valid caption and rating `models:` entry and ICL scorer."""
+    from vlmlab.caption.config import CaptionConfig
+    from vlmlab.icl.configs import BeamConfig
+    from vlmlab.rating.config import RatingConfig
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## One model block", 1)[1]
+    [entry] = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])["models"]
+    caption = CaptionConfig.model_validate({"name": "s", "data": {"test": "t.tsv", "train": "tr.tsv"}, "models": [entry]})
+    rating = RatingConfig.model_validate({"data": {"ratings": "r.csv"}, "models": [entry]})
+    beam = BeamConfig.model_validate({"candidates": "c", "scorer": {k: v for k, v in entry.items() if k != "name"}})
+    for block in (caption.models[0], rating.models[0], beam.scorer):
+        assert (block.ref, block.precision(), block.options) == ("tiny-qwen2-vl", "float32, int4", {"max_length": 2048})
