@@ -110,3 +110,17 @@ def test_readme_model_block_example_validates_in_every_study() -> None:
     beam = BeamConfig.model_validate({"candidates": "c", "scorer": {k: v for k, v in entry.items() if k != "name"}})
     for block in (caption.models[0], rating.models[0], beam.scorer):
         assert (block.ref, block.precision(), block.options) == ("tiny-qwen2-vl", "float32, int4", {"max_length": 2048})
+
+
+def test_ollama_blocks_take_ollamas_own_options() -> None:
+    """`think`, `image_tokens`, `extra_options` are Ollama parameters (the README's rating variant
+    `options: {think: true}`); a typo of one is caught with its did-you-mean."""
+    from vlmlab.models.spec import ModelBlock
+
+    server = {"kind": "ollama", "ref": "llava", "base_url": "http://127.0.0.1:9"}
+    block = ModelBlock(**server, options={"think": True, "image_tokens": 256, "extra_options": {"num_ctx": 4096}})
+    assert block.backend_options() == {"model": "llava", "think": True, "image_tokens": 256, "extra_options": {"num_ctx": 4096}}
+    with pytest.raises(ValueError, match="unknown option 'thnik' for the ollama backend; did you mean 'think'"):
+        ModelBlock(**server, options={"thnik": True})
+    with pytest.raises(ValueError, match="unknown option 'think' for the openai backend"):
+        ModelBlock(**server | {"kind": "openai"}, options={"think": True})

@@ -38,6 +38,10 @@ def backend_parameters(kind: str) -> list[str]:
 
         skip = {"self", "path", "spec", "processor"}
         return [p for p in inspect.signature(HFBackend.__init__).parameters if p not in skip]
+    if kind == "ollama":
+        from vlmlab.models.ollama import OLLAMA_OPTIONS
+
+        return sorted(set(OLLAMA_OPTIONS))
     from vlmlab.models.http import HTTP_OPTIONS
 
     return sorted(set(HTTP_OPTIONS))
