@@ -178,7 +178,7 @@ def format_validation_error(exc: pydantic.ValidationError, model: type[BaseModel
         else:
             got = err.get("input")
             got_text = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
-            problems.append(f"key '{dotted}': {err['msg']}{got_text}")
+            problems.append(f"key '{dotted}': {str(err['msg']).removeprefix('Value error, ')}{got_text}")
     return f"{source}: " + "; ".join(problems)
 
 

@@ -44,8 +44,10 @@ METHODS = ["zero-shot", "random", "text", "selector"]
 
 
 def scorer_config(family: str, tiny_root: Path) -> BackendConfig:
-    """The registry name of the family's tiny model (built under `tiny_root`), in float32."""
-    return BackendConfig(ref=f"tiny-{family}", options={"tiny_root": str(tiny_root), "dtype": "float32"})
+    """The family's tiny model folder (built under `tiny_root` on first use), in float32."""
+    from vlmlab.models.tiny import tiny_model_path
+
+    return BackendConfig(ref=str(tiny_model_path(family, tiny_root)), dtype="float32")
 
 
 def _complete(folder: Path) -> None:

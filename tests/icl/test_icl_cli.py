@@ -40,13 +40,17 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_cli_beam_on_tiny_qwen2_vl(tmp_path: Path, toy_support, tiny_root: Path) -> None:
-    """The chain through the CLI with a tiny real Qwen2-VL scorer (registry name `tiny-qwen2-vl`)."""
+def test_cli_beam_on_tiny_qwen2_vl(tmp_path: Path, toy_support, tiny_root: Path, monkeypatch) -> None:
+    """The chain through the CLI with a tiny real Qwen2-VL scorer (registry name `tiny-qwen2-vl`,
+    built under `$VLMLAB_HOME/tiny`)."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "tiny").symlink_to(tiny_root)
+    monkeypatch.setenv("VLMLAB_HOME", str(tmp_path / "home"))
     support = {k: str(v) for k, v in toy_support.items()}
     _yaml(tmp_path / "index.yaml", {"support": support, "text_embedder": "bag-of-words", "image_embedder": "pixels"})
     _yaml(tmp_path / "cand.yaml", {"index": str(tmp_path / "index"), "k": 4, "anchors": 2})
     _yaml(tmp_path / "beam.yaml", {"candidates": str(tmp_path / "cand"), "beam_size": 2, "shots": 2,
-                                   "scorer": {"ref": "tiny-qwen2-vl", "options": {"tiny_root": str(tiny_root), "dtype": "float32"}}})
+                                   "scorer": {"ref": "tiny-qwen2-vl", "dtype": "float32"}})
     for stage, cfg, out in [("index", "index.yaml", "index"), ("candidates", "cand.yaml", "cand"), ("beam", "beam.yaml", "beam")]:
         with pytest.raises(SystemExit) as exc:
             main(["icl", stage, str(tmp_path / cfg), "--out", str(tmp_path / out)])

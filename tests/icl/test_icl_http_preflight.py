@@ -15,7 +15,7 @@ def test_eval_with_a_model_name_typo_stops_before_writing(tmp_path, capsys):
         config.write_text(yaml.safe_dump({
             "index": str(tmp_path / "index"),
             "test": {"questions": "q.json", "annotations": "a.json", "images": "."},
-            "model": {"ref": server.url, "kind": "openai", "options": {"model": "qwen2vl"}},
+            "model": {"ref": "qwen2vl", "kind": "openai", "base_url": server.url},
             "methods": ["zero-shot"], "shots": [1], "sizes": ["full"],
         }))
         with pytest.raises(SystemExit) as info:

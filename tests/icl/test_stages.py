@@ -112,6 +112,7 @@ def test_beam_rl_eval_pipeline(tmp_path: Path, candidates_run: Path, index_run: 
     assert subsets["full (18)"][:6] == subsets["6"]  # nested seeded subsets
     report = (eval_dir / "report.md").read_text()
     assert "| size | shots | zero-shot | random | text | image |" in report
+    assert "model: `unused-in-tests` (hf, auto)" in report  # the model line carries the block's precision
 
 
 def test_resume_skips_done_items(tmp_path: Path, candidates_run: Path, toy_backend) -> None:

@@ -205,6 +205,6 @@ def test_condition_identity_ignores_connection_fields_and_require_logprobs(faces
     data = condition.config(RatingConfig.model_validate(base))
     digest = check_folder(tmp_path / "none", data, _volatile(condition))[0]
     without = {**data, "capture": {k: v for k, v in data["capture"].items() if k != "require_logprobs"}}
-    without = {**without, "model": {k: v for k, v in data["model"].items() if k != "base_url"}}
+    without = {**without, "model": {**{k: v for k, v in data["model"].items() if k != "base_url"}, "options": {}}}  # the resolved block
     without = {**without, "variant": {**data["variant"], "options": {}}}
     assert digest == config_hash(without)  # identity: everything but how the server is reached

@@ -96,7 +96,7 @@ def write_study(path: Path, ratings: Path, out: Path, models: list[dict], modes:
 def test_openai_backend_on_transformers_serve_equals_hf(server, gemma3, tmp_path, capsys):
     ratings, _ = make_faces(tmp_path / "faces", n_per_cell=1)
     models = [
-        {"name": "direct", "ref": str(gemma3), "variants": [{"name": "fp32", "options": {"dtype": "float32", "batch_size": 4}}]},
+        {"name": "direct", "ref": str(gemma3), "variants": [{"name": "fp32", "dtype": "float32", "batch_size": 4}]},
         {"name": "served", "kind": "openai", "ref": str(gemma3), "base_url": server,
          "variants": [{"name": "default", "options": {"max_concurrency": 2, "timeout": 60, "max_retries": 1}}]},
     ]

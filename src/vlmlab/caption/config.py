@@ -13,11 +13,12 @@ overrides of the keys below. Every problem in the file is reported at once, befo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from vlmlab.config import StrictModel
+from vlmlab.models.spec import ModelBlock
 
 ImagePolicy = Literal["squash", "pad", "cubemap", "none"]
 ScoreMode = Literal["grouped", "per-row"]
@@ -34,21 +35,32 @@ class DataConfig(StrictModel):
     max_test_pairs: int | None = Field(None, ge=1)  # first N (image, query) test pairs
 
 
-class ModelEntry(StrictModel):
-    """One model of the comparison.
+class ModelEntry(ModelBlock):
+    """One model of the comparison: the shared model block (`vlmlab.models.spec`) plus the study's fields.
 
-    `name` is the registry name (`qwen2-vl-2b`), or a label when `ref` (a registry name) or `path`
-    (a local checkpoint folder) says which model it is; it names the model's run folder.
-    `finetune: false` evaluates it zero-shot even when the study fine-tunes (a "before" row).
+    `name` names the model's run folder; it is also the model (a registry name such as
+    `qwen2-vl-2b`) when `ref` is not given. `ref` is a registry name, tiny name or checkpoint folder
+    (`path:` is still read as `ref`). `finetune: false` evaluates it zero-shot even when the study
+    fine-tunes (a "before" row). `batch_size` left out: `generation.batch_size`.
     """
 
     name: str
-    ref: str | None = None
-    path: Path | None = None
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     finetune: bool | None = None  # None: the study's finetune.enabled
     target_modules: list[str] | None = None  # LoRA targets; None: the family's from the registry
-    batch_size: int | None = Field(None, ge=1)  # generation batch size; None: generation.batch_size
+    batch_size: int | None = Field(None, ge=1)  # type: ignore[assignment]  # None: generation.batch_size
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ref_from_name(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        path = data.pop("path", None)
+        if path is not None and data.get("ref") is not None:
+            raise ValueError(f"model {data.get('name')!r}: give ref (a registry name or checkpoint folder) or path, not both")
+        if data.get("ref") is None:
+            data["ref"] = str(path) if path is not None else data.get("name")
+        return data
 
     @field_validator("name")
     @classmethod
@@ -58,10 +70,17 @@ class ModelEntry(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ModelEntry":
-        if self.ref is not None and self.path is not None:
-            raise ValueError(f"model {self.name!r}: give ref (a registry name) or path (a checkpoint folder), not both")
+    def _hf_only(self) -> "ModelEntry":
+        if self.kind != "hf":
+            raise ValueError(f"model {self.name!r}: the caption study fine-tunes and checks checkpoints, so its models are kind hf")
         return self
+
+    def block(self, *, ref: str | Path, adapter: Path | None, batch_size: int, max_length: int | None) -> ModelBlock:
+        """The block generation loads: this entry at `ref` (the fine-tuned folder or the base)."""
+        fields = {k: getattr(self, k) for k in ModelBlock.model_fields}
+        options = {"max_length": max_length, **self.options} if max_length is not None else dict(self.options)
+        return ModelBlock(**fields | {"ref": str(ref), "adapter": adapter if adapter is not None else self.adapter,
+                                      "batch_size": batch_size, "options": options})
 
 
 class ImageConfig(StrictModel):

@@ -185,15 +185,11 @@ def _free_memory() -> None:
 
 
 def resolve_model_path(model: ModelEntry, tiny_root: Path | None) -> Path:
-    """The local checkpoint folder of a model entry (registry name, tiny name, or `path`)."""
-    if model.path is not None:
-        if not Path(model.path).is_dir():
-            raise ModelError(f"model {model.name!r}: path {model.path} is not a checkpoint folder")
-        return Path(model.path)
+    """The local checkpoint folder of a model entry's `ref` (registry name, tiny name, or folder)."""
     from vlmlab.models.hf import resolve_checkpoint
     from vlmlab.models.loading import checkpoint_location
 
-    return resolve_checkpoint(checkpoint_location(model.ref or model.name, tiny_root))
+    return resolve_checkpoint(checkpoint_location(model.ref, tiny_root))
 
 
 def check_image_count(checkpoint: Path, images_per_prompt: int) -> None:
@@ -238,11 +234,9 @@ def run_model(config: CaptionConfig, model: ModelEntry, shared: SharedData, *, o
                          "output": str(result.output_path), "fingerprint": result.fingerprint}
         _write_model_info(model_dir, finetune=finetune_info)
 
-    from vlmlab.models.hf import HFBackend
-
     gen = config.generation
-    backend = HFBackend(load_path, dtype=model.dtype, adapter=adapter, batch_size=model.batch_size or gen.batch_size,
-                        max_length=gen.max_length)
+    block = model.block(ref=load_path, adapter=adapter, batch_size=model.batch_size or gen.batch_size, max_length=gen.max_length)
+    backend = block.load(config.tiny_root)
     items = [PromptItem(id=r.id, image=str(r.image.path), query=r.query, references=list(r.references),
                         conversation=conversation(r)) for r in shared.test]
     gen_config = {
@@ -260,7 +254,7 @@ def run_model(config: CaptionConfig, model: ModelEntry, shared: SharedData, *, o
     score_run = Run.open(model_dir / "score", {"generate": gen_run.config_hash, "scoring": config.scoring.model_dump(mode="json")},
                          stage="caption-score", overwrite=True)
     metrics = score_predictions(gen_run.records(), headline=config.scoring.headline, metrics=config.metrics_canonical())
-    metrics.update({"model": model.name, "status": summary.status, "generation": summary.to_dict(), "finetune": finetune_info,
+    metrics.update({"model": model.name, "precision": block.precision(), "status": summary.status, "generation": summary.to_dict(), "finetune": finetune_info,
                     "image": prep.describe(), "max_new_tokens": gen.max_new_tokens})
     score_run.write_metrics(metrics)
     score_run.write_report(_model_report(model.name, metrics))
@@ -290,7 +284,7 @@ def _model_report(name: str, metrics: dict[str, Any]) -> str:
     mode = metrics["headline_mode"]
     head = metrics["headline"]
     keys = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "SPICE")
-    lines = [f"# {name}: caption scores ({mode})", "", f"status: {metrics['status']}", "",
+    lines = [f"# {name}: caption scores ({mode})", "", f"status: {metrics['status']}", f"precision: {metrics.get('precision', 'auto')}", "",
              "| metric | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|",
              "| score | " + " | ".join("–" if head.get(k) is None else f"{head[k]:.4f}" for k in keys) + " |", ""]
     c = metrics["counts"]

@@ -33,6 +33,13 @@ def resolve_model(ref: str | Path, kind: str = "hf") -> str:
     return f"hf model {ref} ({spec.family.family}{', tiny, built on first use' if spec.tiny and spec.path is None else ''})"
 
 
+def describe_block(block: Any) -> str:
+    """One line about a `ModelBlock`: what `resolve_model` says, plus its precision."""
+    if block.kind in HTTP_KINDS:
+        return f"{block.kind} model {block.ref} at {block.base_url} (the server is checked when the run starts)"
+    return f"{resolve_model(block.ref, block.kind)}, {block.precision()}"
+
+
 def upstream_status(name: str, folder: Path) -> str:
     from vlmlab.runs import read_run_info
 
@@ -43,8 +50,8 @@ def upstream_status(name: str, folder: Path) -> str:
 
 def icl_plan(config: BaseModel, out: Path, *, overwrite: bool = False) -> list[str]:
     """Lines describing what an ICL stage would read and resolve; raises on any problem."""
-    from vlmlab.icl.configs import BackendConfig
     from vlmlab.icl.data import VQADataConfig, load_split
+    from vlmlab.models.spec import ModelBlock
     from vlmlab.runs import check_folder
 
     lines: list[str] = []
@@ -52,8 +59,8 @@ def icl_plan(config: BaseModel, out: Path, *, overwrite: bool = False) -> list[s
     def walk(node: Any, where: str) -> None:
         if isinstance(node, VQADataConfig):
             lines.append(f"{where}: {len(load_split(node))} questions from {node.questions} (every image found)")
-        elif isinstance(node, BackendConfig):
-            lines.append(f"{where}: {resolve_model(node.ref, node.kind)}")
+        elif isinstance(node, ModelBlock):
+            lines.append(f"{where}: {describe_block(node)}")
         elif isinstance(node, BaseModel):
             for name in type(node).model_fields:
                 value = getattr(node, name)
@@ -87,20 +94,19 @@ def caption_plan(study: Any, models: list[str] | None) -> list[str]:
     if unknown:
         raise ModelError(f"--models: {', '.join(unknown)} not in the config (models: {', '.join(m.name for m in study.models)})")
     for model in chosen:
-        lines.append(f"model {model.name}: {resolve_model(model.path if model.path is not None else (model.ref or model.name))}")
+        lines.append(f"model {model.name}: {describe_block(model)}")
     return lines
 
 
 def preflight_servers(config: BaseModel) -> None:
     """One preflight request (model listed, image accepted) per HTTP model of an ICL stage config."""
-    from vlmlab.icl.configs import BackendConfig
     from vlmlab.models.backend_checks import preflight
-    from vlmlab.models.registry import load_backend
+    from vlmlab.models.spec import ModelBlock
 
     def walk(node: Any) -> None:
-        if isinstance(node, BackendConfig):
+        if isinstance(node, ModelBlock):
             if node.kind in HTTP_KINDS:
-                with load_backend(node.ref, kind=node.kind, **node.options) as backend:  # type: ignore[arg-type]
+                with node.load() as backend:
                     preflight(backend)
         elif isinstance(node, BaseModel):
             for name in type(node).model_fields:

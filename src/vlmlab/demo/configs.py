@@ -29,8 +29,9 @@ from pydantic import BaseModel
 from vlmlab.caption.config import CaptionConfig, DataConfig as CaptionData, FinetuneConfig, GenerationConfig, ImageConfig, ModelEntry, ScoringConfig
 from vlmlab.config import dump_yaml
 from vlmlab.demo.plan import DemoPlan
-from vlmlab.icl.configs import BackendConfig, BeamConfig, CandidatesConfig, EvalConfig, IndexConfig, RLDataConfig, TrainStageConfig
+from vlmlab.icl.configs import BeamConfig, CandidatesConfig, EvalConfig, IndexConfig, RLDataConfig, TrainStageConfig
 from vlmlab.icl.data import VQADataConfig
+from vlmlab.models.spec import ModelBlock
 from vlmlab.rating.config import (
     CaptureConfig,
     ConditionsConfig,
@@ -116,7 +117,7 @@ def caption_config(layout: Layout, plan: DemoPlan) -> CaptionConfig:
         name=CAPTION_STUDY, out_dir=layout.caption,
         data=CaptionData(train=layout.data / "panorama" / "train.tsv", test=layout.data / "panorama" / "test.tsv",
                          max_train_rows=s.max_train_rows, max_test_pairs=s.max_test_pairs),
-        models=[ModelEntry(name=BEFORE, path=model, finetune=False), ModelEntry(name=AFTER, path=model)],
+        models=[ModelEntry(name=BEFORE, ref=str(model), finetune=False), ModelEntry(name=AFTER, ref=str(model))],
         image=ImageConfig(policy="squash", size=112),
         finetune=FinetuneConfig(method="lora", lora_r=s.lora_r, lora_alpha=2 * s.lora_r, lora_dropout=0.0,
                                 learning_rate=s.learning_rate, max_steps=s.steps, batch_size=s.batch_size, max_length=256,
@@ -139,7 +140,7 @@ def icl_configs(layout: Layout, plan: DemoPlan) -> dict[str, BaseModel]:
     demo's recorded results were measured so, and its toy answers are single tokens.
     """
     s = plan.icl
-    model = BackendConfig(ref=str(layout.model(plan.icl_model)), options={"batch_size": s.batch_size})
+    model = ModelBlock(ref=str(layout.model(plan.icl_model)), batch_size=s.batch_size)
     return {
         "index": IndexConfig(support=_vqa(layout, "train"), text_embedder=TEXT_EMBEDDER, image_embedder=IMAGE_EMBEDDER,
                              image_embedder_options={"size": PIXEL_SIZE}),
@@ -179,8 +180,8 @@ def rating_config(layout: Layout, plan: DemoPlan) -> RatingConfig:
     rules += [PriorityRule(priority=1, mode=[m], temperature=[0.0], repeat=[0]) for m in s.modes if m != "context-carry"]
     return RatingConfig(
         name="demo", out=layout.rating, data=RatingData(ratings=layout.data / "faces" / "ratings.csv", group_column="group"),
-        models=[ModelConfig(name=RATER_NAME, ref=str(layout.model(plan.rater)), kind="hf",
-                            variants=[VariantConfig(name="fp32", options={"batch_size": s.batch_size})])],
+        models=[ModelConfig(name=RATER_NAME, ref=str(layout.model(plan.rater)), kind="hf", batch_size=s.batch_size,
+                            variants=[VariantConfig(name="fp32")])],
         emotions=list(trained.emotions), prompts=prompts,
         conditions=ConditionsConfig(modes=list(s.modes), temperatures=list(s.temperatures), repeats=s.repeats,
                                     priority_rules=rules, default_priority=2),

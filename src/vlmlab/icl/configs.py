@@ -19,6 +19,7 @@ from vlmlab.icl.data import VQADataConfig
 from vlmlab.icl.evaluate import check_method
 from vlmlab.icl.presets import apply_stage_preset, check_preset, resolve_selector
 from vlmlab.icl.prompts import AnswerPostprocess, PromptFormat
+from vlmlab.models.spec import ModelBlock
 
 Preset = Literal["vlmlab", "lever-plus"]
 
@@ -32,12 +33,9 @@ def check_vqa_mode(mode: str) -> str:
     return mode
 
 
-class BackendConfig(StrictModel):
-    """A model behind the backend protocol: `load_backend(ref, kind, **options)`."""
-
-    ref: str
-    kind: str = "hf"
-    options: dict[str, Any] = Field(default_factory=dict)
+# The scorer / evaluated model of a stage is the one model block every study shares
+# (`vlmlab.models.spec.ModelBlock`); the old name stays importable.
+BackendConfig = ModelBlock
 
 
 class IndexConfig(StrictModel):
@@ -77,7 +75,7 @@ class BeamConfig(StrictModel):
 
     preset: Preset = "vlmlab"
     candidates: Path
-    scorer: BackendConfig
+    scorer: ModelBlock
     beam_size: int = Field(5, ge=1)
     shots: int = Field(2, ge=1)
     order: Literal["left", "right"] = "left"
@@ -99,7 +97,7 @@ class RLDataConfig(StrictModel):
 
     preset: Preset = "vlmlab"
     beams: Path
-    scorer: BackendConfig | None = None  # default: the beam run's scorer
+    scorer: ModelBlock | None = None  # default: the beam run's scorer
     # where candidates come from: the beam search, random sequences (`n_sampled`), the pool's most
     # text-similar items, a selector's own beams / temperature samples (upstream Lever-Plus, `selector:`)
     sources: list[Literal["beams", "random", "retrieval", "selector-beams", "selector-samples"]] = Field(
@@ -151,7 +149,7 @@ class EvalConfig(StrictModel):
     preset: Preset = "vlmlab"
     index: Path
     test: VQADataConfig
-    model: BackendConfig
+    model: ModelBlock
     methods: list[str] = Field(default_factory=lambda: ["zero-shot", "random", "text", "image"])
     shots: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
     sizes: list[Union[int, Literal["full"]]] = Field(default_factory=lambda: ["full"])

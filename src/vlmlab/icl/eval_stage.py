@@ -171,7 +171,8 @@ def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = N
     run.write_metrics({"cells": cells, "test_questions": len(test), "vqa_mode": config.vqa_mode, "seconds_this_invocation": elapsed,
                        "selector_mismatch": mismatches})
     warning = f"**WARNING: the selector ran on data it was not trained on (--allow-mismatch):** {'; '.join(mismatches)}\n\n" if mismatches else ""
-    run.write_report(f"# icl eval\n\n{warning}test: `{config.test.questions}` ({len(test)} questions), support: {len(index)}, "
+    model = f"model: `{config.model.ref}` ({config.model.kind}, {config.model.precision()})\n\n"
+    run.write_report(f"# icl eval\n\n{warning}{model}test: `{config.test.questions}` ({len(test)} questions), support: {len(index)}, "
                      f"VQA accuracy ({config.vqa_mode}) in %, {ci_label('percentile', unit, 0.95, config.n_boot)} in brackets\n\n"
                      + results_markdown(cells, config.methods))
     errors = sum(c["errors"] for c in cells)

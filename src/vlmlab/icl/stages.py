@@ -27,23 +27,23 @@ from vlmlab.errors import DataError, ModelError
 from vlmlab.icl import beam as beam_mod
 from vlmlab.icl.candidates import build_pools, choose_anchors
 from vlmlab.icl.selectors.records import read_jsonl  # noqa: F401  (one JSONL reader for the study; re-exported)
-from vlmlab.icl.configs import BackendConfig, BeamConfig, CandidatesConfig, IndexConfig, RLDataConfig
+from vlmlab.icl.configs import BeamConfig, CandidatesConfig, IndexConfig, RLDataConfig
 from vlmlab.icl.data import Split, load_split, target_answer
 from vlmlab.icl.index import SupportIndex, build_index
 from vlmlab.icl.lever_lm import SupportRows, write_lever_lm
 from vlmlab.icl.prompts import check_backend_images
 from vlmlab.icl.rl_data import answer_candidates, balance_records, candidate_sequences, policy_candidates, rl_statistics, score_candidates
 from vlmlab.models.base import Backend
+from vlmlab.models.spec import ModelBlock
 from vlmlab.progress import track
 from vlmlab.runs import Run, atomic_write_text
 
 
 # --- plumbing ------------------------------------------------------------------------------
 
-def load_backend(cfg: BackendConfig) -> Backend:
-    from vlmlab.models.registry import load_backend as _load
-
-    return _load(cfg.ref, kind=cfg.kind, **cfg.options)
+def load_backend(cfg: ModelBlock) -> Backend:
+    """The backend of a stage's model block (`ModelBlock.load`, the one path every study takes)."""
+    return cfg.load()
 
 
 def upstream_config(folder: Path, model: type, stage: str) -> Any:

@@ -40,6 +40,9 @@ from vlmlab.models.base import GenerationRequest, GenerationResult, LogprobSourc
 from vlmlab.models.http import HTTP_OPTIONS, OLLAMA_FORMATS, HttpBackend, RequestFailed, check_options, image_base64
 from vlmlab.models.openai_compat import parse_step
 
+# What an ollama model block's `options` may hold: the HTTP options and Ollama's own.
+OLLAMA_OPTIONS = (*HTTP_OPTIONS, "extra_options", "think", "image_tokens")
+
 
 def turn_to_ollama_message(turn: Turn) -> dict[str, Any]:
     """One Ollama chat message: joined text plus base64 images (no data-URL prefix)."""
@@ -89,7 +92,7 @@ class OllamaBackend(HttpBackend):
         image_tokens: int = 1024,
         **options: Any,
     ) -> None:
-        check_options(self.name, options, (*HTTP_OPTIONS, "extra_options", "think", "image_tokens"))
+        check_options(self.name, options, OLLAMA_OPTIONS)
         if not isinstance(think, bool) and think not in ("low", "medium", "high"):
             raise ConfigError(f"think must be true, false, low, medium or high, got {think!r}")
         if image_tokens < 1:

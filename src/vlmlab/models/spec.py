@@ -38,6 +38,10 @@ def backend_parameters(kind: str) -> list[str]:
 
         skip = {"self", "path", "spec", "processor"}
         return [p for p in inspect.signature(HFBackend.__init__).parameters if p not in skip]
+    if kind == "ollama":
+        from vlmlab.models.ollama import OLLAMA_OPTIONS
+
+        return sorted(set(OLLAMA_OPTIONS))
     from vlmlab.models.http import HTTP_OPTIONS
 
     return sorted(set(HTTP_OPTIONS))
@@ -79,6 +83,12 @@ class ModelBlock(StrictModel):
             out |= {k: getattr(self, k) for k in ("device_map", "adapter", "quantization") if getattr(self, k) is not None}
             return out | self.options
         return {"model": self.ref} | self.options
+
+    def precision(self) -> str:
+        """How the weights are held, for report model lines: `float32`, `auto, int4`, `server`."""
+        if self.kind != "hf":
+            return "server"
+        return self.dtype + (f", {self.quantization}" if self.quantization else "")
 
     def load(self, tiny_root: Path | None = None) -> Any:
         """The backend this block describes."""

@@ -335,11 +335,26 @@ def analyze_runs(folders: Sequence[Path], out_dir: Path, *, seed: int = 0, n_boo
     return {**paths, "report_json": paths["json"], "json": out_dir / "analysis.json"}
 
 
+def model_rows(runs: Sequence[ConditionRun]) -> list[list[Any]]:
+    """One row per model variant: its ref, backend kind and precision (dtype, quantization) as run."""
+    from vlmlab.models.spec import ModelBlock
+
+    rows: dict[str, list[Any]] = {}
+    for run in runs:
+        m = run.config["model"]
+        # Runs from before the model block (and classifier baselines) record no precision.
+        precision = ModelBlock.model_validate({k: m[k] for k in ModelBlock.model_fields if k in m}).precision() if "dtype" in m else "–"
+        rows.setdefault(f"{m['name']}/{run.config['variant']['name']}", [m.get("ref"), m.get("kind"), precision])
+    return [[label, *row] for label, row in rows.items()]
+
+
 def build_report(runs: Sequence[ConditionRun], per: dict[str, Any], cross: dict[str, Any], human: dict[str, Any] | None) -> Report:
     report = Report("Rating study: do VLMs rate facial expressions like humans?")
     report.text("Estimates are followed by 95% confidence intervals in brackets (seeded). Each condition has one rating per image, "
                 "so bootstraps resample images: accuracy, kappa and MAE by percentile bootstrap over images, correlations by BCa "
                 "bootstrap over images, rates by Wilson intervals. Each statistic's n is the number of images it was computed on.")
+    report.heading("Models")
+    report.table(Table(["model/variant", "ref", "kind", "precision"], model_rows(runs)))
     rows = []
     for label, s in per.items():
         emo = s.get("emotion", {})

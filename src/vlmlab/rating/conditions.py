@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlmlab.models.spec import ModelBlock
 from vlmlab.rating.config import ModelConfig, PriorityRule, PromptMode, RatingConfig, VariantConfig
 
 
@@ -24,6 +25,11 @@ class Condition:
         """Stable folder name: `<model>__<variant>/<mode>__t<temperature>__r<repeat>`."""
         return f"{self.model.name}__{self.variant.name}/{self.mode}__t{self.temperature:g}__r{self.repeat}"
 
+    @property
+    def block(self) -> ModelBlock:
+        """The model block this condition loads (the model's, with its variant applied)."""
+        return self.model.block(self.variant)
+
     def seed(self, base_seed: int) -> int:
         """One seed per (study seed, repeat): repeats differ, re-runs of a repeat are identical."""
         return base_seed * 1000 + self.repeat
@@ -33,8 +39,8 @@ class Condition:
         return {
             "stage": "rating.condition",
             "data": data_identity(study),
-            "model": {"name": self.model.name, "ref": self.model.ref, "kind": self.model.kind, "base_url": self.model.base_url},
-            "variant": self.variant.model_dump(mode="json"),
+            "model": {"name": self.model.name, **self.block.model_dump(mode="json")},  # precision included
+            "variant": self.variant.model_dump(mode="json", exclude_none=True),
             "mode": self.mode,
             "temperature": self.temperature,
             "repeat": self.repeat,

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from vlmlab.config import StrictModel
 from vlmlab.models.backend_checks import capture_problems
+from vlmlab.models.spec import ModelBlock
 
 PromptMode = Literal["context-carry", "single-shot", "text-only"]
 
@@ -29,27 +30,54 @@ class DataConfig(StrictModel):
 
 
 class VariantConfig(StrictModel):
-    """One way to load a model, e.g. fp16 vs 4-bit; options go to `load_backend`."""
+    """One way to load a model, e.g. fp16 vs 4-bit: model-block fields this variant changes.
+
+    Unset fields keep the model's; `options` are merged over the model's `options`. The variant's
+    resolved block is validated with the config, so an option typo stops before anything loads.
+    """
 
     name: str = "default"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = None
+    device_map: str | None = None
+    adapter: Path | None = None
+    quantization: Literal["int8", "int4", "8bit", "4bit"] | None = None
+    batch_size: int | None = Field(None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class ModelConfig(StrictModel):
+class ModelConfig(ModelBlock):
+    """A model of the study: the shared model block (`vlmlab.models.spec`), a table label, variants."""
+
     name: str  # a label for tables
-    ref: str  # registry name, local path, or the server-side model name for openai/ollama
-    kind: Literal["hf", "openai", "ollama"] = "hf"
-    base_url: str | None = None
     variants: list[VariantConfig] = Field(default_factory=lambda: [VariantConfig()])
 
     @model_validator(mode="after")
-    def _check(self) -> "ModelConfig":
-        if self.kind != "hf" and not self.base_url:
-            raise ValueError(f"model {self.name!r}: kind {self.kind} needs base_url")
+    def _check_variants(self) -> "ModelConfig":
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError(f"model {self.name!r}: variant names must be unique, got {names}")
+        for variant in self.variants:
+            try:
+                self.block(variant)
+            except ValueError as exc:
+                raise ValueError(f"model {self.name!r}, variant {variant.name!r}: {_first_message(exc)}") from None
         return self
+
+    def block(self, variant: VariantConfig) -> ModelBlock:
+        """The model block this variant loads: the model's fields, overridden by the variant's."""
+        fields = {k: getattr(self, k) for k in ModelBlock.model_fields}
+        fields |= {k: v for k, v in variant.model_dump(exclude={"name", "options"}).items() if v is not None}
+        fields["options"] = {**self.options, **variant.options}
+        return ModelBlock(**fields)
+
+
+def _first_message(exc: ValueError) -> str:
+    """The message of a validation error without pydantic's framing."""
+    import pydantic
+
+    if isinstance(exc, pydantic.ValidationError):
+        return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+    return str(exc)
 
 
 class BaselineConfig(StrictModel):

@@ -232,7 +232,7 @@ def _volatile(condition: Condition) -> tuple[str, ...]:
     always = ("capture.require_logprobs",)
     if not connection_keys(condition.model.kind):
         return always
-    return (*always, "model.base_url", *(f"variant.options.{k}" for k in CONNECTION_OPTIONS))
+    return (*always, "model.base_url", *(f"{where}.options.{k}" for where in ("model", "variant") for k in CONNECTION_OPTIONS))
 
 
 def plan_study(study: RatingConfig, max_priority: int | None = None, resolve_models: bool = True) -> tuple[list[FaceItem], list[Condition]]:
@@ -352,9 +352,6 @@ def _mark_failed(runs: list[tuple[Condition, Run]], finished: list[Path], exc: B
 
 
 def _load_backend(condition: Condition) -> Backend:
-    from vlmlab.models.registry import load_backend
-
-    options = dict(condition.variant.options)
-    if condition.model.kind == "hf":
-        return load_backend(condition.model.ref, kind="hf", **options)
-    return load_backend(condition.model.base_url, kind=condition.model.kind, model=condition.model.ref, **options)
+    """The condition's backend, through the one model-block path (`ModelBlock.load`)."""
+    backend: Backend = condition.block.load()
+    return backend
