@@ -5,12 +5,18 @@ Processors built without their video processor (vlmlab never feeds video) are sa
 `video_processor` section a stock save writes, so `transformers serve`/vLLM find every
 sub-processor. Without torchvision (this machine) stock transformers cannot build any video
 processor, so for those families the stock load must fail only on torchvision, never on a
-missing file; the with-torchvision load is in benchmarks/gpu_matrix.sh.
+missing file.
+
+The stock loader runs under `$VLMLAB_STOCK_PYTHON` when that is set (an interpreter of another
+venv, e.g. one with torchvision: benchmarks/check_with_torchvision.sh), else under this one.
+With torchvision every folder must load. `$VLMLAB_STOCK_RESULTS` names a JSON file for the
+per-family outcome.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,9 +44,15 @@ print(json.dumps(out))
 """
 
 
+def stock_python() -> str:
+    """The interpreter of the independent loader: `$VLMLAB_STOCK_PYTHON`, else this one."""
+    return os.environ.get("VLMLAB_STOCK_PYTHON") or sys.executable
+
+
 def stock_load(folders: list[Path]) -> dict:
-    proc = subprocess.run([sys.executable, "-c", STOCK_LOADER, *map(str, folders)], capture_output=True, text=True,
-                          timeout=600, cwd="/")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([stock_python(), "-c", STOCK_LOADER, *map(str, folders)], capture_output=True, text=True,
+                          timeout=600, cwd="/", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -73,6 +85,9 @@ def test_every_tiny_folder_loads_with_stock_transformers(tiny_model, tmp_path: P
     result = stock_load(list(folders.values()))
     assert result.pop("vlmlab imported") is False
     torchvision = result.pop("torchvision")
+    if os.environ.get("VLMLAB_STOCK_RESULTS"):  # per family: status, classes or error (for the report)
+        Path(os.environ["VLMLAB_STOCK_RESULTS"]).write_text(json.dumps(
+            {"python": stock_python(), "torchvision": torchvision} | {n: result[str(f)] for n, f in folders.items()}, indent=1))
     for name, folder in folders.items():
         status, kind, detail = result[str(folder)]
         needs_video = "video_processor" in expected_subprocessors(folder)
