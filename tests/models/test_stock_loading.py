@@ -32,9 +32,15 @@ from transformers.utils import is_torchvision_available
 out = {}
 for folder in sys.argv[1:]:
     try:
-        processor = AutoProcessor.from_pretrained(folder)
-        model = AutoModelForImageTextToText.from_pretrained(folder)
+        try:  # a LoRA adapter: the processor is its base's; transformers loads base + adapter (PEFT)
+            base = json.load(open(folder + "/adapter_config.json"))["base_model_name_or_path"]
+        except FileNotFoundError:
+            base = folder
+        model = AutoModelForImageTextToText.from_pretrained(folder)  # first: also runs where the processor cannot
         assert sum(p.numel() for p in model.parameters()) > 0
+        lora_b = sum(float(p.abs().sum()) for n, p in model.named_parameters() if "lora_B" in n)
+        assert (lora_b > 0) == (base != folder), lora_b  # the adapter's trained weights are in the model
+        processor = AutoProcessor.from_pretrained(base)
         out[folder] = ["ok", type(processor).__name__, type(model).__name__]
     except Exception as exc:
         out[folder] = ["error", type(exc).__name__, str(exc)[:300]]
@@ -65,7 +71,23 @@ def expected_subprocessors(folder: Path) -> list[str]:
     return [a for a in getattr(transformers, name).get_attributes() if a != "tokenizer"]
 
 
-@pytest.mark.slow  # one subprocess loads every family (~40 s under load)
+def lora_adapter(base: Path, out: Path) -> Path:
+    """A LoRA adapter as `vlmlab train --method lora` saves it, with non-zero (as if trained) weights."""
+    import torch
+
+    from vlmlab.train.model_setup import load_for_training, save_trained
+
+    model = load_for_training(base, method="lora", torch_dtype=torch.float32, lora_r=2, lora_alpha=4, lora_dropout=0.0,
+                              target_modules=None, gradient_checkpointing=False)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.01)
+    save_trained(model, None, out, method="lora", train_config={"method": "lora"})
+    return out
+
+
+@pytest.mark.slow  # one subprocess loads every family and a LoRA adapter (~60-100 s under load)
 def test_every_tiny_folder_loads_with_stock_transformers(tiny_model, tmp_path: Path) -> None:
     from vlmlab.models.hf import HFBackend
 
@@ -82,6 +104,7 @@ def test_every_tiny_folder_loads_with_stock_transformers(tiny_model, tmp_path: P
         missing = [a for a in expected_subprocessors(folder) if a not in saved]
         assert not missing, (name, missing)
         assert (folder / "tokenizer.json").exists() and (folder / "chat_template.jinja").exists(), name
+    folders["lora adapter of qwen2-vl"] = lora_adapter(folders["qwen2-vl"], tmp_path / "lora-adapter")
     result = stock_load(list(folders.values()))
     assert result.pop("vlmlab imported") is False
     torchvision = result.pop("torchvision")
@@ -90,7 +113,7 @@ def test_every_tiny_folder_loads_with_stock_transformers(tiny_model, tmp_path: P
             {"python": stock_python(), "torchvision": torchvision} | {n: result[str(f)] for n, f in folders.items()}, indent=1))
     for name, folder in folders.items():
         status, kind, detail = result[str(folder)]
-        needs_video = "video_processor" in expected_subprocessors(folder)
+        needs_video = "video_processor" in expected_subprocessors(folder if name != "lora adapter of qwen2-vl" else folders["qwen2-vl"])
         if status == "ok":
             continue
         assert needs_video and not torchvision, (name, kind, detail)
