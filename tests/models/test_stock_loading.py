@@ -1,5 +1,6 @@
 """Checkpoints others can load: every folder vlmlab writes opens with stock `AutoProcessor` +
-`AutoModelForImageTextToText` in a process that never imports vlmlab.
+`AutoModelForImageTextToText` in a process that never imports vlmlab, and generates from one
+image chat turn through the stock processor (what `transformers serve` does with it).
 
 Processors built without their video processor (vlmlab never feeds video) are saved with the
 `video_processor` section a stock save writes, so `transformers serve`/vLLM find every
@@ -27,6 +28,7 @@ from vlmlab.models.tiny import TINY_FAMILIES
 
 STOCK_LOADER = r"""
 import json, sys
+import PIL.Image, torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.utils import is_torchvision_available
 out = {}
@@ -41,6 +43,15 @@ for folder in sys.argv[1:]:
         lora_b = sum(float(p.abs().sum()) for n, p in model.named_parameters() if "lora_B" in n)
         assert (lora_b > 0) == (base != folder), lora_b  # the adapter's trained weights are in the model
         processor = AutoProcessor.from_pretrained(base)
+        # what a server does next: one image chat turn through the processor, a few greedy tokens.
+        # BLIP-2's stock processor drops its chat template (Blip2Processor.__init__ takes none): the tokenizer's is used.
+        chat = [{"role": "user", "content": [{"type": "image", "image": PIL.Image.new("RGB", (56, 56), (200, 30, 30))},
+                                             {"type": "text", "text": "What colour is it?"}]}]
+        inputs = processor.apply_chat_template(chat, chat_template=processor.chat_template or processor.tokenizer.chat_template,
+                                               add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+        with torch.no_grad():
+            new = model.generate(**inputs, max_new_tokens=3, do_sample=False).shape[1] - inputs["input_ids"].shape[1]
+        assert new > 0, new
         out[folder] = ["ok", type(processor).__name__, type(model).__name__]
     except Exception as exc:
         out[folder] = ["error", type(exc).__name__, str(exc)[:300]]
