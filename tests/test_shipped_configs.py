@@ -34,7 +34,7 @@ def run_cli(args: list[str]) -> int:
 def workspace(tmp_path_factory, tiny_model) -> Path:
     """A folder laid out as the shipped configs expect it (data and model paths relative to it)."""
     ws = tmp_path_factory.mktemp("workspace")
-    for kind, n, folders in [("vqa", 60, ["toy_vqa", "runs/demo/data/vqa"]), ("panorama", 12, ["data/toy/panorama", "runs/demo/data/panorama"]),
+    for kind, n, folders in [("vqa", 60, ["data/toy-vqa", "runs/demo/data/vqa"]), ("panorama", 12, ["data/toy/panorama", "runs/demo/data/panorama"]),
                              ("faces", 24, ["data/faces", "runs/demo/data/faces"])]:
         first = ws / folders[0]
         assert run_cli(["toyworld", "generate", kind, "--out", str(first), "--n", str(n)]) == 0

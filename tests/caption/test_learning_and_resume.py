@@ -98,9 +98,14 @@ def test_the_whole_run_resumes_after_sigkill_in_training_and_in_generation(write
     done_before = ledger.read_text().count("\n")
     assert done_before < 12
 
-    # 3: runs to the end, through `--gpus 0`: the model runs in its own child process (CPU here)
+    # 3: runs to the end, through `--gpus 0`: the model runs in its own child process (CPU here). The
+    # parent refuses GPU ids the machine lacks, so it is told of one GPU; the child sees the real machine.
     for key, value in CHILD_ENV.items():
         monkeypatch.setenv(key, value)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     from vlmlab.cli import main
 
     try:

@@ -69,6 +69,7 @@ def test_shared_meteor_jvm_equals_the_jar_as_pycocoevalcap_runs_it():
     expected = _pycoco_meteor([(quic_preds, grouped), (per_row_preds, per_row_refs), (messy_preds, messy_refs)])
 
     # a JVM killed by the watchdog is replaced on the next call, never reused half-read
+    meteor_mod._SHARED.close()  # a cold JVM cannot answer within 0.2 s (a warm one from an earlier test might)
     with pytest.raises(RunError, match="did not finish"):
         meteor_mod.meteor(["a dog"] * 5, [["a dog runs"]] * 5, timeout=0.2)
     results = [

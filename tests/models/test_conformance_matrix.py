@@ -27,7 +27,7 @@ UNBUILDABLE = [f for f in TINY_FAMILIES if TINY_FAMILIES[f].missing()]
 
 def test_at_least_twenty_architectures() -> None:
     assert len(TINY_FAMILIES) >= 20
-    assert {"mllama", "smolvlm", "idefics2", "idefics3", "qwen2-vl", "qwen2.5-vl", "qwen3-vl", "llava", "llava-next",
+    assert {"idefics", "mllama", "smolvlm", "idefics2", "idefics3", "qwen2-vl", "qwen2.5-vl", "qwen3-vl", "llava", "llava-next",
             "llava-onevision", "paligemma", "gemma3", "internvl", "mistral3", "blip2"} <= set(TINY_FAMILIES)
 
 

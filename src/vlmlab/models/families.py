@@ -9,6 +9,10 @@ What is derived, and from where:
 - **chat template**: the processor's, else its tokenizer's (`FamilySpec.default_chat_template`
   only for checkpoints that ship none, i.e. BLIP-2);
 - **image placeholder**: the processor's `image_token` (else its tokenizer's);
+- **prompt format** (`takes_interleaved_prompts`): a processor that takes one prompt as a list of
+  text pieces and images (IDEFICS, the Flamingo architecture) is handed the chat template's text
+  split at its image placeholders, with the images in their places; every other processor takes
+  the text and an image list;
 - **images per prompt**: a two-image conversation is rendered by the chat template; if the
   template places no image placeholder in the text, the processor puts the image features in
   front of the text once, so a prompt holds one image (BLIP-2); otherwise any number;
@@ -19,6 +23,10 @@ What is derived, and from where:
 - **LoRA targets** (`lora_targets(model)`): the linear layers inside the decoder layers of the
   module that owns the input embeddings (the language model), found by module structure, never by
   name substrings, so vision towers and projectors are never adapted.
+  IDEFICS's gated cross-attention layers are adapted too: they are layer lists of the language
+  model (queries are text states, their output is added to the text residual stream, the gates
+  belong to the decoder), and in Flamingo they are exactly what is trained; the vision tower
+  that feeds their keys/values is not.
 
 `FamilySpec` entries (keyed by `config.json`'s `model_type`) carry only the facts that cannot be
 derived (a default dtype, a chat template for checkpoints without one) and a short description
@@ -103,6 +111,8 @@ for _spec in [
     FamilySpec("idefics3", "idefics3", image_tokens="tiles + global image, image_seq_len <image> each"),
     FamilySpec("gemma3", "gemma3", default_dtype="bfloat16", image_tokens="fixed: 256 <image_soft_token> per image"),
     FamilySpec("internvl", "internvl", default_dtype="bfloat16", image_tokens="tiles of 256 <IMG_CONTEXT> each"),
+    # display only (no override): the interleaved prompt format is derived from the processor
+    FamilySpec("idefics", "idefics", image_tokens="one <image> per image; features via gated cross-attention"),
     FamilySpec("blip2", "blip-2", default_chat_template=BLIP2_TEMPLATE,
                image_tokens="32 Q-Former query tokens before the text"),
     # Qwen3-VL's forward also reads per-image deepstack features, which the cache does not keep
@@ -146,6 +156,7 @@ class ResolvedSpec:
         max_images: images one prompt may hold (None = any number).
         min_images: images one prompt must hold (1 when images come before the text: BLIP-2).
         vision_cache: whether the model takes precomputed vision features.
+        interleaved: whether its processor takes interleaved prompts (`takes_interleaved_prompts`).
         derived: fact name -> where it came from ("checkpoint", "registry").
     """
 
@@ -156,13 +167,15 @@ class ResolvedSpec:
     min_images: int
     vision_cache: bool
     derived: dict[str, str] = field(default_factory=dict)
+    interleaved: bool = False
 
     @property
     def name(self) -> str:
         return self.family.family
 
 
-def _image_token(processor: Any) -> str | None:
+def processor_image_token(processor: Any) -> str | None:
+    """The processor's image placeholder text (else its tokenizer's), if any."""
     for owner in (processor, getattr(processor, "tokenizer", None)):
         token = getattr(owner, "image_token", None)
         if token is not None and str(token):
@@ -185,7 +198,7 @@ def resolve_spec(path: Path, processor: Any, model_class: type | None = None) ->
             f"{path}: model_type {fam.model_type!r} ships no chat template and has no registry entry with one; "
             "add chat_template.jinja to the folder (or register_family(FamilySpec(..., default_chat_template=...)))"
         )
-    token = _image_token(processor)
+    token = processor_image_token(processor)
     derived["chat_template"] = "registry" if template == fam.default_chat_template else "checkpoint"
     if token is None:
         raise ModelError(
@@ -198,7 +211,44 @@ def resolve_spec(path: Path, processor: Any, model_class: type | None = None) ->
              and per_image_processing(processor))
     if fam.vision_cache:
         derived["vision_cache"] = "checkpoint"
-    return ResolvedSpec(fam, fam.default_dtype, token, max_images, min_images, cache, derived)
+    interleaved = takes_interleaved_prompts(processor)
+    derived["prompt format"] = "checkpoint"
+    return ResolvedSpec(fam, fam.default_dtype, token, max_images, min_images, cache, derived, interleaved)
+
+
+_INTERLEAVED: dict[type, bool] = {}
+
+
+def takes_interleaved_prompts(processor: Any) -> bool:
+    """Whether the processor takes a prompt as one list of text pieces and images, placing each
+    image where it stands (IDEFICS: `processor(text=[["User:", image, "What is it?"]])`).
+
+    Found by asking the processor (once per processor class): an interleaved one-image prompt must
+    come back with one image placeholder token and one image. Such processors cannot be handed the
+    chat-rendered text plus an image list: IDEFICS would put the images in front of the text and
+    leave the template's own placeholders without images.
+    """
+    cls = type(processor)
+    if cls not in _INTERLEAVED:
+        _INTERLEAVED[cls] = _answers_interleaved(processor)
+    return _INTERLEAVED[cls]
+
+
+def _answers_interleaved(processor: Any) -> bool:
+    import PIL.Image
+
+    token = processor_image_token(processor)
+    tokenizer = getattr(processor, "tokenizer", None)
+    if token is None or tokenizer is None or getattr(processor, "image_processor", None) is None:
+        return False
+    try:
+        out = processor(text=[["?", PIL.Image.new("RGB", (32, 32))]], return_tensors="pt")
+    except Exception:  # noqa: BLE001 - any refusal means the same: it does not take interleaved prompts
+        return False
+    ids, pixels = out.get("input_ids"), out.get("pixel_values")
+    if ids is None or pixels is None or getattr(ids, "ndim", 0) != 2:
+        return False
+    return int((ids == tokenizer.convert_tokens_to_ids(token)).sum()) == 1 and pixels.shape[0] == 1
 
 
 def _images_per_prompt(processor: Any, token: str) -> tuple[int | None, int]:
@@ -288,5 +338,5 @@ def lora_targets(model: Any) -> str:
 
 __all__ = [
     "BLIP2_TEMPLATE", "FAMILIES", "FamilySpec", "ResolvedSpec", "family_for_model_type", "language_model_layers",
-    "lora_targets", "per_image_processing", "read_model_type", "register_family", "resolve_spec",
+    "lora_targets", "per_image_processing", "processor_image_token", "read_model_type", "register_family", "resolve_spec", "takes_interleaved_prompts",
 ]

@@ -35,7 +35,8 @@ from vlmlab.models.base import Turn, conversation_images
 from vlmlab.models.processor import image_only_processor_class, load_processor  # noqa: F401 - their old home
 
 # Per-token tensors with more dimensions (Mllama: token x image x tile); padded on every dimension.
-_PER_TOKEN_GRID_KEYS = ("cross_attention_mask",)
+# IDEFICS: token x image, which image each token's gated cross-attention sees.
+_PER_TOKEN_GRID_KEYS = ("cross_attention_mask", "image_attention_mask")
 # Per-sample tensors with a leading batch dimension (Idefics3 pads images per sample); all other
 # vision tensors are per-image and concatenated along dim 0.
 _PER_SAMPLE_KEYS = ("pixel_attention_mask", "aspect_ratio_ids", "aspect_ratio_mask")
@@ -102,12 +103,31 @@ def _suffix_token_types(processor: Any, prompt_text: str, conversation: Sequence
     return int(out["token_type_ids"][0, -1])
 
 
+def _interleaved(processor: Any, text: str, images: list) -> list:
+    """The chat-rendered text split at its image placeholders, each image in its place (the
+    prompt format of processors that take interleaved prompts: IDEFICS)."""
+    from vlmlab.models.families import processor_image_token
+
+    pieces = text.split(str(processor_image_token(processor)))
+    if len(pieces) != len(images) + 1:
+        raise ModelError(f"the chat template placed {len(pieces) - 1} image placeholder(s) for {len(images)} image(s)")
+    prompt: list = []
+    for piece, image in zip(pieces, [*images, None]):
+        prompt += [piece] if piece else []
+        prompt += [image] if image is not None else []
+    return prompt
+
+
 def _processor_call(processor: Any, text: str, images: list, **extra: Any) -> dict[str, torch.Tensor]:
+    from vlmlab.models.families import takes_interleaved_prompts
+
     tok = processor.tokenizer
+    if images and takes_interleaved_prompts(processor):
+        text, images = _interleaved(processor, text, images), []  # type: ignore[assignment]
     kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"} | {k: [v] for k, v in extra.items()}
     if images:
         kwargs["images"] = images
-    if tok.bos_token is not None and text.startswith(tok.bos_token):
+    if tok.bos_token is not None and isinstance(text, str) and text.startswith(tok.bos_token):
         kwargs["add_special_tokens"] = False
     try:
         out = processor(**kwargs)
@@ -147,6 +167,9 @@ class ImageInputCache:
 
         import PIL.Image
 
+        from vlmlab.models.families import takes_interleaved_prompts
+
+        takes_interleaved_prompts(processor)  # asked of the real processor, never of the caching proxy
         keys = [im.sha256 for im in images]
         stand_in = PIL.Image.new("RGB", (1, 1))
         pils = [stand_in if key in self._rows else im.load() for key, im in zip(keys, images)]

@@ -1,5 +1,5 @@
 """Tiny recipes of the families beyond the original seven: LLaVA-NeXT, LLaVA-OneVision, VipLLaVA,
-Qwen3-VL, PaliGemma, Mllama, SmolVLM, Idefics2, Aya Vision, Mistral3 (Pixtral).
+Qwen3-VL, PaliGemma, Mllama, SmolVLM, IDEFICS (Flamingo), Idefics2, Aya Vision, Mistral3 (Pixtral).
 
 Each builds the real `transformers` architecture from a small config and the family's processor
 with its image processor configured by hand (56 px images, a handful of image tokens), plus a
@@ -240,6 +240,30 @@ def _build_idefics2(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     return model, proc
 
 
+def _build_idefics(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
+    """IDEFICS (Flamingo): gated cross-attention from every decoder layer to the perceiver-free
+    image features. The gates start random (`alpha_initializer="normal"`, per channel: the scalar
+    "float" gate cannot be drawn normal in transformers 5.25) instead of the release's
+    zeros, so the tiny model's outputs depend on its images; no layer is frozen."""
+    from transformers import IdeficsConfig, IdeficsForVisionText2Text, IdeficsProcessor
+    from transformers.models.idefics.image_processing_pil_idefics import IdeficsImageProcessorPil
+
+    vision = dict(embed_dim=o["vision_dim"], intermediate_size=2 * o["vision_dim"], num_hidden_layers=o["vision_depth"],
+                  num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=14)
+    config = IdeficsConfig(
+        vocab_size=tok.vocab_size, hidden_size=o["hidden_size"], intermediate_size=o["intermediate_size"],
+        num_hidden_layers=o["num_layers"], num_attention_heads=o["num_heads"], max_position_embeddings=2048,
+        bos_token_id=tok.id("<s>"), eos_token_id=tok.id("</s>"), pad_token_id=tok.id("<pad>"), vision_config=vision,
+        alpha_initializer="normal", alpha_type="vector", alphas_initializer_range=0.5, freeze_text_layers=False,
+        freeze_vision_layers=False, use_resampler=False,
+    )
+    model = IdeficsForVisionText2Text(config)
+    ip = IdeficsImageProcessorPil(image_size=IMAGE_SIZE)
+    proc = IdeficsProcessor(image_processor=ip, tokenizer=tok.hf, image_size=IMAGE_SIZE)
+    proc.chat_template = _IDEFICS2_TEMPLATE  # IdeficsProcessor.__init__ drops the chat_template argument
+    return model, proc
+
+
 def _build_smolvlm(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor
     from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
@@ -356,6 +380,9 @@ EXTRA_FAMILIES: dict[str, TinyRecipe] = {
                                         "<|start_header_id|>", "<|end_header_id|>"),
                    "<|begin_of_text|>", "<|eot_id|>", "<|finetune_right_pad_id|>", _MLLAMA_TEMPLATE, _build_mllama, _SMALL, 1,
                    (("image_token", "<|image|>"),)),
+        TinyRecipe("idefics", "idefics", ("<unk>", "<s>", "</s>", "<pad>", "<image>", "<fake_token_around_image>",
+                                          "<end_of_utterance>"),
+                   "<s>", "</s>", "<pad>", _IDEFICS2_TEMPLATE, _build_idefics, _SMALL, 1, (("image_token", "<image>"),)),
         TinyRecipe("idefics2", "idefics2", ("<unk>", "<s>", "</s>", "<pad>", "<image>", "<fake_token_around_image>",
                                             "<end_of_utterance>"),
                    "<s>", "<end_of_utterance>", "<pad>", _IDEFICS2_TEMPLATE, _build_idefics2, _SMALL, 4, _IDEFICS_SPECIAL),

@@ -21,6 +21,7 @@ machine and torch build gives the same weights.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
