@@ -12,7 +12,7 @@
 #   2. the same stock load without torchvision (the default venv itself);
 #   3. every family, Mistral3 included, built and stock-loaded inside the torchvision venv;
 #   4. the Mistral3 row of the conformance matrix and its tiny-model test, in the torchvision venv.
-# About 6-8 minutes on 2 busy cores after the venv exists (installing it: about 5 minutes).
+# About 2-4 minutes on 2 busy cores once the venv exists (installing it: about 5 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TV_VENV="${TV_VENV:-/tmp/tvenv}"
