@@ -74,10 +74,27 @@ def open_checkpoint(path: Path) -> tuple[Any, ResolvedSpec]:
     one line when a fact the backend needs cannot be derived."""
     fam = family_for_model_type(read_model_type(path))
     cls = model_class(path)
-    processor = load_processor(path, default_chat_template=fam.default_chat_template)
+    try:
+        processor = load_processor(path, default_chat_template=fam.default_chat_template)
+    except ImportError as exc:  # transformers' placeholder class of a processor whose backend is missing
+        raise ModelError(f"{path}: {missing_backend(exc)}") from None
     spec = resolve_spec(path, processor, cls)
     if (path / "vlmlab_tiny.json").exists():  # tiny models are tested for exact equalities: float32
         spec = replace(spec, dtype="float32")
     return processor, spec
 
 
+
+
+def missing_backend(exc: ImportError) -> str:
+    """One line for transformers' "X requires the Y library" error (Pixtral/Mistral3's processor
+    imports torchvision): which class, which library, and what to do."""
+    import re
+
+    text = " ".join(str(exc).split())
+    found = re.search(r"(\w+) requires the (\w+) library", text)
+    if found is None:
+        return f"cannot load its processor ({text[:200]})"
+    cls, lib = found.groups()
+    hint = " (the release that matches your torch, e.g. torch 2.14.1 + torchvision 0.29.1)" if lib.lower() == "torchvision" else ""
+    return f"its processor {cls} needs {lib.lower()}, which is not installed here; pip install {lib.lower()}{hint}"
