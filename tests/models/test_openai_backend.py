@@ -24,7 +24,7 @@ def test_generate_sends_params_and_parses_text():
         backend = OpenAIBackend(server.url, "served-model", **FAST)
         conv = [Turn("system", "be brief"), Turn("user", "hello"), Turn("assistant", "hi"), Turn("user", "again")]
         [result] = backend.generate([GenerationRequest("a", conv, max_new_tokens=7, temperature=0.7, top_p=0.9, seed=5)])
-    assert isinstance(backend, Backend)
+    assert isinstance(backend, Backend) and backend.max_images_per_prompt is None  # the server decides
     assert result.id == "a" and result.status == "ok" and result.text == "echo:again" and result.error is None
     assert result.logprobs is None and result.logprob_source is None
     assert result.seconds is not None and result.seconds > 0

@@ -167,6 +167,10 @@ class Backend(Protocol):
 
     name: str
     supports_score: bool
+    # The most images one prompt may hold (BLIP-2: 1), or None when any number is fine or only the
+    # server knows (HTTP backends). Studies that put several images in one prompt (ICL
+    # demonstrations) read it to refuse a model up front instead of failing every item.
+    max_images_per_prompt: int | None
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """One result per request, same order. Never raises for a single bad item."""

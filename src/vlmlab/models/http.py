@@ -295,6 +295,7 @@ class HttpBackend:
 
     name = "http"
     supports_score = False
+    max_images_per_prompt: int | None = None  # the server decides (e.g. vLLM's --limit-mm-per-prompt)
 
     def __init__(
         self,
