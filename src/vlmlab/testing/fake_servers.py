@@ -334,7 +334,7 @@ class ServerHandle:
             self.answered += 1
             number = self.answered
         with self._responder_lock if self.serialize else contextlib.nullcontext():
-            if isinstance(self.responder, Backend):
+            if callable(getattr(self.responder, "generate", None)):  # a backend (only its generate is served)
                 request = GenerationRequest(
                     id=f"fake-{number}",
                     conversation=conversation,
