@@ -190,7 +190,14 @@ def resolve_spec(path: Path, processor: Any, model_class: type | None = None) ->
         ModelError: a fact the generic path needs cannot be derived; the line names it and how to
             supply it.
     """
-    fam = family_for_model_type(read_model_type(path))
+    return resolve_facts(read_model_type(path), processor, model_class, where=path)
+
+
+def resolve_facts(model_type: str, processor: Any, model_class: type | None = None, *, where: Any = None) -> ResolvedSpec:
+    """`resolve_spec` for a processor that is not (yet) in a folder, e.g. a tiny recipe built in
+    memory for `vlmlab models list`; `where` names it in errors (default: the model_type)."""
+    fam = family_for_model_type(model_type)
+    path = where if where is not None else f"model_type {model_type!r}"
     derived = {k: "registry" for k in fam.overrides}
     template = getattr(processor, "chat_template", None)
     if not template:
@@ -338,5 +345,6 @@ def lora_targets(model: Any) -> str:
 
 __all__ = [
     "BLIP2_TEMPLATE", "FAMILIES", "FamilySpec", "ResolvedSpec", "family_for_model_type", "language_model_layers",
-    "lora_targets", "per_image_processing", "processor_image_token", "read_model_type", "register_family", "resolve_spec", "takes_interleaved_prompts",
+    "lora_targets", "per_image_processing", "processor_image_token", "read_model_type", "register_family", "resolve_facts", "resolve_spec",
+    "takes_interleaved_prompts",
 ]
