@@ -49,9 +49,8 @@ class FamilySupport:
     def cells(self) -> dict[str, str]:
         """The row `vlmlab models list` shows (and `benchmarks/results/conformance.md` holds)."""
         overrides = ", ".join(self.overrides) or "-"
-        if self.needs:
-            missing = f"needs {', '.join(self.needs)}"
-            return {"images/prompt": missing, "vision cache": missing, "LoRA": missing, "interleaved": missing,
+        if self.needs:  # its processor cannot be built here, so nothing is derived
+            return {"images/prompt": "?", "vision cache": "?", "LoRA": "?", "interleaved": "?",
                     "needs": ", ".join(self.needs), "overrides": overrides}
         return {
             "images/prompt": "any" if self.max_images is None else str(self.max_images),
@@ -116,11 +115,50 @@ def family_support(family: str) -> FamilySupport:
         raise ModelError(f"tiny {family}: {exc}") from None
 
 
-def all_family_support() -> list[FamilySupport]:
-    """`family_support` of every tiny family, in `TINY_FAMILIES` order."""
+# The modules whose code decides the facts: a change to any of them (or to transformers) is a new cache key.
+_FACT_MODULES = ("families", "support", "tiny", "tiny_base", "tiny_extra", "processor", "checkpoint")
+
+
+def _cache_key() -> str:
+    import hashlib
+
+    import transformers
+
+    digest = hashlib.sha256(f"transformers {transformers.__version__}".encode())
+    for name in _FACT_MODULES:
+        digest.update((Path(__file__).parent / f"{name}.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def all_family_support(cache_root: Path | None = None) -> list[FamilySupport]:
+    """`family_support` of every tiny family, in `TINY_FAMILIES` order.
+
+    Building every recipe takes seconds (`vlmlab models list` runs this), so with `cache_root` the
+    rows are kept in `support-<key>.json` there, the key hashing transformers' version and the source
+    of the modules that decide the facts: a stale file is never read.
+    """
+    import json
+
     from vlmlab.models.tiny import TINY_FAMILIES
 
-    return [family_support(f) for f in TINY_FAMILIES]
+    cache = Path(cache_root) / f"support-{_cache_key()}.json" if cache_root is not None else None
+    if cache is not None and cache.is_file():
+        try:
+            rows = [FamilySupport(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()})
+                    for r in json.loads(cache.read_text())]
+        except (ValueError, TypeError):
+            rows = []
+        if [r.family for r in rows] == list(TINY_FAMILIES):
+            return rows
+    rows = [family_support(f) for f in TINY_FAMILIES]
+    if cache is not None:
+        from dataclasses import asdict
+
+        from vlmlab.runs import atomic_write_text
+
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache, json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    return rows
 
 
 __all__ = ["SUPPORT_COLUMNS", "FamilySupport", "all_family_support", "checkpoint_support", "empty_model", "family_support",
