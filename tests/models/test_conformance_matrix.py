@@ -19,7 +19,7 @@ import pytest
 from vlmlab.errors import ModelError
 from vlmlab.models.support import family_support
 from vlmlab.models.tiny import TINY_FAMILIES
-from vlmlab.testing.conformance import CHECKS, header, row, run_all, table
+from vlmlab.testing.conformance import CHECKS, KNOWN_FAILURES, header, row, run_all, table
 
 ROWS: dict[str, dict[str, str]] = {}
 # Families whose processor needs a module missing here (Pixtral: torchvision) are checked for the
@@ -55,7 +55,7 @@ def test_family_passes_every_check(family: str, tiny_model, request: pytest.Fixt
     results = run_all(path)
     publish(request, family, results)
     failed = {c: r for c, r in results.items() if not (r == "ok" or r.startswith(("n/a", "refused")))}
-    assert not failed, failed
+    assert set(failed) == set(KNOWN_FAILURES.get(family, {})), failed
     assert set(results) == set(CHECKS)
     assert family_support(family) == checkpoint_support(path)
 
