@@ -34,6 +34,7 @@ from vlmlab.icl.lever_lm import SupportRows, write_lever_lm
 from vlmlab.icl.prompts import check_backend_images
 from vlmlab.icl.rl_data import answer_candidates, balance_records, candidate_sequences, policy_candidates, rl_statistics, score_candidates
 from vlmlab.models.base import Backend
+from vlmlab.models.preflight import preflight_model
 from vlmlab.models.spec import ModelBlock
 from vlmlab.progress import track
 from vlmlab.runs import Run, atomic_write_text
@@ -168,6 +169,8 @@ def run_beam(config: BeamConfig, out: Path | str, *, backend: Backend | None = N
         beam_mod.check_search(len(c["pool"]), config.beam_size, config.shots, config.order, config.rank_by)
         if c["id"] in c["pool"]:
             raise DataError(f"{config.candidates}: anchor {c['id']} is in its own pool; rebuild the candidates")
+    if backend is None:
+        preflight_model(config.scorer)  # hub access, processor, family facts, quantization: before the run folder
     run, rank, world, barrier = open_sharded(out, config, "icl-beam", overwrite, config.device)
     mine = [c for c in cands[rank::world] if c["id"] not in run.done_ids()]
     started = time.perf_counter()
@@ -235,6 +238,8 @@ def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | Non
     extra = policy_candidates(beams, ccfg.index, config.selector, config.sources, provenance=training_provenance(ccfg.index, config.beams),
                               shots=bcfg.shots, selector_beams=config.selector_beams, temperatures=config.selector_temperatures,
                               samples=config.selector_samples, seed=config.seed) if set(config.sources) - {"beams", "random"} else {}
+    if backend is None:
+        preflight_model(config.scorer or bcfg.scorer)  # before the run folder
     run = Run.open(out, config, stage="icl-rl-data", overwrite=overwrite)
     pending = [b for b in beams if b["id"] not in run.done_ids()]
     # score sampled sequences as the beams were scored (files from before these fields: answer only, chat)
