@@ -1,9 +1,12 @@
 """`vlmlab models check` on checkpoints written by stock transformers in a process without vlmlab.
 
 #13 asks that folders other tools wrote work as long as they hold a standard config, processor
-and chat template: the tiny checkpoints are re-saved by plain `save_pretrained` (no vlmlab code on
-the writing side), then checked through the real CLI. Families whose processors load without
-torchvision on this machine.
+and chat template. Two kinds, each checked through the real CLI, for families whose processors
+load without torchvision on this machine:
+
+- vlmlab's tiny checkpoints re-saved by plain `save_pretrained` (no vlmlab code on the writing side);
+- folders built from scratch by transformers + tokenizers (`foreign_models.py`): their own WordPiece
+  tokenizer and chat-template format, which must also pass every conformance check.
 """
 
 from __future__ import annotations
@@ -42,3 +45,34 @@ def test_models_check_passes_on_a_folder_saved_by_stock_transformers(family: str
     checked = CliRunner().invoke(app, ["models", "check", str(dst)], env={"COLUMNS": "200"})
     assert checked.exit_code == 0, checked.output
     assert "generate_seconds" in checked.output and "score_target_tokens" in checked.output
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from foreign_models import build_foreign
+
+    return build_foreign(tmp_path_factory.mktemp("foreign"), "llava", "gemma3", "idefics3")
+
+
+@pytest.mark.slow  # a subprocess builds three models (~20 s under load), then each passes the whole matrix (~5 s)
+@pytest.mark.parametrize("family", ["llava", "gemma3", "idefics3"])
+def test_a_folder_built_without_vlmlab_passes_models_check_and_the_matrix(family: str, foreign: dict[str, Path]) -> None:
+    """Built by transformers + tokenizers alone: a WordPiece tokenizer and a `<|user|>...[END]` chat
+    template vlmlab never wrote; `models check` passes and so does every conformance check."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from vlmlab.cli import app
+    from vlmlab.testing.conformance import run_all
+
+    folder = foreign[family]
+    assert json.loads((folder / "tokenizer.json").read_text())["model"]["type"] == "WordPiece"
+    assert "<|assistant|>" in (folder / "chat_template.jinja").read_text()
+    before = sorted(p.name for p in folder.iterdir())
+    checked = CliRunner().invoke(app, ["models", "check", str(folder)], env={"COLUMNS": "200"})
+    assert checked.exit_code == 0, checked.output
+    assert "generate_seconds" in checked.output and "score_target_tokens" in checked.output
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing written into it
+    results = run_all(folder)
+    assert all(r == "ok" or r.startswith(("n/a", "refused")) for r in results.values()), results

@@ -122,3 +122,64 @@ def test_icl_eval_gated_model_writes_nothing(online_hub: str, tmp_path: Path, ca
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith("error: acme/gated-vlm: the model is gated (HTTP 401)"), err
     assert not (tmp_path / "eval").exists()
+
+
+@pytest.fixture(scope="module")
+def git_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from foreign_models import build_foreign
+
+    return build_foreign(tmp_path_factory.mktemp("git"), "git")["git"]
+
+
+def test_unknown_family_without_derivable_facts_is_one_line_naming_them(git_folder: Path, tmp_path: Path, capsys,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIT (written by transformers alone) is an image-text-to-text architecture vlmlab has no entry for;
+    its processor names no image token and it ships no chat template. `models check` and a study say
+    so in one line, naming both facts and how to supply each, and write nothing."""
+    from vlmlab.models.families import FAMILIES
+
+    assert "git" not in {f.model_type for f in FAMILIES.values()}
+    monkeypatch.setenv("VLMLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in git_folder.iterdir())
+    code, err = run_cli(["models", "check", str(git_folder)], capsys)
+    assert code == 2 and len(err) == 1, err
+    line = err[0]
+    assert line.startswith(f"error: {git_folder}: model_type 'git' lacks a chat template"), line
+    assert "add chat_template.jinja to the folder" in line and "default_chat_template=" in line
+    assert "the image placeholder" in line and '"extra_special_tokens": {"image_token"' in line
+    assert sorted(p.name for p in git_folder.iterdir()) == before and list(tmp_path.iterdir()) == []
+
+    (tmp_path / "faces").mkdir()
+    faces_dir = tmp_path / "faces" / "f"
+    with pytest.raises(SystemExit):
+        main(["toyworld", "generate", "faces", "--out", str(faces_dir), "--n", "6"])
+    code, err = run_cli(["rating", "run", str(rating_config(tmp_path, faces_dir, {"ref": str(git_folder)}))], capsys)
+    assert code == 2 and err == [line]
+    assert not (tmp_path / "out").exists()
+
+
+def test_models_check_openai_against_a_fake_server(capsys) -> None:
+    """`models check --kind openai --model NAME URL` takes the same model block as the studies: one
+    generate with an image through the OpenAI wire format; score is reported as unsupported."""
+    from typer.testing import CliRunner
+
+    from vlmlab.cli import app
+    from vlmlab.testing import serve
+
+    seen = []
+
+    def rater(conversation, params):
+        seen.append((conversation, params))
+        return "red"
+
+    with serve(rater, api="openai", model="served-vlm") as server:
+        checked = CliRunner().invoke(app, ["models", "check", "--kind", "openai", "--model", "served-vlm", server.url],
+                                     env={"COLUMNS": "200"})
+    assert checked.exit_code == 0, checked.output
+    assert "'red'" in checked.output and "unsupported by this backend" in checked.output
+    [(conversation, params)] = seen
+    assert params["model"] == "served-vlm" and params["max_new_tokens"] == 16
+    assert len(conversation[-1].images) == 1 and "What colour is the square?" in conversation[-1].text
+    code, err = run_cli(["models", "check", "--kind", "openai", server.url], capsys)
+    assert code == 2 and err == ["error: models check --kind openai: pass --model NAME (the server-side model name)"]

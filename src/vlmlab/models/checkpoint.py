@@ -93,7 +93,7 @@ def open_checkpoint(path: Path) -> tuple[Any, ResolvedSpec]:
     fam = family_for_model_type(read_model_type(path))
     cls = model_class(path)
     try:
-        processor = load_processor(path, default_chat_template=fam.default_chat_template)
+        processor = load_processor(path, default_chat_template=fam.default_chat_template, require_chat_template=False)
     except ImportError as exc:  # transformers' placeholder class of a processor whose backend is missing
         raise ModelError(f"{path}: {missing_backend(exc)}") from None
     spec = resolve_spec(path, processor, cls)

@@ -200,18 +200,22 @@ def resolve_facts(model_type: str, processor: Any, model_class: type | None = No
     path = where if where is not None else f"model_type {model_type!r}"
     derived = {k: "registry" for k in fam.overrides}
     template = getattr(processor, "chat_template", None)
-    if not template:
-        raise ModelError(
-            f"{path}: model_type {fam.model_type!r} ships no chat template and has no registry entry with one; "
-            "add chat_template.jinja to the folder (or register_family(FamilySpec(..., default_chat_template=...)))"
-        )
     token = processor_image_token(processor)
-    derived["chat_template"] = "registry" if template == fam.default_chat_template else "checkpoint"
-    if token is None:
-        raise ModelError(
-            f"{path}: model_type {fam.model_type!r}: its processor names no image token (processor.image_token), "
-            "so vlmlab cannot place images in a prompt; use a processor that defines image_token"
+    missing = []  # every fact that cannot be derived, each with how to supply it, in one line
+    if not template:
+        missing.append(
+            "a chat template (the folder ships none and no registry entry has one): add chat_template.jinja to the folder, "
+            f"or register_family(FamilySpec({fam.family!r}, {fam.model_type!r}, default_chat_template=...))"
         )
+    if token is None:
+        missing.append(
+            "the image placeholder (neither the processor nor its tokenizer names an image_token, so vlmlab cannot place "
+            'images in a prompt): name it in tokenizer_config.json, e.g. "extra_special_tokens": {"image_token": "<image>"}, '
+            "with a processor that expands it"
+        )
+    if missing:
+        raise ModelError(f"{path}: model_type {fam.model_type!r} lacks " + "; and ".join(missing))
+    derived["chat_template"] = "registry" if template == fam.default_chat_template else "checkpoint"
     max_images, min_images = _images_per_prompt(processor, token)
     derived["max_images"] = "checkpoint"
     cache = (fam.vision_cache and model_class is not None and _takes_precomputed_features(model_class)
