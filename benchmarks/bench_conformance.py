@@ -83,9 +83,11 @@ def main() -> None:
         "",
         table,
         "",
-        f"{len(families) - len(failed) - len(known)}/{len(families)} families pass every check they can run"
+        f"{sum(1 for r in results.values() if all(v.startswith(('ok', 'n/a', 'refused')) for v in r.values()))}/{len(families)} "
+        f"families pass every check; {len(known)} with a known failure (below); "
+        f"{sum(1 for f in families if TINY_FAMILIES[f].missing())} not run here (a module missing)"
         + (f"; unexpected failures: {failed}" if failed else "") + ".",
-        *(f"\nKnown failure, {f} {c}: {KNOWN_FAILURES[f][c]} (measured: {v})" for f, r in known.items() for c, v in r.items()),
+        *(f"\nKnown failure, {f} {c}: {KNOWN_FAILURES[f][c]}. Measured: {v[:160]}" for f, r in known.items() for c, v in r.items()),
         "",
         "## What each family supports (`vlmlab models list`)",
         "",
