@@ -160,3 +160,25 @@ def run_cli(args: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+class FixedRater:
+    """A backend that gives one fixed answer per question ("which emotion" -> `emotion`, a rating
+    question -> `rating`): a stand-in VLM for tests about the analysis, not about the model."""
+
+    name = "fixed"
+    supports_score = False
+
+    def __init__(self, emotion: str = "neutral", rating: int = 5):
+        self.emotion, self.rating = emotion, rating
+
+    def generate(self, requests):
+        out = []
+        for req in requests:
+            question = req.conversation[-1].text.lower()
+            text = self.emotion if "which emotion" in question else str(self.rating)
+            out.append(GenerationResult(id=req.id, status="ok", text=text))
+        return out
+
+    def score(self, requests):
+        raise NotImplementedError
