@@ -118,7 +118,10 @@ def test_correlation_intervals_default_and_vectorised_path() -> None:
     ref = stats.pearsonr(x, y).confidence_interval(0.95)
     assert e.method == "fisher-z" and (e.low, e.high) == pytest.approx((ref.low, ref.high), rel=1e-12)
     images = np.repeat(np.arange(15), 2)
-    clustered = estimate(pearson_r, x, y, clusters=images, unit="images", n_boot=200)
+    # The clustered default is now Fisher z with a cluster-jackknife SE (cluster BCa under-covers with
+    # few clusters: tests/metrics/test_coverage.py); BCa stays available, vectorised as before.
+    assert estimate(pearson_r, x, y, clusters=images, unit="images").method == "fisher-z-jackknife"
+    clustered = estimate(pearson_r, x, y, clusters=images, unit="images", n_boot=200, method="bca")
     looped = estimate(lambda u, v: pearson_r(u, v), x, y, clusters=images, unit="images", n_boot=200, method="bca")
     assert clustered.method == "bca" and clustered.n_units == 15
     assert (clustered.low, clustered.high) == pytest.approx((looped.low, looped.high), rel=1e-10)

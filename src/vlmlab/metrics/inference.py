@@ -36,6 +36,8 @@ METHOD_NAMES = {
     "wilson": "Wilson score interval",
     "clopper-pearson": "Clopper-Pearson exact interval",
     "fisher-z": "Fisher z interval",
+    "fisher-z-jackknife": "Fisher z interval with a cluster-jackknife SE",
+    "wilson-design-effect": "Wilson interval on the design-effect sample size",
 }
 BOOTSTRAP_METHODS = ("percentile", "bca")
 
@@ -325,7 +327,8 @@ def proportion_ci(k: int, n: int, method: str = "wilson", level: float = 0.95, u
 def fisher_z_ci(r: float, n: int, level: float = 0.95, unit: str = "items") -> Interval:
     """Interval of a correlation r over n pairs by Fisher's z = atanh(r), se 1/sqrt(n-3).
 
-    Better than a percentile bootstrap at small n (n = 30: the percentile interval covers ~90%).
+    Better than a percentile bootstrap at small n: on 1-9 ratings at n = 30 it covers 95.6-95.7%,
+    the percentile bootstrap 92.7-93.0% (`agreement._default_method` has the simulation).
     NaN bounds for n <= 3 or an undefined r.
     """
     if n <= 3 or not math.isfinite(r):

@@ -24,6 +24,7 @@ import pandas as pd
 
 from vlmlab.errors import DataError
 from vlmlab.metrics import agreement as ag
+from vlmlab.metrics.clustered import clustered_proportion_ci
 from vlmlab.metrics.inference import bootstrap_ci, proportion_ci
 from vlmlab.rating.mixed import binary_gee, check_columns, linear_mixed
 from vlmlab.rating.stimuli import INTENDED_EMOTION
@@ -196,8 +197,9 @@ def human_agreement(frame: pd.DataFrame, *, seed: int = 0, n_boot: int = 1000) -
         common = dict(clusters=ids, unit="images", n_boot=n_boot, seed=seed)
         out["emotion"] = {
             "n": int(has.sum()),
-            # several ratings per image: a cluster (image) bootstrap, not a Wilson interval over ratings
-            "accuracy": ag.estimate(ag.accuracy, ref, own, **common).to_dict(),
+            # several ratings per image: Wilson on the design-effect n (a cluster percentile bootstrap under-covers
+            # with few faces; coverage in tests/metrics/test_coverage.py)
+            "accuracy": clustered_proportion_ci((ref == own).astype(float), ids, unit="images").to_dict(),
             "kappa": ag.estimate(ag.cohen_kappa, ref, own, **common).to_dict(),
         }
     for dim in DIMENSIONS:
@@ -208,9 +210,9 @@ def human_agreement(frame: pd.DataFrame, *, seed: int = 0, n_boot: int = 1000) -
             continue
         total, count = rows["image"].map(sums["sum"]), rows["image"].map(sums["count"])
         others = (total - rows[dim]) / (count - 1)
-        # BCa over images (rows of one face share its mean): checked against scipy over cluster indices, coverage tested
+        # Rows of one face share its mean: Fisher z with a jackknife SE over faces (coverage: tests/metrics/test_coverage.py)
         out[dim] = {"n": len(rows), "pearson": ag.estimate(ag.pearson_r, others.to_numpy(float), rows[dim].to_numpy(float),
-                                                           clusters=rows["image"].astype(str).to_numpy(), unit="images", method="bca",
+                                                           clusters=rows["image"].astype(str).to_numpy(), unit="images",
                                                            n_boot=n_boot, seed=seed).to_dict()}
     return out
 
