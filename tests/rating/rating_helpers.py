@@ -182,3 +182,24 @@ class FixedRater:
 
     def score(self, requests):
         raise NotImplementedError
+
+
+FER_LABELS = ["anger", "happiness", "neutral", "sadness"]
+FER_LABEL_MAP = {"anger": "angry", "happiness": "happy", "neutral": "neutral", "sadness": "sad"}
+
+
+def tiny_vit_classifier(folder: Path) -> Path:
+    """A tiny random ViT image classifier with FER-style labels, saved like a hub checkpoint."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(0)
+    config = ViTConfig(image_size=16, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=24, num_labels=len(FER_LABELS), initializer_range=1.0, id2label=dict(enumerate(FER_LABELS)),
+                       label2id={label: i for i, label in enumerate(FER_LABELS)})
+    model = ViTForImageClassification(config)
+    with torch.no_grad():  # spread the logits so the argmax differs between images
+        model.classifier.weight.mul_(50.0)
+    model.save_pretrained(folder)
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(folder)
+    return folder
