@@ -52,6 +52,8 @@ def test_labelling_effects_inside_their_ci(toy_study):
     assert angry["among"] == "ratings of faces whose intended emotion (stimuli table) is neutral"
     assert 0 < _term(angry, "group[B vs A]")["low"] <= truth["B_neutral_rated_angry"]["delta_pp"] / 100 <= _term(angry, "group[B vs A]")["high"]
     assert _term(angry, "group[C vs A]")["low"] <= 0 <= _term(angry, "group[C vs A]")["high"]  # nothing planted
+    two_way = _term(angry, "group[B vs A]")["two_way"]  # raters crossed with faces: clustered by both
+    assert 0 < two_way["low"] <= truth["B_neutral_rated_angry"]["delta_pp"] / 100 <= two_way["high"]
     correct = human["labelled_correctly"]
     occlusion = truth["occlusion_lowers_accuracy"]
     drop = occlusion["accuracy"] - occlusion["accuracy_occluded"]
@@ -60,7 +62,7 @@ def test_labelling_effects_inside_their_ci(toy_study):
     rd = _term(correct, "occlusion[mouth vs eyes]")
     assert rd["low"] <= 0 <= rd["high"]  # both bands lower accuracy alike
     report = (tmp / "analysis" / "report.md").read_text()
-    assert "labelled_correctly" in report and "occlusion[none vs eyes]" in report
+    assert "labelled_correctly" in report and "occlusion[none vs eyes]" in report and "two-way clustered (image, rater)" in report
 
 
 def test_valence_offset_inside_its_ci_on_mid_scale_faces(toy_study):

@@ -98,7 +98,8 @@ def _reference(frame: pd.DataFrame, fallback: pd.Series, fallback_text: str) -> 
     return fallback, fallback_text
 
 
-def _labelled_models(frame: pd.DataFrame, reference: pd.Series, what: str, fixed: Sequence[str], focus: tuple[str, str]) -> dict[str, Any]:
+def _labelled_models(frame: pd.DataFrame, reference: pd.Series, what: str, fixed: Sequence[str], focus: tuple[str, str],
+                     also_cluster: str | None = None) -> dict[str, Any]:
     """Image-clustered GEEs of "labelled `focus[1]`" among `focus[0]` faces, and of "labelled as the reference"."""
     out: dict[str, Any] = {}
     has = frame["emotion"].notna() & reference.notna()
@@ -106,10 +107,12 @@ def _labelled_models(frame: pd.DataFrame, reference: pd.Series, what: str, fixed
     focus_rows = data[data["reference"] == focus[0]]
     if len(focus_rows):
         angry = focus_rows.assign(labelled=(focus_rows["emotion"] == focus[1]).astype(int))
-        out[f"labelled_{focus[1]}"] = {"among": f"ratings of faces whose {what} is {focus[0]}", **_try(binary_gee, angry, "labelled", list(fixed), cluster="image")}
+        out[f"labelled_{focus[1]}"] = {"among": f"ratings of faces whose {what} is {focus[0]}",
+                                       **_try(binary_gee, angry, "labelled", list(fixed), cluster="image", also_cluster=also_cluster)}
     if len(data):
         correct = data.assign(labelled=(data["emotion"] == data["reference"]).astype(int))
-        out["labelled_correctly"] = {"among": f"labelled ratings; correct: equal to the {what}", **_try(binary_gee, correct, "labelled", list(fixed), cluster="image")}
+        out["labelled_correctly"] = {"among": f"labelled ratings; correct: equal to the {what}",
+                                     **_try(binary_gee, correct, "labelled", list(fixed), cluster="image", also_cluster=also_cluster)}
     return out
 
 
@@ -128,7 +131,8 @@ def human_models(frame: pd.DataFrame, factors: Sequence[str], focus: tuple[str, 
 
     Binary outcomes judge each rating against the face's intended emotion when a stimuli table is
     joined (`stimulus_emotion`), else against the other raters' majority (leave-one-out), and
-    cluster by image (see `binary_gee`; raters are not a second cluster level).
+    cluster by image; with rater ids, each risk difference also gets a two-way (image, rater)
+    cluster-robust interval (`binary_gee(also_cluster=...)`).
     """
     check_columns(frame, factors, "mixed model of the human ratings")
     out: dict[str, Any] = {}
@@ -142,7 +146,7 @@ def human_models(frame: pd.DataFrame, factors: Sequence[str], focus: tuple[str, 
         else:
             out[dim] = _try(linear_mixed, frame, dim, list(factors), random=random)
     reference, what = _reference(frame, leave_one_out_consensus(frame), "other raters' majority (leave one out)")
-    out.update(_labelled_models(frame, reference, what, factors, focus))
+    out.update(_labelled_models(frame, reference, what, factors, focus, also_cluster="rater" if "rater" in random else None))
     return out
 
 
