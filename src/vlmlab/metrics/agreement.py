@@ -205,6 +205,43 @@ def cohen_kappa(a: Sequence, b: Sequence, weights: str | None = None, labels: Se
     return 1.0 - float((w * cm).sum()) / denom
 
 
+def _kappa_cluster_sums(a: Sequence, b: Sequence, *, codes: np.ndarray, n_units: int, weights: str | None = None,
+                        labels: Sequence[Hashable] | None = None) -> np.ndarray:
+    """[G, K*K] confusion counts per cluster (rows with a missing label count nowhere)."""
+    x, y = np.asarray(a), np.asarray(b)
+    keep = ~(missing_mask(x) | missing_mask(y))
+    t, p = (np.array(v[keep].tolist()) if v.dtype == object else v[keep] for v in (x, y))
+    labs = _weighted_scale(t, p, labels) if weights in ("linear", "quadratic") else _labels(t, p, labels)
+    index = {lab: i for i, lab in enumerate(labs)}
+    k = len(labs)
+    counts = np.zeros((n_units, k * k))
+    if t.size:
+        cells = np.array([index[u] for u in t.tolist()]) * k + np.array([index[v] for v in p.tolist()])
+        np.add.at(counts, (codes[keep], cells), 1.0)
+    return counts
+
+
+def _kappa_from_sums(sums: np.ndarray, weights: str | None = None, labels: Sequence[Hashable] | None = None) -> np.ndarray:
+    """Kappa of each row of flattened confusion counts [..., K*K] (NaN where undefined), as `cohen_kappa`."""
+    k = int(round(math.sqrt(sums.shape[-1])))
+    cm = sums.reshape(*sums.shape[:-1], k, k)
+    if weights is None:
+        w = 1.0 - np.eye(k)
+    else:
+        d = np.abs(np.arange(k)[:, None] - np.arange(k)[None, :]).astype(np.float64)
+        w = d if weights == "linear" else d**2
+    total = cm.sum(axis=(-2, -1))
+    expected = cm.sum(axis=-1)[..., :, None] * cm.sum(axis=-2)[..., None, :] / np.where(total > 0, total, np.nan)[..., None, None]
+    denom = (w * expected).sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, 1.0 - (w * cm).sum(axis=(-2, -1)) / denom, np.nan)
+
+
+# The bootstrap resamples kappa as weighted sums of per-cluster confusion matrices (`bootstrap_replicates`).
+cohen_kappa.cluster_sums = _kappa_cluster_sums  # type: ignore[attr-defined]
+cohen_kappa.from_sums = _kappa_from_sums  # type: ignore[attr-defined]
+
+
 def per_class_accuracy(true: Sequence, pred: Sequence, labels: Sequence[Hashable] | None = None) -> dict:
     """Per true class, the fraction of its items predicted as that class (recall); NaN for absent classes."""
     (t, p), _ = drop_missing(true, pred)

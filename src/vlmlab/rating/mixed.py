@@ -35,6 +35,14 @@ from vlmlab.errors import DataError
 Z95 = float(stats.norm.ppf(0.975))
 
 
+def _one_blas_thread() -> Any:
+    """The fits multiply matrices of tens to hundreds of rows, thousands of times: BLAS threads cost
+    more than they give there (10x slower per REML step on a busy 2-core machine)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     """Raise a one-line DataError naming the first column the frame lacks."""
     for column in columns:
@@ -165,7 +173,8 @@ def linear_mixed(frame: pd.DataFrame, response: str, fixed: Sequence[str], rando
     order = sorted(random, key=lambda r: -len(levels[r]))  # the factor with most levels is eliminated in closed form
     codes = [pd.Categorical(data[r].astype(str), categories=levels[r]).codes.astype(int) for r in order]
     model = _CrossedREML(data[response].to_numpy(float), X, codes)
-    theta, best, result = model.fit()
+    with _one_blas_thread():
+        theta, best, result = model.fit()
     s2 = best["s2"]
     cov = s2 * np.linalg.inv(best["XHX"])
     notes = []
@@ -224,7 +233,7 @@ def binary_gee(frame: pd.DataFrame, response: str, fixed: Sequence[str], cluster
                            "n_groups": {cluster: int(len(np.unique(groups)))}, "dropped_missing": int(dropped), "events": int(y.sum())}
     if y.min() == y.max():
         raise DataError(f"GEE of {response}: every outcome is {int(y[0])}; a model of it is undefined")
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _one_blas_thread():
         warnings.simplefilter("always")
         logit = sm.GEE(y, X, groups=groups, family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable()).fit()
         linear = sm.GEE(y, X, groups=groups, family=sm.families.Gaussian(), cov_struct=sm.cov_struct.Independence()).fit()
