@@ -64,7 +64,7 @@ from vlmlab.models.base import (
     conversation_images,
 )
 from vlmlab.models.checkpoint import hub_error, model_class, open_checkpoint, resolve_checkpoint  # noqa: F401 - their old home
-from vlmlab.models.decode_path import decode_options
+from vlmlab.models.decode_path import check_decode_options, decode_options
 from vlmlab.models.families import ResolvedSpec
 from vlmlab.models.hf_encode import (
     Encoded,
@@ -126,6 +126,7 @@ class HFBackend:
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
+        check_decode_options(cache_implementation, compile_decode)
         self.max_length = max_length
         self.logprob_source = logprob_source
         kwargs: dict[str, Any] = {}
