@@ -29,7 +29,8 @@ that load from other processes hits them alike:
   vision tower in every forward; full logits; the whole prompt through the language model.
 The table checks that all found the same beams and prints scored candidates per second, forward
 passes (score requests) per anchor, language-model tokens per anchor (real tokens, padding not
-counted; prefix tokens shared by a batch counted once) and seconds per anchor, each against the
+counted; prefix tokens shared by a batch counted once), wall and CPU seconds per anchor (CPU
+time is steadier than wall time on a loaded machine, with one torch thread), each against the
 upstream loop of the same setting and order. `--repeats` runs the whole comparison again
 (alternating) and reports medians.
 """
@@ -173,13 +174,15 @@ def run_setting(setting: str, order: str, args: argparse.Namespace, root: Path) 
         return beam_search(be, a, p, beam_size=args.beam, shots=args.shots, order=order, batch_size=bs)
 
     seconds = {name: 0.0 for name in backends}
+    cpu = {name: 0.0 for name in backends}
     tokens = {name: 0 for name in backends}
     outputs: dict[str, list] = {name: [] for name in backends}
     for a, p in jobs:
         for name, be in backends.items():
-            before, t = lm_tokens(be), time.perf_counter()
+            before, t, c = lm_tokens(be), time.perf_counter(), time.process_time()
             outputs[name].append(run(name, a, p))
             seconds[name] += time.perf_counter() - t
+            cpu[name] += time.process_time() - c
             tokens[name] += lm_tokens(be) - before
     same = True
     for name in backends:
@@ -190,7 +193,7 @@ def run_setting(setting: str, order: str, args: argparse.Namespace, root: Path) 
     for name in backends:
         passes = [o.forward_passes if name != "upstream loop" else o[2] for o in outputs[name]]
         rows.append((setting, order, name, sum(passes) / seconds[name], float(np.mean(passes)), tokens[name] / len(jobs),
-                     seconds[name] / len(jobs)))
+                     seconds[name] / len(jobs), cpu[name] / len(jobs)))
     up = backends["upstream loop"]
     facts = {"same": same, "image_tokens": (side // 28) ** 2, "vision_share": vision_share(up, jobs[0][0], jobs[0][1], bs),
              "vision_params": sum(p.numel() for p in up._base.visual.parameters()),
@@ -233,13 +236,13 @@ def main() -> None:
             for row in rows:
                 runs.setdefault(row[:3], []).append(row[3:])
     print(f"{'setting':<12} {'order':<6} {'pipeline':<14} {'scored/s':>9} {'fwd/anchor':>11} {'LM tok/anchor':>14} "
-          f"{'s/anchor':>9} {'tokens vs up':>13} {'speed vs up':>12}")
+          f"{'s/anchor':>9} {'CPU s/anchor':>13} {'tokens vs up':>13} {'speed vs up':>12} {'CPU vs up':>10}")
     for cell in cells:
         up = np.median(np.array(runs[(*cell, "upstream loop")]), axis=0)
         for key in [k for k in runs if k[:2] == cell]:
-            rate, passes, toks, spa = np.median(np.array(runs[key]), axis=0)
-            print(f"{cell[0]:<12} {cell[1]:<6} {key[2]:<14} {rate:>9.1f} {passes:>11.1f} {toks:>14.0f} {spa:>9.2f} "
-                  f"{toks / up[2]:>12.2f}x {up[3] / spa:>11.2f}x")
+            rate, passes, toks, spa, cpa = np.median(np.array(runs[key]), axis=0)
+            print(f"{cell[0]:<12} {cell[1]:<6} {key[2]:<14} {rate:>9.1f} {passes:>11.1f} {toks:>14.0f} {spa:>9.2f} {cpa:>13.2f} "
+                  f"{toks / up[2]:>12.2f}x {up[3] / spa:>11.2f}x {up[4] / cpa:>9.2f}x")
     for setting in args.settings.split(","):
         f = facts[(setting, args.orders.split(",")[0])]
         print(f"{setting}: {f['image_tokens']} image tokens/image, vision tower {f['vision_share']:.0%} of an uncached "

@@ -151,3 +151,18 @@ def test_common_prefixes_compare_embeddings_positions_and_masks() -> None:
     mask = torch.tril(torch.ones(3, 1, 6, 6, dtype=torch.bool))
     mask[0, 0, 1, 0] = False  # row 0 differs inside the block [:2, :2]
     assert common_prefixes(embeds, None, [mask], [6, 6, 6]) == [1, 6]
+
+
+def test_half_precision_shares_only_when_asked(tiny_model: Callable[..., Path], images) -> None:
+    """In bf16 a prefix run alone rounds differently from the batch, so sharing is off unless the
+    config says `prefix_sharing: true` (then it is part of the run's config)."""
+    reqs = beam_requests(images)
+    auto = HFBackend(tiny_model("qwen2-vl"), dtype="bfloat16", batch_size=6)
+    asked = HFBackend(tiny_model("qwen2-vl"), dtype="bfloat16", batch_size=6, prefix_sharing=True)
+    assert HFBackend(tiny_model("qwen2-vl"), dtype="float32").prefix_sharing is True
+    assert auto.prefix_sharing is False
+    off, on = auto.score(reqs), asked.score(reqs)
+    assert auto.prefix_stats.shared == 0 and asked.prefix_stats.shared > 0
+    for a, b in zip(off, on):
+        assert a.status == b.status == "ok" and a.token_ids == b.token_ids
+        np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, atol=0.05)  # bf16 rounding, not a different answer

@@ -35,10 +35,13 @@ decoded and run through the image processor once per content hash (LRU, `image_i
 images); see `hf_encode.ImageInputCache`. Scores equal the uncached path exactly (tested).
 
 Throughput options (all results equal to the plain path; see docs/performance.md):
-- `prefix_sharing=True` (score): rows of a batch that share a prompt prefix (ICL beams with
+- `prefix_sharing` (score): rows of a batch that share a prompt prefix (ICL beams with
   `order: right`) run it through the decoder once; `prefix_stats` counts the tokens run and saved.
-  Scores equal the unshared path to 1e-5 (float32); families where no prefix can be cut exactly
-  (PaliGemma, Mllama, Qwen3-VL, IDEFICS) fall back by themselves, see `prefix_scoring`.
+  None (default): on for float32 models, where scores equal the unshared path to 1e-5 (tested);
+  off in half precision or quantized, where they differ by rounding (bf16: up to ~2e-3 in a
+  log-prob), unless set to True - an explicit option, so it is part of the run's config. Families
+  where no prefix can be cut exactly (PaliGemma, Mllama, Qwen3-VL, IDEFICS) fall back by
+  themselves, see `prefix_scoring`.
 - `length_buckets=True` (generate): batches are cut from the requests sorted by prompt length
   (image tokens included), then results are put back in request order; less padding, same text.
 - `cache_implementation="static"`, `compile_decode=True` (generate, GPU): see `decode_path`.
@@ -104,7 +107,7 @@ class HFBackend:
         vision_cache_size: int = 4096,
         image_input_cache: bool = True,
         image_input_cache_size: int = 128,
-        prefix_sharing: bool = True,
+        prefix_sharing: bool | None = None,
         length_buckets: bool = True,
         cache_implementation: Literal["dynamic", "static"] = "dynamic",
         compile_decode: bool = False,
@@ -173,7 +176,8 @@ class HFBackend:
             ImageInputCache(image_input_cache_size) if image_input_cache and self._use_vision_cache else None
         )
         # score() only: rows sharing a prompt prefix run it through the decoder once (prefix_scoring)
-        self.prefix_sharing = prefix_sharing
+        exact = model.dtype == torch.float32 and quantization is None  # shared == unshared to 1e-5 (tested)
+        self.prefix_sharing = exact if prefix_sharing is None else prefix_sharing
         self._decoder = find_decoder(model)
         self.prefix_stats = PrefixStats()
         self.length_buckets = length_buckets
