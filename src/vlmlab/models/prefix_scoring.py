@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-# kwargs the decoder call may carry that need no splitting (flags, None placeholders)
+# kwargs of the decoder call that are dropped, not split
 _DROPPED = ("logits_to_keep",)  # LLaVA-OneVision forwards its head's kwarg to the decoder, which ignores it
 # the cost of one extra forward, in positions: a group is shared only where it saves more
 FORWARD_OVERHEAD = 16
