@@ -87,3 +87,23 @@ def test_a_selector_from_another_index_cannot_feed_rl_data(tmp_path: Path, candi
     with pytest.raises(CheckpointError, match="embeddings_sha256"):
         run_rl_data(RLDataConfig(beams=beam_dir, sources=["selector-beams"], selector=train), tmp_path / "rl", backend=toy_backend)
     assert not (tmp_path / "rl").exists()
+
+
+def test_selector_beams_break_ties_the_same_way_in_any_batch() -> None:
+    """Support items with the same wording have equal embeddings, so their sequences tie exactly; a query's
+    beams must not depend on which other queries share its batch (topk orders ties by batch shape)."""
+    from vlmlab.icl.selectors import SelectorConfig, build_selector
+    from vlmlab.icl.selectors.sampling import selector_beams
+
+    torch.manual_seed(0)
+    model = build_selector(SelectorConfig(version="v2", embedding_dim=8, hidden_dim=16, pool_size=8, shots=2)).eval()
+    base = torch.randn(4, 8)
+    pool = base[[0, 1, 2, 3, 0, 1, 2, 3]][None].repeat(10, 1, 1)  # every item has an identical twin 4 positions on
+    query, mask = torch.randn(10, 8), torch.ones(10, 8, dtype=torch.bool)
+    together, logp = selector_beams(model, query, pool, mask, shots=2, beams=6)
+    for i in range(10):
+        alone, alone_logp = selector_beams(model, query[i : i + 1], pool[i : i + 1], mask[i : i + 1], shots=2, beams=6)
+        assert torch.equal(alone[0], together[i]) and torch.allclose(alone_logp[0], logp[i])
+        seqs = together[i].tolist()
+        twins = [(a, b) for a in range(6) for b in range(a + 1, 6) if [p % 4 for p in seqs[a]] == [p % 4 for p in seqs[b]]]
+        assert twins and all(seqs[a] < seqs[b] for a, b in twins)  # of tied twin sequences, the earlier positions lead

@@ -19,6 +19,8 @@ from torch import Tensor
 
 from vlmlab.icl.selectors.base import SelectorModel
 
+TIE_DECIMALS = 5  # sequence log-probabilities equal to this many decimals are ties
+
 
 def _next_step_logp(model: SelectorModel, query: Tensor, pool: Tensor, mask: Tensor, prefix: Tensor) -> Tensor:
     """log π(next | prefix) [B, G, K] for prefixes [B, G, t] (t may be 0); disallowed positions -inf."""
@@ -32,6 +34,9 @@ def _next_step_logp(model: SelectorModel, query: Tensor, pool: Tensor, mask: Ten
 def selector_beams(model: SelectorModel, query: Tensor, pool: Tensor, mask: Tensor, shots: int, beams: int) -> tuple[Tensor, Tensor]:
     """The `beams` most probable sequences of `shots` distinct picks under the selector, best first.
 
+    Deterministic under ties: log-probabilities equal to `TIE_DECIMALS` decimals keep the order of their
+    parent beam, then of their pool position, whatever the batch (a query's beams do not depend on the others').
+
     Returns:
         (sequences long [B, beams, shots] in selection order, sequence log-probabilities [B, beams]).
     """
@@ -43,10 +48,14 @@ def selector_beams(model: SelectorModel, query: Tensor, pool: Tensor, mask: Tens
         logp = _next_step_logp(model, query, pool, mask, seqs)  # [B, G, K]
         total = (score[:, :, None] + logp).reshape(b, -1)
         width = min(beams, int(torch.isfinite(total).sum(dim=-1).min()))
-        top = total.topk(width, dim=-1)
-        parent, pick = top.indices // logp.shape[-1], top.indices % logp.shape[-1]
+        # items with equal embeddings (the same question wording) tie up to float noise that depends on the
+        # batch shape, and topk orders ties arbitrarily: rank by the score rounded to TIE_DECIMALS, ties to the
+        # earlier (parent beam, pool position), as `vlmlab.icl.index.nearest` does for retrieval
+        flat = total.double().round(decimals=TIE_DECIMALS).sort(dim=-1, descending=True, stable=True).indices[:, :width]
+        values = total.gather(1, flat)
+        parent, pick = flat // logp.shape[-1], flat % logp.shape[-1]
         seqs = torch.cat([seqs.gather(1, parent[:, :, None].expand(b, width, seqs.shape[-1])), pick[:, :, None]], dim=-1)
-        score = top.values
+        score = values
     return seqs, score
 
 
