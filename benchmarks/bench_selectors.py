@@ -6,7 +6,7 @@
 Variants (rows `v2+mmr`, `v2+dpp`, `v2+self-attn`, `v2+additive`, `v2+bilinear`): the pointer-network
 options of upstream Lever-Plus v4-3/v4-7/v4-4/v4-5 on the v2 network.
 
-Synthetic data in the exact beams/rl-data formats (`vlmlab.icl.selectors.synthetic`), K candidates
+Synthetic data in the exact beams/rl-data formats (`vlmlab.testing.selector_world`), K candidates
 per query, D-wide embeddings. Per version: optimiser steps/s of each training phase (supervised
 CE [+ ranking loss], and for v4 RCE and GRPO, where one GRPO "step" is one PPO-clip update), and
 queries/s of `select` (greedy, `shots` ICDs, batches of 256 queries). Prints a small table.
@@ -21,7 +21,7 @@ import time
 import torch
 
 from vlmlab.icl.selectors import SelectorConfig, SelectorData, build_selector, select
-from vlmlab.icl.selectors.synthetic import synthetic_task
+from vlmlab.testing.selector_world import synthetic_task
 from vlmlab.icl.selectors.train import grpo_updates, rce_step_loss, supervised_loss
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from vlmlab.icl.selectors import SelectorData, load_selector, select, train_selector
-from vlmlab.icl.selectors.synthetic import synthetic_task
+from vlmlab.testing.selector_world import synthetic_task
 
 
 def _duplicate_pairs(model, held: SelectorData) -> tuple[torch.Tensor, float]:

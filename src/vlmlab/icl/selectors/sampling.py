@@ -4,7 +4,8 @@ Upstream Lever-Plus builds RL data from the supervised selector's own outputs (i
 samples at temperatures 1.0 and 1.3) beside retrieval candidates, so RL learns to correct what the
 selector actually proposes. Both work with any `SelectorModel` through `sequence_logits`: the
 logits of step t depend only on the picks before t, so a prefix plus one placeholder pick gives the
-next step's distribution.
+next step's distribution. Sequences are always `shots` long: a selector with a STOP token is asked
+for full-length sequences (STOP left out), as rl-data candidates all have the beams' length.
 
 Example::
 
@@ -27,7 +28,7 @@ def _next_step_logp(model: SelectorModel, query: Tensor, pool: Tensor, mask: Ten
     b, g, t = prefix.shape
     placeholder = torch.zeros(b, g, 1, dtype=torch.long)
     logits = model.sequence_logits(query, pool, mask, torch.cat([prefix, placeholder], dim=-1))[:, :, t]
-    return torch.log_softmax(logits, dim=-1)
+    return torch.log_softmax(logits[..., : pool.shape[1]], dim=-1)  # a STOP selector's STOP (position K) is left out
 
 
 @torch.no_grad()
