@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_selectors.py [--k 64] [--dim 384] [--hidden 256] [--batch 32]
         [--anchors 512] [--shots 2] [--threads 1] [--steps 20] [--v0] [--no-variants]
 
-Variants (rows `v2+mmr`, `v2+dpp`, `v2+self-attn`, `v2+additive`, `v2+bilinear`): the pointer-network
-options of upstream Lever-Plus v4-3/v4-7/v4-4/v4-5 on the v2 network.
+Variants (rows `v2+mmr`, `v2+dpp`, `v2+self-attn`, `v2+additive`, `v2+bilinear`, `v2+stop`): the
+pointer-network options of upstream Lever-Plus v4-3/v4-7/v4-4/v4-5/v4-10 on the v2 network (`v2+stop`
+trains on STOP-cut targets and selects up to `shots`).
 
 Synthetic data in the exact beams/rl-data formats (`vlmlab.testing.selector_world`), K candidates
 per query, D-wide embeddings. Per version: optimiser steps/s of each training phase (supervised
@@ -39,6 +40,7 @@ VARIANTS = {
     "v2+self-attn": {"candidate_self_attention": True},
     "v2+additive": {"scoring": "additive"},
     "v2+bilinear": {"scoring": "bilinear"},
+    "v2+stop": {"stop_token": True},
 }
 
 
