@@ -103,6 +103,9 @@ class RLDataConfig(StrictModel):
     sources: list[Literal["beams", "random", "retrieval", "selector-beams", "selector-samples"]] = Field(
         default_factory=lambda: ["beams", "random"])
     selector: Path | None = None
+    # earlier RL data (rl-data run folders or imported upstream folders) whose candidates for these anchors are answered
+    # again by this scorer; the right ones join as source `mined` (upstream mine_positive_samples.py)
+    mine_from: list[Path] = Field(default_factory=list)
     selector_beams: int = Field(5, ge=1)
     selector_temperatures: list[float] = Field(default_factory=lambda: [1.0, 1.3])
     selector_samples: int = Field(2, ge=1)
