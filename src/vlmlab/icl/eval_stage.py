@@ -89,6 +89,10 @@ def selector_demos(folder: Path, index: SupportIndex, icfg: IndexConfig, q_text:
     query_emb = np.concatenate([query[n] for n in names], axis=1)
     trained = saved.provenance or {}
     sampler = config.selector_pool or trained.get("pool_sampler") or "mix"
+    if sampler.startswith("upstream:"):  # imported beams whose pools upstream drew with its own embeddings
+        raise CheckpointError(f"{folder}: trained on pools of upstream's {sampler.split(':', 1)[1]}, which vlmlab cannot redraw (it ranks by "
+                              "upstream's embeddings); set selector_pool (text, image, random or mix) and pass --allow-mismatch to run it on "
+                              "vlmlab's pools anyway")
     k = config.selector_k or int(trained.get("pool_k") or 64)
     mix = config.selector_mix_weights or trained.get("pool_mix_weights") or dict(DEFAULT_MIX)
     provenance = selector_provenance(embedders_of(icfg), support_emb, sampler, k, mix)

@@ -71,11 +71,19 @@ def embedders_of(icfg: IndexConfig) -> dict[str, Any]:
             "image": icfg.image_embedder, "image_options": dict(icfg.image_embedder_options)}
 
 
+def imported_beams(beams_dir: Path) -> dict[str, Any]:
+    """What `vlmlab icl import-lever-lm` recorded beside imported beams (`lever_lm_import.json`); {} for our own."""
+    path = Path(beams_dir) / "lever_lm_import.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def training_provenance(index_dir: Path, beams_dir: Path) -> dict[str, Any]:
     """Embedders and pool settings behind a beam run, for `SelectorData.from_run(provenance=...)`."""
     icfg = upstream_config(index_dir, IndexConfig, "index")
-    if not (Path(beams_dir) / "config.yaml").is_file():  # beams imported from upstream files: how the pools were drawn is unknown
-        return {"embedders": embedders_of(icfg), "pool_sampler": None, "pool_k": 0, "pool_mix_weights": None}
+    if not (Path(beams_dir) / "config.yaml").is_file():  # beams imported from upstream files: as the import recorded (None: unknown)
+        record = imported_beams(beams_dir)
+        return {"embedders": embedders_of(icfg), "pool_sampler": record.get("pool_sampler"), "pool_k": int(record.get("pool_k") or 0),
+                "pool_mix_weights": record.get("pool_mix_weights")}
     bcfg = upstream_config(beams_dir, BeamConfig, "beam")
     ccfg = upstream_config(bcfg.candidates, CandidatesConfig, "candidates")
     return {"embedders": embedders_of(icfg), "pool_sampler": ccfg.sampler, "pool_k": ccfg.k, "pool_mix_weights": ccfg.mix_weights}
