@@ -90,12 +90,9 @@ class SupportRows:
     @classmethod
     def from_index(cls, index_dir: Path | str, row_order: RowOrder = "file") -> "SupportRows":
         """The rows of an index run folder (`embeddings/ids.json`, the support file's order)."""
-        path = Path(index_dir) / "embeddings" / "ids.json"
-        try:
-            ids = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{index_dir}: not an icl index run folder (no embeddings/ids.json); run `vlmlab icl index` first") from None
-        return cls([str(i) for i in ids], row_order, str(index_dir))
+        from vlmlab.icl.index import read_index_ids
+
+        return cls(read_index_ids(index_dir), row_order, str(index_dir))
 
     @property
     def sha256(self) -> str:
