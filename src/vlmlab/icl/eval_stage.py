@@ -122,6 +122,21 @@ def adaptive_notes(cells: list[dict]) -> str:
     return "\n" + "\n".join(lines) + "\n" if lines else ""
 
 
+def eval_grid(config: EvalConfig) -> list[tuple[str, int, bool]]:
+    """(method, shots, adaptive) of every cell, in `methods` order: zero-shot at 0, a STOP selector once at
+    its budget (adaptively), every other method at each integer shots."""
+    budget = selector_budget(config.selector, config.shots) if "selector" in config.methods and config.selector is not None else None
+    grid = []
+    for method in config.methods:
+        if method == "zero-shot":
+            grid.append((method, 0, False))
+        elif method == "selector" and budget is not None:
+            grid.append((method, budget, True))
+        else:
+            grid += [(method, int(s), False) for s in config.shots if s != "adaptive"]
+    return grid
+
+
 def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = None, overwrite: bool = False) -> Path | None:
     """Evaluate `config.methods` at `config.shots` on `config.test`; see the module docstring."""
     from vlmlab.metrics.vqa import question_accuracy
@@ -136,15 +151,7 @@ def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = N
         nested_subset(test.ids, s, config.seed)  # validates the size
     n_eval = len(order) if None in sizes else max(s for s in sizes if s is not None)
     eval_ids = order[:n_eval]
-    budget = selector_budget(config.selector, config.shots) if "selector" in config.methods and config.selector is not None else None
-    # (method, shots, adaptive) of every cell; a STOP selector runs only at its budget, adaptively
-    grid = [(m, 0, False) for m in config.methods if m == "zero-shot"]
-    for method in (m for m in config.methods if m != "zero-shot"):
-        if method == "selector" and budget is not None:
-            grid.append((method, budget, True))
-        else:
-            grid += [(method, int(s), False) for s in config.shots if s != "adaptive"]
-    grid.sort(key=lambda c: config.methods.index(c[0]))
+    grid = eval_grid(config)
     max_shots = max((s for _, s, _ in grid), default=0)
     for q in eval_ids:
         if not test.get(q).answers:
