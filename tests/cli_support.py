@@ -1,4 +1,4 @@
-"""Helpers for tests that run the real CLI and check what a user sees (a unique module name: test
+"""Helpers for tests that run the real CLI on bad input and check what a user sees (a unique module name: test
 folders have no __init__.py).
 
     code, out, err = run_cli(["data", "check", ...], capsys)
@@ -12,6 +12,8 @@ lines, which have a fixed shape, and asserts that exactly one other line is left
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 
 import pytest
 
@@ -37,3 +39,15 @@ def error_line(err: str) -> str:
     lines = [line for line in err.strip().splitlines() if not PROGRESS_LINE.match(line)]
     assert len(lines) == 1, f"expected one error line on stderr, got {len(lines)}:\n{err}"
     return lines[0]
+
+
+def decompression_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A valid 1-bit PNG of 400 megapixels (all black) in ~50 kB: more than twice PIL's limit."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    pixels = zlib.compressobj(9)
+    body = b"".join(pixels.compress(row) for _ in range(height)) + pixels.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", body) + chunk(b"IEND", b""))

@@ -11,14 +11,12 @@ the path a run really takes, at each of its two layers.
 from __future__ import annotations
 
 import shutil
-import struct
-import zlib
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from cli_support import error_line, run_cli
+from cli_support import decompression_bomb, error_line, run_cli
 from vlmlab.toyworld import generate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,18 +74,6 @@ def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _first_test_image(root: Path) -> Path:
     rows = (root / "data/toy/panorama/test.tsv").read_text().splitlines()
     return root / "data/toy/panorama" / rows[1].split("\t")[0]
-
-
-def decompression_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
-    """A valid 1-bit PNG of 400 megapixels (all black) in ~50 kB: more than twice PIL's limit."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
-    pixels = zlib.compressobj(9)
-    body = b"".join(pixels.compress(row) for _ in range(height)) + pixels.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize("damage, problem", [
