@@ -11,9 +11,15 @@ lines, which have a fixed shape, and asserts that exactly one other line is left
 
 from __future__ import annotations
 
+import builtins
+import errno
+import io
+import os
 import re
 import struct
 import zlib
+from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -51,3 +57,76 @@ def decompression_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
     body = b"".join(pixels.compress(row) for _ in range(height)) + pixels.flush()
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
             + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path, err_no: int = errno.EROFS) -> None:
+    """Make the OS refuse every change inside `folder` (creating it too), as a read-only mount
+    (EROFS) or a folder the user may not write to (EACCES) does.
+
+    A simulation at the `os` / `open` layer, because tests run as root here, and root writes into a
+    chmod 555 folder anyway. Every write path Python code takes passes through these calls:
+    `open`/`io.open` (pathlib, numpy, json), `os.open` (tempfile), `os.mkdir`, `os.replace`.
+    """
+    root = os.path.abspath(folder)
+    reason = os.strerror(err_no)
+
+    def inside(path: Any, dir_fd: int | None = None) -> bool:
+        if isinstance(path, int):
+            return False
+        text = os.fsdecode(os.fspath(path))
+        if dir_fd is not None and not os.path.isabs(text):
+            text = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), text)
+        text = os.path.abspath(text)
+        return text == root or text.startswith(root + os.sep)
+
+    def refuse(path: Any) -> None:
+        raise OSError(err_no, reason, os.fsdecode(os.fspath(path)))
+
+    real = {name: getattr(os, name) for name in ("open", "mkdir", "replace", "rename", "unlink", "remove", "rmdir", "chmod")}
+    real_open = builtins.open
+    writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def os_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if flags & writes and inside(path, dir_fd):
+            refuse(path)
+        return real["open"](path, flags, mode, dir_fd=dir_fd)
+
+    def mkdir(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        if inside(path, dir_fd):
+            if os.path.isdir(path):  # what the kernel says first for an existing folder
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fsdecode(os.fspath(path)))
+            refuse(path)
+        real["mkdir"](path, mode, dir_fd=dir_fd)
+
+    def two_paths(name: str) -> Callable[..., None]:
+        def move(src: Any, dst: Any, **kwargs: Any) -> None:
+            if inside(src, kwargs.get("src_dir_fd")) or inside(dst, kwargs.get("dst_dir_fd")):
+                refuse(dst)
+            real[name](src, dst, **kwargs)
+        return move
+
+    def one_path(name: str) -> Callable[..., None]:
+        def change(path: Any, *args: Any, **kwargs: Any) -> None:
+            if inside(path, kwargs.get("dir_fd")):
+                refuse(path)
+            real[name](path, *args, **kwargs)
+        return change
+
+    def open_file(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax+") and inside(file):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    for name in ("replace", "rename"):
+        monkeypatch.setattr(os, name, two_paths(name))
+    for name in ("unlink", "remove", "rmdir", "chmod"):
+        monkeypatch.setattr(os, name, one_path(name))
+    monkeypatch.setattr(builtins, "open", open_file)
+    monkeypatch.setattr(io, "open", open_file)
+
+
+def tree(root: Path) -> list[str]:
+    """Every path under `root`, relative and sorted (hidden temp files included)."""
+    return sorted(p.relative_to(root).as_posix() for p in Path(root).rglob("*"))
