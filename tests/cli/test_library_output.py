@@ -15,7 +15,8 @@ import pytest
 
 
 def models_check(model: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS")}
+    # a CLI run earlier in this test process may have set the libraries' switches (quiet_libraries)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRANSFORMERS_", "DATASETS_", "HF_DATASETS_", "HF_HUB_DISABLE"))}
     return subprocess.run([sys.executable, "-m", "vlmlab", *flags, "models", "check", str(model)], capture_output=True,
                           text=True, env=env | {"HF_HUB_OFFLINE": "1"}, timeout=300)
 

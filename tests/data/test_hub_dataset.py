@@ -96,7 +96,7 @@ def vlmlab(args: list[str], home: Path, **env: str) -> subprocess.CompletedProce
     guard = home / "guard"
     guard.mkdir(parents=True, exist_ok=True)
     (guard / "sitecustomize.py").write_text(NETWORK_GUARD)
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE", "DATASETS_", "TRANSFORMERS_"))}
     base |= {"HF_HOME": str(home / "hf"), "PYTHONPATH": os.pathsep.join([str(guard), os.environ.get("PYTHONPATH", "")]),
              "VLMLAB_TEST_NETWORK_LOG": str(home / "network.log"), "NO_COLOR": "1"}
     return subprocess.run([sys.executable, "-m", "vlmlab", *args], capture_output=True, text=True, env=base | env,
