@@ -48,7 +48,10 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """Write via a temp file in the same folder + fsync + rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # name the file the user asked for, not our temp name (`.config.yaml.k2j4.tmp`)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
         os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; colleagues on a shared server must read results
         with os.fdopen(fd, "wb") as fh:
@@ -56,8 +59,10 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk while writing names no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

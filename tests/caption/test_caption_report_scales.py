@@ -28,8 +28,11 @@ def test_cider_ci_is_scipys_percentile_bootstrap_of_per_item_scores() -> None:
     items = np.asarray(scores.per_item["CIDEr"], dtype=np.float64)
     assert np.isclose(items.mean(), scores.scores["CIDEr"])          # CIDEr-D is the mean of per-item scores
     ref = bootstrap((items,), np.mean, n_resamples=1000, method="percentile", random_state=np.random.default_rng(0))
-    assert cis["CIDEr_ci"] == [ref.confidence_interval.low, ref.confidence_interval.high]
-    assert cis["CIDEr_ci"][0] <= scores.scores["CIDEr"] <= cis["CIDEr_ci"][1]
+    ci = cis["CIDEr_ci"]  # an interval that says how it was made (was a bare [low, high])
+    assert [ci["low"], ci["high"]] == [ref.confidence_interval.low, ref.confidence_interval.high]
+    assert ci["low"] <= scores.scores["CIDEr"] <= ci["high"] and ci["estimate"] == scores.scores["CIDEr"]
+    assert (ci["method"], ci["unit"], ci["n_units"], ci["resamples"]) == ("percentile", "reference rows", 6, 1000)
+    assert ci["ci"] == "95% percentile bootstrap over reference rows (n=6, B=1000)"
     assert "ROUGE-L_ci" in cis and "BLEU-4_ci" not in cis           # BLEU is a corpus statistic: no per-item CI
 
 
@@ -38,7 +41,8 @@ def test_metrics_json_carries_n_and_ci() -> None:
     rows = [{"id": i, "prediction": preds[i], "references": refs[i], "status": "ok"} for i in preds]
     out = score_predictions(rows, headline="grouped", metrics=["CIDEr"])
     assert out["modes"]["grouped"]["n"] == 3 and out["modes"]["per-row"]["n"] == 6
-    assert len(out["modes"]["grouped"]["CIDEr_ci"]) == 2
+    grouped = out["modes"]["grouped"]["CIDEr_ci"]
+    assert grouped["low"] <= grouped["estimate"] <= grouped["high"] and (grouped["unit"], grouped["n_units"]) == ("items", 3)
 
 
 def test_each_metric_gets_its_own_axis() -> None:
@@ -61,8 +65,27 @@ def test_report_tables_show_n_and_the_rouge_ci_and_say_why_bleu_has_none(tmp_pat
     build_report(tmp_path / "study")
     md = (tmp_path / "study" / "report.md").read_text()
     rouge = metrics["modes"]["per-row"]["ROUGE-L_ci"]
-    assert f"[{rouge[0]:.3f}, {rouge[1]:.3f}]" in md and "ROUGE-L 95% CI" in md
+    assert f"[{rouge['low']:.3f}, {rouge['high']:.3f}]" in md and "ROUGE-L 95% CI" in md
     assert "BLEU and METEOR are corpus statistics" in md and "no CI: BLEU is a corpus statistic" in md
     header = (tmp_path / "study" / "main_metrics.csv").read_text().splitlines()[0].split(",")
     assert header[-3:] == ["n", "CIDEr 95% CI", "ROUGE-L 95% CI"]
     assert (tmp_path / "study" / "bleu.csv").read_text().splitlines()[1].split(",")[-1] == "6"  # n, per-row items
+
+
+def test_report_reads_runs_scored_before_cis_named_their_method(tmp_path: Path) -> None:
+    """Older metrics.json files hold `<metric>_ci` as a bare [low, high]: the report still shows them."""
+    from vlmlab.caption.report import build_report
+
+    preds, refs = _example()
+    rows = [{"id": i, "prediction": preds[i], "references": refs[i], "status": "ok"} for i in preds]
+    metrics = score_predictions(rows, headline="per-row", metrics=["CIDEr", "ROUGE-L", "BLEU"])
+    for mode in metrics["modes"].values():
+        for key in ("CIDEr_ci", "ROUGE-L_ci"):
+            mode[key] = [mode[key]["low"], mode[key]["high"]]
+    run = tmp_path / "study" / "m_img56_tok32"
+    (run / "score").mkdir(parents=True)
+    (run / "model.json").write_text(json.dumps({"model": "m", "status": "complete"}))
+    (run / "score" / "metrics.json").write_text(json.dumps(metrics))
+    build_report(tmp_path / "study")
+    low, high = metrics["modes"]["per-row"]["CIDEr_ci"]
+    assert f"[{low:.3f}, {high:.3f}]" in (tmp_path / "study" / "report.md").read_text()

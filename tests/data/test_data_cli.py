@@ -185,6 +185,8 @@ def test_check_quic360_test_refer_relative_paths(tmp_path: Path, png, run_cli) -
                               "check --images (the image root) or --url-map")
     for url in urls:
         png(tmp_path / "panos" / url, size=(16, 8))
+    code, stdout, stderr = run_cli(["data", "check", "quic360", excerpt, "--images", tmp_path / "panos", "--check-images"])
+    assert code == 0 and stderr == "" and "3 / 3" in stdout and "16x8 / 16x8" in stdout  # grouped by image-query pair
     out = tmp_path / "records.jsonl"
     code, stdout, stderr = run_cli(["data", "check", "quic360-rows", excerpt, "--images", tmp_path / "panos",
                                     "--check-images", "--out", out])

@@ -9,8 +9,12 @@ models are random, so answers are nonsense; what is checked is that every stage 
 real architecture: run folders `complete`, zero errors, beams that point into each anchor's own
 pool with finite scores that do not change with batching or the vision cache, a re-scored span
 that decodes to the answer with the probability the search recorded, every eval cell present
-with n == test size. Shared by `test_family_smoke_qwen.py` and `test_family_smoke_other.py` (two files
-so that pytest-xdist runs them on both workers).
+with n == test size. The families are grouped by how their processor puts an image into the prompt
+(`FAMILY_GROUPS`), one test file per group: `test_family_smoke_mrope.py` (a variable number of image
+tokens placed by multimodal rotary positions) and `test_family_smoke_expanded.py` (one placeholder
+expanded into a fixed number of image tokens); `test_family_blip2.py` holds the one-image family.
+(CI runs `-n 2 --dist loadfile`: each file stays on one worker, and the two chain files, ~25 s and ~30 s
+on a quiet machine, still run side by side.)
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from vlmlab.icl.train_stage import run_train
 from vlmlab.models.hf_encode import encode_conversation
 from vlmlab.runs import read_run_info
 
-# One group per test file (pytest-xdist --dist loadfile runs the two files on the two workers).
-FAMILY_GROUPS = {"qwen": ("qwen2-vl", "qwen2.5-vl", "gemma3"), "other": ("llava", "idefics3", "internvl")}
+# By how an image enters the prompt: Qwen2-VL/2.5-VL's <|image_pad|> run whose length follows the image grid, under
+# M-RoPE (3-D rotary positions); the others expand one placeholder into a fixed number of image tokens.
+FAMILY_GROUPS = {"mrope": ("qwen2-vl", "qwen2.5-vl"), "expanded": ("llava", "idefics3", "gemma3", "internvl")}
 ANCHORS, K, BEAM, SHOTS, TEST_SIZE, NEW_TOKENS = 4, 4, 2, 2, 4, 2
 METHODS = ["zero-shot", "random", "text", "selector"]
 

@@ -146,3 +146,30 @@ def test_bad_options_are_one_line_errors(tmp_path: Path, capsys) -> None:
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and option[1] in err
+
+
+def test_a_significant_difference_below_the_mdd_is_named_not_within_noise(tmp_path: Path) -> None:
+    """+2.5 points on 800 questions, p = 0.012, MDD 2.8: the test found it (it is not noise); the MDD
+    only says the test set had less than 80% power for a difference this small."""
+    a, b, _ = _two_selectors(tmp_path, gains=(0, 40), losses=(0, 20))
+    t = compare_runs([a, b], correction="none")
+    cell = next(r for r in t.cells if r["size"] == "800" and r["shots"] == 1)
+    assert cell["B-A"] == pytest.approx(2.5) and cell["p(B)"] == "0.012" and cell["MDD(B)"] > cell["B-A"]
+    assert cell["verdict(B)"] == "B better" and cell["best"] == "B"
+    small = next(r for r in t.cells if r["size"] == "100" and r["shots"] == 1)  # no difference planted there
+    assert small["verdict(B)"] == "no difference"
+    assert "also when its difference is below the MDD" in t.to_markdown()
+
+
+def test_every_ci_in_the_csv_names_its_method_and_unit(tmp_path: Path) -> None:
+    import csv
+
+    a, b, _ = _two_selectors(tmp_path, gains=(3, 20), losses=(2, 15))
+    paths = compare_runs([a, b], n_boot=500).write(tmp_path / "cmp")
+    with paths[1].open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(r["CI_method(B)"] == "paired 95% percentile bootstrap over images, B=500" for r in rows)
+    assert list(rows[0]).index("CI_method(B)") == list(rows[0]).index("CI(B-A)") + 1
+    by_question = compare_runs([a, b], n_boot=500, unit="question").cells[0]
+    assert by_question["CI_method(B)"] == "paired 95% percentile bootstrap over questions, B=500"
+    assert "CI_method" not in paths[0].read_text()  # Markdown: the method is one line of "How to read"

@@ -15,7 +15,7 @@ from vlmlab.icl.index import SupportIndex
 
 
 def _checkpoint(folder: Path, ids: list[str], dim: int, order: str | None = None, index_run: Path | None = None,
-                sampler: str = "text", k: int = 4, **selector) -> Path:
+                sampler: str = "text", k: int = 4, tweak=None, **selector) -> Path:
     """A v1 selector for the text embeddings of `index_run`, trained (as recorded) on `sampler` pools of `k`."""
     from vlmlab.icl.configs import IndexConfig
     from vlmlab.icl.selectors.checkpoint import save_selector
@@ -29,6 +29,8 @@ def _checkpoint(folder: Path, ids: list[str], dim: int, order: str | None = None
         icfg = upstream_config(index_run, IndexConfig, "index")
         provenance = selector_provenance(embedders_of(icfg), SupportIndex.load(index_run).text, sampler, k, None)
     model = build_selector(SelectorConfig(**{"version": "v1", "embedding_dim": dim, "hidden_dim": 16, "pool_size": 8, "shots": 2, **selector}))
+    if tweak is not None:
+        tweak(model)
     return save_selector(model, folder, DataFingerprint.from_ids("toy", ids, dim, "text", provenance=provenance),
                          extra={"order": order} if order else None)
 
@@ -162,3 +164,40 @@ def test_reverse_seq_picks_are_reversed_back_and_a_wrong_claim_is_refused(tmp_pa
     code, err = _cli(["icl", "eval", str(cfg), "--out", str(tmp_path / "eval-claim")], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "v0 selector was trained with reverse_seq: false" in err and not (tmp_path / "eval-claim").exists()
+
+
+def test_a_stop_selector_needs_adaptive_shots(tmp_path: Path, index_run: Path, toy_test, toy_backend, capsys) -> None:
+    """`vlmlab icl eval` of a STOP selector with fixed shots is a one-line exit 2; with `adaptive` each query
+    gets 0..2 demonstrations from its own pool, and the cell counts them."""
+    import yaml
+
+    from vlmlab.cli import main
+
+    index = SupportIndex.load(index_run)
+    import torch
+
+    def like_a_question(model) -> None:  # an untrained STOP item always wins; make it look like one support question
+        with torch.no_grad():
+            model.stop_item.copy_(model.item_encoder(torch.from_numpy(index.text[3:4]))[0])
+
+    ckpt = _checkpoint(tmp_path / "stop", index.ids, index.text.shape[1], index_run=index_run, stop_token=True, tweak=like_a_question)
+    plain = _checkpoint(tmp_path / "plain", index.ids, index.text.shape[1], index_run=index_run)
+    cfg = {"index": str(index_run), "test": {k: str(v) for k, v in data_config(toy_test).model_dump().items()}, "model": {"ref": "x"},
+           "methods": ["selector", "random"], "shots": [1, 2], "selector": str(ckpt), "n_boot": 20}
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(cfg))
+    for overrides, needle in (([], "has a STOP token"), (["selector=" + str(plain), "shots=[1,adaptive]"], "needs a selector with a STOP token"),
+                              (["methods=[random]", "shots=[1,adaptive]"], "add method `selector`")):
+        with pytest.raises(SystemExit) as exc:
+            main(["icl", "eval", str(tmp_path / "eval.yaml"), "--out", str(tmp_path / "refused"), *sum((["--set", o] for o in overrides), [])])
+        err = capsys.readouterr().err.strip()
+        assert exc.value.code == 2 and len(err.splitlines()) == 1 and needle in err, err
+        assert not (tmp_path / "refused").exists()
+    out = run_eval(EvalConfig.model_validate({**cfg, "shots": [1, "adaptive"]}), tmp_path / "eval", backend=toy_backend)
+    cells = json.loads((out / "metrics.json").read_text())["cells"]
+    assert [(c["method"], c["shots"], c.get("adaptive", False)) for c in cells] == [("selector", 2, True), ("random", 1, False)]
+    ledger = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    counts = [len(r["demos"]) for r in ledger if r["method"] == "selector"]
+    assert cells[0]["shot_counts"] == {str(n): counts.count(n) for n in range(3)} and sum(counts) / len(counts) == cells[0]["mean_shots"]
+    assert all(len(set(r["demos"])) == len(r["demos"]) <= 2 for r in ledger if r["method"] == "selector")
+    assert len(set(counts)) > 1, counts  # some queries stop earlier than others
+    assert "STOP, up to 2 shots" in (out / "report.md").read_text()

@@ -60,7 +60,7 @@ def test_the_files_refer_to_this_support_split(index_run: Path) -> None:
     assert support_sha256(support_ids(index_run)) in recorded  # the toy split upstream's rows were taken from
 
 
-@pytest.mark.parametrize("order,shots", [("left", 2), ("left", 3), ("right", 2)])
+@pytest.mark.parametrize("order,shots", [("left", 2), ("left", 3), ("right", 2), ("right", 3)])
 def test_import_gives_the_prompts_upstream_scored(tmp_path: Path, index_run: Path, capsys, order: str, shots: int) -> None:
     code, err = cli(["icl", "import-lever-lm", beams_file(order, shots), tmp_path / "imp", "--index", index_run, "--pools", POOLS], capsys)
     assert code == 0, err
@@ -105,7 +105,7 @@ def test_bad_upstream_files_are_one_line_exit_2_and_write_nothing(tmp_path: Path
     bad.write_text(json.dumps(data))
     cases = [
         (["icl", "import-lever-lm", bad, tmp_path / "o1", "--index", index_run], ["999", str(bad), "maps to no row"]),
-        (["icl", "import-lever-lm", beams_file("right", 3), tmp_path / "o2", "--index", index_run], ["right with 3 shots"]),
+        (["icl", "import-lever-lm", beams_file("right", 3), tmp_path / "o2", "--index", index_run, "--order", "left"], ["construct_order disagrees"]),
         (["icl", "import-lever-lm", beams_file("left", 2), tmp_path / "o3", "--index", index_run, "--row-order", "nope"], ["row order"]),
         (["icl", "import-lever-lm", beams_file("left", 2), tmp_path / "o4", "--index", index_run, "--candidates", tmp_path], ["candidates.jsonl"]),
         (["icl", "import-lever-lm", beams_file("left", 2), tmp_path / "o5.jsonl", "--index", index_run], ["give a folder"]),
@@ -122,9 +122,9 @@ def test_bad_upstream_files_are_one_line_exit_2_and_write_nothing(tmp_path: Path
     assert code == 2 and "construct_order unknown" in err and not (tmp_path / "o5").exists()
 
 
-@pytest.mark.parametrize("order", ["left", "right"])
-def test_export_reproduces_the_upstream_file(tmp_path: Path, index_run: Path, reversed_index: Path, capsys, order: str) -> None:
-    src = beams_file(order, 2)
+@pytest.mark.parametrize("order,shots", [("left", 2), ("right", 2), ("left", 3), ("right", 3)])
+def test_export_reproduces_the_upstream_file(tmp_path: Path, index_run: Path, reversed_index: Path, capsys, order: str, shots: int) -> None:
+    src = beams_file(order, shots)
     assert cli(["icl", "import-lever-lm", src, tmp_path / "imp", "--index", index_run, "--pools", POOLS], capsys)[0] == 0
     out = tmp_path / "back.json"
     code, err = cli(["icl", "export-lever-lm", tmp_path / "imp", out], capsys)
@@ -140,7 +140,8 @@ def test_export_reproduces_the_upstream_file(tmp_path: Path, index_run: Path, re
         rec = records[ids[int(anchor_row)]]
         for seq, beam in zip(entry["id_list"], rec["beams"]):
             assert ids[seq[-1]] == rec["id"]
-            prompt = [ids[r] for r in seq[:-1]] if order == "left" else [ids[r] for r in reversed(seq[:-1])]
+            # upstream's prompt: `left` id_list[:-1]; `right` id_list[1:-1] + [id_list[0]] (its get_info_score)
+            prompt = [ids[r] for r in seq[:-1]] if order == "left" else [ids[r] for r in seq[1:-1] + seq[:1]]
             assert prompt == beam["ids"]
     # a file recorded for these rows is refused for other rows
     code, err = cli(["icl", "import-lever-lm", out, tmp_path / "again", "--index", reversed_index], capsys)
@@ -166,29 +167,56 @@ def test_beam_stage_writes_row_positions(tmp_path: Path, candidates_run: Path, i
 
 
 def test_imported_upstream_beams_train_and_eval(tmp_path: Path, index_run: Path, toy_test, toy_backend, capsys) -> None:
-    """import -> `vlmlab icl train` -> eval of the trained selector, on the upstream-written file."""
+    """import -> `vlmlab icl train` -> eval of the trained selector, on the upstream-written file, with no overrides:
+    the import records upstream's one beam score (marginal) and its pools (RandSampler, candidate_num 6 = vlmlab's
+    `random`, K=6), so eval draws such pools; other pools are still refused."""
     from vlmlab.icl.configs import BackendConfig, EvalConfig
     from vlmlab.icl.eval_stage import run_eval
 
     assert cli(["icl", "import-lever-lm", beams_file("left", 2), tmp_path / "imp", "--index", index_run, "--pools", POOLS], capsys)[0] == 0
+    record = json.loads((tmp_path / "imp" / "lever_lm_import.json").read_text())
+    assert (record["beam_score"], record["pool_sampler"], record["pool_k"]) == ("marginal", "random", 6)
     cfg = tmp_path / "train.yaml"
     selector = {"version": "v3", "hidden_dim": 16, "pool_size": 6, "epochs": 2, "batch_size": 2, "val_fraction": 0.34, "ce_beams": 3}
     cfg.write_text(yaml.safe_dump({"index": str(index_run), "beams": str(tmp_path / "imp"), "selector": selector}))
     code, err = cli(["icl", "train", cfg, "--out", tmp_path / "train"], capsys)
-    assert code == 2 and "beam_score: marginal" in err and not (tmp_path / "train").exists()  # upstream has no cumulative score
-    code, err = cli(["icl", "train", cfg, "--set", "selector.beam_score=marginal", "--out", tmp_path / "train"], capsys)
     assert code == 0, err
-    assert (tmp_path / "train" / "selector.safetensors").exists()
-    assert json.loads((tmp_path / "train" / "selector.json").read_text())["order"] == "left"
+    meta = json.loads((tmp_path / "train" / "selector.json").read_text())
+    assert meta["order"] == "left" and meta["config"]["beam_score"] == "marginal"
+    assert (meta["data"]["provenance"]["pool_sampler"], meta["data"]["provenance"]["pool_k"]) == ("random", 6)
     ecfg = EvalConfig(index=index_run, test=data_config(toy_test), model=BackendConfig(ref="x"), methods=["selector"], shots=[1, 2],
-                      selector=tmp_path / "train", selector_pool="text", selector_k=6, n_boot=20)
-    # upstream's sampler cache made the training pools; vlmlab cannot redraw them, so eval says so
-    with pytest.raises(CheckpointError, match="pool_sampler"):
-        run_eval(ecfg, tmp_path / "eval-refused", backend=toy_backend)
-    out = run_eval(ecfg.model_copy(update={"allow_mismatch": True}), tmp_path / "eval", backend=toy_backend)
+                      selector=tmp_path / "train", n_boot=20)
+    out = run_eval(ecfg, tmp_path / "eval", backend=toy_backend)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {(c["shots"], c["method"]) for c in metrics["cells"]} >= {(1, "selector"), (2, "selector")}
-    assert any("pool_sampler" in m for m in metrics["selector_mismatch"])
+    assert {(c["shots"], c["method"]) for c in metrics["cells"]} == {(1, "selector"), (2, "selector")} and metrics["selector_mismatch"] == []
+    # pools of another sampler than the one upstream drew them with: refused, or run loudly with --allow-mismatch
+    other = ecfg.model_copy(update={"selector_pool": "text"})
+    with pytest.raises(CheckpointError, match="pool_sampler"):
+        run_eval(other, tmp_path / "eval-refused", backend=toy_backend)
+    assert not (tmp_path / "eval-refused").exists()
+    out = run_eval(other.model_copy(update={"allow_mismatch": True}), tmp_path / "eval-other", backend=toy_backend)
+    assert any("pool_sampler" in m for m in json.loads((out / "metrics.json").read_text())["selector_mismatch"])
+
+
+def test_pools_upstream_drew_by_similarity_cannot_be_redrawn(tmp_path: Path, index_run: Path, toy_test, toy_backend, capsys) -> None:
+    """A TextSimSampler cache ranked by upstream's own embeddings: recorded as such, and eval says it cannot redraw it."""
+    import shutil
+
+    from vlmlab.icl.configs import BackendConfig, EvalConfig
+    from vlmlab.icl.eval_stage import run_eval
+
+    pools = tmp_path / "sampler_cache-TextSimSampler-anchor_sample_num:6-candidate_num:6.json"
+    shutil.copy(POOLS, pools)
+    assert cli(["icl", "import-lever-lm", beams_file("left", 2), tmp_path / "imp", "--index", index_run, "--pools", pools], capsys)[0] == 0
+    assert json.loads((tmp_path / "imp" / "lever_lm_import.json").read_text())["pool_sampler"] == "upstream:TextSimSampler"
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(yaml.safe_dump({"index": str(index_run), "beams": str(tmp_path / "imp"),
+                                   "selector": {"version": "v2", "hidden_dim": 16, "pool_size": 6, "epochs": 1, "batch_size": 2}}))
+    assert cli(["icl", "train", cfg, "--out", tmp_path / "train"], capsys)[0] == 0
+    ecfg = EvalConfig(index=index_run, test=data_config(toy_test), model=BackendConfig(ref="x"), methods=["selector"], shots=[1],
+                      selector=tmp_path / "train", n_boot=20)
+    with pytest.raises(CheckpointError, match="upstream's TextSimSampler, which vlmlab cannot redraw"):
+        run_eval(ecfg, tmp_path / "eval", backend=toy_backend)
 
 
 def test_lever_plus_import_and_export_round_trip(tmp_path: Path, index_run: Path, reversed_index: Path, capsys) -> None:

@@ -65,10 +65,28 @@ def test_preset_resolves_upstream_semantics(tmp_path: Path) -> None:
     assert (plain.correct_threshold, plain.correct_comparison, plain.prompt_format) == (0.5, ">=", "chat")
 
 
+@pytest.mark.parametrize("name,options", [
+    ("v4", {}), ("v4-2", {}), ("v4-3", {"diversity": "mmr"}), ("v4-4", {"candidate_self_attention": True, "diversity": "mmr"}),
+    ("v4-5", {"scoring": "additive"}), ("v4-7", {"diversity": "dpp"}), ("v4-10", {"stop_token": True}),
+])
+def test_upstream_v4_names_map_to_the_pointer_options(tmp_path: Path, name: str, options: dict) -> None:
+    """Upstream's v4 and v4-N (pointer_selector_v4_N_rl.py: its v3 recipe, RCE then GRPO, with the v4-N network; v4-4's
+    class also carries v4-3's MMR, v4-5's default attention_type is additive) resolve to vlmlab v4 with the option."""
+    from vlmlab.icl.selectors.config import SelectorConfig
+
+    train = load_config(_write(tmp_path / "t.yaml", {"upstream_version": name, "index": "i", "beams": "b", "rl": "r"}), TrainStageConfig)
+    config = SelectorConfig.model_validate({"embedding_dim": 8, **train.selector})
+    assert (config.version, config.ranking_loss) == ("v4", "none")
+    defaults = {"diversity": "none", "candidate_self_attention": False, "scoring": "cosine", "stop_token": False}
+    assert {k: getattr(config, k) for k in defaults} == {**defaults, **options}
+
+
 def test_bad_names_are_one_line_errors(tmp_path: Path, capsys) -> None:
     cases = [
         ({"index": "i", "beams": "b", "rl": "r", "selector": {"version": "v4", "reward_mode": "hard_plus_sotf"}}, "did you mean 'hard_plus_soft'"),
-        ({"index": "i", "beams": "b", "upstream_version": "v4-7"}, "upstream_version 'v4-7' is not available"),
+        ({"index": "i", "beams": "b", "upstream_version": "v4-6"}, "upstream_version 'v4-6' is not available: coverage"),
+        ({"index": "i", "beams": "b", "upstream_version": "v4-1"}, "upstream_version 'v4-1' is not available: its query update is a learned scalar gate"),
+        ({"index": "i", "beams": "b", "upstream_version": "v4-33"}, "not an upstream Lever-Plus version; did you mean 'v4-3'"),
         ({"index": "i", "beams": "b", "preset": "leverplus"}, "preset"),
         ({"index": "i", "beams": "b", "upstream_version": "v3", "selector": {"version": "v2"}}, "upstream_version v3 is vlmlab version v4"),
     ]

@@ -69,3 +69,42 @@ def test_relevance_matches_upstream(prediction: str, answers: list[str], expecte
     from vlmlab.icl.rl_data import relevance
 
     assert relevance(prediction, answers) == pytest.approx(expected, abs=1e-12)
+
+
+def test_mine_from_earlier_rl_data_keeps_what_this_scorer_answers_right(tmp_path, candidates_run, index_run, toy_support, toy_backend) -> None:
+    """Upstream `mine_positive_samples.py`: candidates of earlier RL data, for every anchor of this run, answered
+    again; the right ones join as `mined`. The toy scorer answers right exactly when the demonstration nearest
+    the query asks the query's attribute (the annotations' question_type), which gives the expected set."""
+    import json
+    import shutil
+
+    from vlmlab.errors import DataError
+    from vlmlab.icl.configs import BackendConfig, BeamConfig, RLDataConfig
+    from vlmlab.icl.stages import read_jsonl, run_beam, run_rl_data, write_jsonl
+
+    attr = {str(a["question_id"]): a["question_type"] for a in json.loads(toy_support["annotations"].read_text())["annotations"]}
+    beam = run_beam(BeamConfig(candidates=candidates_run, scorer=BackendConfig(ref="x"), beam_size=2, shots=2), tmp_path / "beam", backend=toy_backend)
+    earlier = run_rl_data(RLDataConfig(beams=beam, n_sampled=6, min_positives=0, seed=3), tmp_path / "earlier", backend=toy_backend)
+    # an earlier file also holds a candidate outside this run's pools (another sampler made it): it is skipped
+    shutil.copytree(earlier, tmp_path / "other", ignore=shutil.ignore_patterns("rl.jsonl"))
+    raw = read_jsonl(tmp_path / "other" / "rl_raw.jsonl")
+    outside = [q for q in attr if q not in raw[0]["pool"] and q != raw[0]["id"]][:2]
+    raw[0]["candidates"].append({"ids": outside, "positions": [0, 1]})
+    write_jsonl(tmp_path / "other" / "rl_raw.jsonl", raw)
+    out = run_rl_data(RLDataConfig(beams=beam, sources=["beams"], mine_from=[tmp_path / "other"], min_positives=0), tmp_path / "rl",
+                      backend=toy_backend)
+    beams = {r["id"]: r for r in read_jsonl(beam / "beams.jsonl")}
+    for rec in read_jsonl(out / "rl_raw.jsonl"):
+        searched = [b["ids"] for b in beams[rec["id"]]["beams"]]
+        offered = [c["ids"] for c in next(r for r in raw if r["id"] == rec["id"])["candidates"] if c["ids"] != outside]
+        expected = [ids for ids in dict.fromkeys(map(tuple, offered)) if list(ids) not in searched and attr[ids[-1]] == attr[rec["id"]]]
+        mined = [c for c in rec["candidates"] if c["source"] == "mined"]
+        assert [tuple(c["ids"]) for c in mined] == expected, rec["id"]
+        assert all(c["vqa_correct"] and c["vqa_gt_prob"] is not None and [rec["pool"][p] for p in c["positions"]] == c["ids"] for c in mined)
+    counts = json.loads((out / "metrics.json").read_text())["mined"]
+    assert counts["outside_pool"] == 1 and counts["offered"] == sum(len(r["candidates"]) for r in raw)
+    assert counts["kept_positives"] == sum(c["source"] == "mined" for r in read_jsonl(out / "rl_raw.jsonl") for c in r["candidates"]) > 0
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no rl_raw.jsonl or rl.jsonl"):
+        run_rl_data(RLDataConfig(beams=beam, mine_from=[tmp_path / "empty"]), tmp_path / "rl2", backend=toy_backend)
+    assert not (tmp_path / "rl2").exists()

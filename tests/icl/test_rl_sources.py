@@ -87,3 +87,70 @@ def test_a_selector_from_another_index_cannot_feed_rl_data(tmp_path: Path, candi
     with pytest.raises(CheckpointError, match="embeddings_sha256"):
         run_rl_data(RLDataConfig(beams=beam_dir, sources=["selector-beams"], selector=train), tmp_path / "rl", backend=toy_backend)
     assert not (tmp_path / "rl").exists()
+
+
+def test_selector_beams_break_ties_the_same_way_in_any_batch() -> None:
+    """Support items with the same wording have equal embeddings, so their sequences tie exactly; a query's
+    beams must not depend on which other queries share its batch (topk orders ties by batch shape)."""
+    from vlmlab.icl.selectors import SelectorConfig, build_selector
+    from vlmlab.icl.selectors.sampling import selector_beams
+
+    torch.manual_seed(0)
+    model = build_selector(SelectorConfig(version="v2", embedding_dim=8, hidden_dim=16, pool_size=8, shots=2)).eval()
+    base = torch.randn(4, 8)
+    pool = base[[0, 1, 2, 3, 0, 1, 2, 3]][None].repeat(10, 1, 1)  # every item has an identical twin 4 positions on
+    query, mask = torch.randn(10, 8), torch.ones(10, 8, dtype=torch.bool)
+    together, logp = selector_beams(model, query, pool, mask, shots=2, beams=6)
+    for i in range(10):
+        alone, alone_logp = selector_beams(model, query[i : i + 1], pool[i : i + 1], mask[i : i + 1], shots=2, beams=6)
+        assert torch.equal(alone[0], together[i]) and torch.allclose(alone_logp[0], logp[i])
+        seqs = together[i].tolist()
+        twins = [(a, b) for a in range(6) for b in range(a + 1, 6) if [p % 4 for p in seqs[a]] == [p % 4 for p in seqs[b]]]
+        assert twins and all(seqs[a] < seqs[b] for a, b in twins)  # of tied twin sequences, the earlier positions lead
+
+
+@pytest.mark.parametrize("score_eos", [True, False])
+def test_candidate_infoscores_and_gt_prob_equal_brute_force(tmp_path: Path, candidates_run: Path, toy_support, toy_backend, score_eos: bool) -> None:
+    """Every candidate's `vqa_gt_prob` is P(y|seq⊕x) and a sampled one's `beam_score` is P(y|seq⊕x) − P(y|x), each
+    P = exp(mean token log-prob) of one `score()` call on the backend itself, scored with the beam run's `score_eos`."""
+    from vlmlab.icl.data import load_split
+    from vlmlab.icl.prompts import score_request
+
+    from icl_toy import data_config
+
+    beam_dir = run_beam(BeamConfig(candidates=candidates_run, scorer=BackendConfig(ref="x"), beam_size=2, shots=2, score_eos=score_eos),
+                        tmp_path / "beam", backend=toy_backend)
+    flags: set[bool] = set()
+
+    class Recording:  # the toy scorer ignores the flag, so check what rl-data asks for
+        supports_score = True
+
+        def score(self, requests):
+            flags.update(r.score_end_of_turn for r in requests)
+            return toy_backend.score(requests)
+
+        def generate(self, requests):
+            return toy_backend.generate(requests)
+
+    rl = run_rl_data(RLDataConfig(beams=beam_dir, n_sampled=4, min_positives=0), tmp_path / "rl", backend=Recording())
+    assert flags == {score_eos}
+    support = load_split(data_config(toy_support))
+
+    def prob(demos: list[str], anchor: str) -> float:
+        request = score_request("check", [support.get(q, "s") for q in demos], support.get(anchor, "s"), score_eos=score_eos)
+        assert request.score_end_of_turn is score_eos
+        (result,) = toy_backend.score([request])
+        return float(np.exp(np.mean(result.token_logprobs)))
+
+    checked = 0
+    for rec in read_jsonl(rl / "rl_raw.jsonl"):
+        base = prob([], rec["id"])
+        for c in rec["candidates"]:
+            p = prob(c["ids"], rec["id"])
+            assert c["vqa_gt_prob"] == pytest.approx(p, abs=1e-9)
+            if c["source"] == "sampled":
+                assert c["beam_score"] == pytest.approx(p - base, abs=1e-9)
+                checked += 1
+            else:  # a beam keeps its search score, the cumulative InfoScore of the same prompt
+                assert c["beam_score"] == pytest.approx(p - base, abs=1e-6)
+    assert checked >= 20

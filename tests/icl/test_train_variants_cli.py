@@ -14,7 +14,8 @@ from vlmlab.icl.configs import BackendConfig, BeamConfig, RLDataConfig
 from vlmlab.icl.selectors.objectives import REWARD_MODES
 from vlmlab.icl.stages import run_beam, run_rl_data
 
-VARIANTS = [{}, {"diversity": "mmr"}, {"diversity": "dpp"}, {"candidate_self_attention": True}, {"scoring": "additive"}, {"scoring": "bilinear"}]
+VARIANTS = [{}, {"diversity": "mmr"}, {"diversity": "dpp"}, {"candidate_self_attention": True}, {"scoring": "additive"}, {"scoring": "bilinear"},
+            {"stop_token": True}]
 
 
 @pytest.mark.slow
@@ -34,3 +35,5 @@ def test_every_variant_and_reward_mode_trains_through_the_cli(tmp_path: Path, ca
         assert all(meta["config"][k] == v for k, v in selector.items()), name
         phases = {line.split(",")[0] for line in (tmp_path / "train" / name / "eval_log.csv").read_text().splitlines()[1:]}
         assert phases == {"supervised", "rce", "grpo"}, name
+        if selector.get("stop_token"):  # held-out metrics of a STOP selector say how many ICDs it gives
+            assert "mean_shots" in json.loads((tmp_path / "train" / name / "metrics.json").read_text())["final"], name

@@ -118,7 +118,10 @@ def test_correlation_intervals_default_and_vectorised_path() -> None:
     ref = stats.pearsonr(x, y).confidence_interval(0.95)
     assert e.method == "fisher-z" and (e.low, e.high) == pytest.approx((ref.low, ref.high), rel=1e-12)
     images = np.repeat(np.arange(15), 2)
-    clustered = estimate(pearson_r, x, y, clusters=images, unit="images", n_boot=200)
+    # The clustered default is now Fisher z with a cluster-jackknife SE (cluster BCa under-covers with
+    # few clusters: tests/metrics/test_coverage.py); BCa stays available, vectorised as before.
+    assert estimate(pearson_r, x, y, clusters=images, unit="images").method == "fisher-z-jackknife"
+    clustered = estimate(pearson_r, x, y, clusters=images, unit="images", n_boot=200, method="bca")
     looped = estimate(lambda u, v: pearson_r(u, v), x, y, clusters=images, unit="images", n_boot=200, method="bca")
     assert clustered.method == "bca" and clustered.n_units == 15
     assert (clustered.low, clustered.high) == pytest.approx((looped.low, looped.high), rel=1e-10)
@@ -147,3 +150,20 @@ def test_default_interval_for_r_covers_95_percent_at_n_30() -> None:
         e = estimate(pearson_r, x, y)
         hits.append(e.low <= truth <= e.high)
     assert 0.93 <= np.mean(hits) <= 0.97
+
+
+@pytest.mark.parametrize("weights,method", [(None, "percentile"), ("quadratic", "bca"), ("linear", "percentile")])
+def test_kappa_bootstrap_from_cluster_confusions_equals_the_row_loop(weights, method) -> None:
+    """Kappa resamples are weighted sums of per-cluster confusion matrices: the same numbers as
+    recomputing kappa on every resample's rows (clusters of unequal size, a missing label dropped)."""
+    rng = np.random.default_rng(5)
+    a = rng.integers(1, 10, 90).astype(object)
+    b = np.array([min(9, max(1, x + int(rng.integers(-2, 3)))) for x in a], dtype=object)
+    a[7] = None
+    faces = np.repeat(np.arange(30), rng.multinomial(90 - 30, [1 / 30] * 30) + 1)
+    kw = dict(clusters=faces, unit="images", n_boot=300, seed=2, method=method, weights=weights)
+    fast = estimate(cohen_kappa, a, b, **kw)
+    loop = estimate(lambda u, v, weights=None: cohen_kappa(u, v, weights=weights), a, b, **kw)  # no cluster_sums: the row loop
+    assert fast.estimate == pytest.approx(cohen_kappa_score(list(a[a != None]), list(b[a != None]), weights=weights,  # noqa: E711
+                                                            labels=list(range(1, 10)) if weights else None), rel=1e-12)
+    assert (fast.low, fast.high) == pytest.approx((loop.low, loop.high), rel=1e-12) and fast.dropped == loop.dropped == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vlmlab.cli import main
+from cli_support import error_line, run_cli
 
 
 @pytest.mark.parametrize("damage", ["empty", "half", "one byte short"])
@@ -18,10 +18,9 @@ def test_damaged_safetensors(damage: str, tiny_qwen2_vl: Path, tmp_path: Path, c
     raw = weights.read_bytes()
     weights.write_bytes({"empty": b"", "half": raw[: len(raw) // 2], "one byte short": raw[:-1]}[damage])
     before = sorted(p.name for p in model.iterdir())
-    with pytest.raises(SystemExit) as exc:
-        main(["models", "check", str(model)])
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert exc.value.code == 2
+    code, out, stderr = run_cli(["models", "check", str(model)], capsys)
+    err = error_line(stderr)  # exactly one line besides plain progress lines
+    assert code == 2 and out == ""
     assert err.startswith(f"error: {weights}: ") and "re-download or rebuild the checkpoint" in err
     assert ("0 bytes" in err) if damage == "empty" else ("truncated or corrupt weights file" in err)
     assert sorted(p.name for p in model.iterdir()) == before

@@ -160,3 +160,46 @@ def run_cli(args: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+class FixedRater:
+    """A backend that gives one fixed answer per question ("which emotion" -> `emotion`, a rating
+    question -> `rating`): a stand-in VLM for tests about the analysis, not about the model."""
+
+    name = "fixed"
+    supports_score = False
+
+    def __init__(self, emotion: str = "neutral", rating: int = 5):
+        self.emotion, self.rating = emotion, rating
+
+    def generate(self, requests):
+        out = []
+        for req in requests:
+            question = req.conversation[-1].text.lower()
+            text = self.emotion if "which emotion" in question else str(self.rating)
+            out.append(GenerationResult(id=req.id, status="ok", text=text))
+        return out
+
+    def score(self, requests):
+        raise NotImplementedError
+
+
+FER_LABELS = ["anger", "happiness", "neutral", "sadness"]
+FER_LABEL_MAP = {"anger": "angry", "happiness": "happy", "neutral": "neutral", "sadness": "sad"}
+
+
+def tiny_vit_classifier(folder: Path) -> Path:
+    """A tiny random ViT image classifier with FER-style labels, saved like a hub checkpoint."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(0)
+    config = ViTConfig(image_size=16, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=24, num_labels=len(FER_LABELS), initializer_range=1.0, id2label=dict(enumerate(FER_LABELS)),
+                       label2id={label: i for i, label in enumerate(FER_LABELS)})
+    model = ViTForImageClassification(config)
+    with torch.no_grad():  # spread the logits so the argmax differs between images
+        model.classifier.weight.mul_(50.0)
+    model.save_pretrained(folder)
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(folder)
+    return folder

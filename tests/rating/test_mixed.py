@@ -134,3 +134,20 @@ def test_zero_robust_se_gives_no_interval():
     fit = binary_gee(pd.DataFrame(same), "angry", ["group"], cluster="image")
     rd = {e["term"]: e for e in fit["risk_difference"]}["group[B vs A]"]
     assert rd["estimate"] == pytest.approx(1.0) and rd["low"] is None and any("robust SE is 0" in w for w in fit["warnings"])
+
+
+def test_two_way_clustered_risk_difference_matches_statsmodels_ols():
+    """Raters crossed with images: the risk difference's second interval clusters by both (statsmodels OLS, two-way)."""
+    rng = np.random.default_rng(8)
+    lean = rng.normal(0, 0.1, 12)  # some raters say "angry" more often, on every image they rate
+    rows = [{"image": f"i{i}", "rater": f"r{r}", "group": "AB"[i % 2], "angry": int(rng.random() < 0.15 + 0.1 * (i % 2) + lean[r])}
+            for i in range(60) for r in rng.permutation(12)[:4]]
+    df = pd.DataFrame(rows)
+    fit = binary_gee(df, "angry", ["group"], cluster="image", also_cluster="rater")
+    ref = smf.ols("angry ~ C(group)", df).fit(cov_type="cluster", cov_kwds={"groups": np.column_stack(
+        [pd.Categorical(df["image"]).codes, pd.Categorical(df["rater"]).codes])})
+    rd = {e["term"]: e for e in fit["risk_difference"]}["group[B vs A]"]
+    assert rd["two_way"]["se"] == pytest.approx(ref.bse["C(group)[T.B]"], rel=1e-9)
+    assert rd["two_way"]["low"] == pytest.approx(ref.conf_int().loc["C(group)[T.B]", 0], rel=1e-9)
+    assert rd["estimate"] == pytest.approx(ref.params["C(group)[T.B]"], abs=1e-9) and fit["n_groups"] == {"image": 60, "rater": 12}
+    assert "two_way" not in {e["term"]: e for e in binary_gee(df, "angry", ["group"])["risk_difference"]}["group[B vs A]"]

@@ -67,7 +67,8 @@ def _fmt(value: Any, digits: int = 4) -> Any:
 
 
 CI_SHOWN = ("CIDEr", "ROUGE-L")  # means of per-item scores: `caption.scoring.mean_metric_cis` bootstraps them
-NO_CI_NOTE = ("95% CIs: percentile bootstrap over items, for CIDEr and ROUGE-L (means of per-item scores). "
+NO_CI_NOTE = ("95% CIs: percentile bootstrap over the mode's items (ids grouped, reference rows per-row; B=1000, method and "
+              "unit also in metrics.json), for CIDEr and ROUGE-L (means of per-item scores). "
               "BLEU and METEOR are corpus statistics (n-gram counts pooled before the ratio), not item means, "
               "so an item bootstrap of them is not shown")
 
@@ -75,7 +76,9 @@ NO_CI_NOTE = ("95% CIs: percentile bootstrap over items, for CIDEr and ROUGE-L (
 def _n_and_ci(scores: dict[str, Any], ci_keys: tuple[str, ...] = ("CIDEr",)) -> list[Any]:
     """The n a mode's scores were computed on, and the bootstrap CI of each of `ci_keys` ("–" when
     absent, e.g. runs scored before CIs were recorded)."""
-    cis = [scores.get(f"{key}_ci") for key in ci_keys]
+    from vlmlab.caption.scoring import ci_bounds
+
+    cis = [ci_bounds(scores.get(f"{key}_ci")) for key in ci_keys]  # a dict with its method, or the older bare [low, high]
     return [scores.get("n"), *(f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else None for ci in cis)]
 
 

@@ -74,13 +74,20 @@ def score_predictions(
 CI_METRICS = ("CIDEr", "ROUGE-L")  # corpus score == mean of per-item scores: a bootstrap CI applies
 
 
-def mean_metric_cis(scores: CaptionScores, *, n_resamples: int = 1000, seed: int = 0) -> dict[str, list[float] | None]:
-    """95% percentile-bootstrap CIs (`<metric>_ci`: [low, high]) over items, for metrics whose
-    corpus score is the mean of the per-item scores (CIDEr-D, ROUGE-L; BLEU and METEOR are
-    not, so they get none). None when there are fewer than two items."""
+def mean_metric_cis(scores: CaptionScores, *, n_resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, Any] | None]:
+    """95% percentile-bootstrap CIs over items (scipy.stats.bootstrap), for metrics whose corpus
+    score is the mean of the per-item scores (CIDEr-D, ROUGE-L; BLEU and METEOR are not, so they
+    get none). Each `<metric>_ci` says how it was made, like every interval of vlmlab
+    (`Interval.to_json`): estimate, low, high, method, unit, n_units, level, resamples, ci (text).
+    The unit is the mode's item: an id (grouped) or a reference row (per-row). None when there
+    are fewer than two items. Files written before carried a bare [low, high]; readers take both.
+    """
     from scipy.stats import bootstrap
 
-    out: dict[str, list[float] | None] = {}
+    from vlmlab.metrics.inference import Interval
+
+    unit = "reference rows" if scores.mode == "per-row" else "items"
+    out: dict[str, dict[str, Any] | None] = {}
     for name in CI_METRICS:
         items = scores.per_item.get(name)
         if items is None or scores.scores.get(name) is None:
@@ -90,12 +97,22 @@ def mean_metric_cis(scores: CaptionScores, *, n_resamples: int = 1000, seed: int
             out[f"{name}_ci"] = None
             continue
         if np.all(values == values[0]):
-            out[f"{name}_ci"] = [float(values[0]), float(values[0])]
-            continue
-        res = bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=0.95, method="percentile",
-                        random_state=np.random.default_rng(seed))
-        out[f"{name}_ci"] = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+            low = high = float(values[0])
+        else:
+            res = bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=0.95, method="percentile",
+                            random_state=np.random.default_rng(seed))
+            low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        out[f"{name}_ci"] = Interval(float(values.mean()), low, high, "percentile", unit, len(values), 0.95, n_resamples).to_json()
     return out
+
+
+def ci_bounds(ci: dict[str, Any] | Sequence[float] | None) -> tuple[float, float] | None:
+    """(low, high) of a `<metric>_ci` entry, in the current shape (a dict) or the older [low, high]."""
+    if ci is None:
+        return None
+    if isinstance(ci, dict):
+        return None if ci.get("low") is None or ci.get("high") is None else (float(ci["low"]), float(ci["high"]))
+    return float(ci[0]), float(ci[1])
 
 
 def leave_one_out(references: Mapping[str, Sequence[str]]) -> tuple[dict[str, str], dict[str, list[str]]]:

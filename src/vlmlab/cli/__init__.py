@@ -66,12 +66,21 @@ def quiet_libraries() -> None:
     torchao/torch deprecation notices): vlmlab's own progress lines say what is happening, and
     these otherwise interleave with them in logs. `vlmlab --library-output ...` shows them."""
     import logging
+    import os
     import warnings
 
+    # `datasets` reads these once, when it is imported (lazily, by the data readers), and then sets
+    # its own log level, so they are its switches; the user's own settings win. Importing datasets
+    # here only to quiet it would cost every command ~1 s.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("DATASETS_VERBOSITY", "error")
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+        sys.modules["datasets"].logging.set_verbosity_error()
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*[Tt]orchao.*")
-    for name in ("transformers", "torchao", "torch.utils._pytree", "accelerate", "sentence_transformers", "huggingface_hub"):
+    for name in ("transformers", "torchao", "torch.utils._pytree", "accelerate", "sentence_transformers", "huggingface_hub", "datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from transformers.utils import logging as hf_logging

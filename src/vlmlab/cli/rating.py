@@ -91,7 +91,8 @@ def analyze(
     runs: List[Path] = typer.Argument(..., help="Condition run folders, or a study folder holding them."),
     out: Path = typer.Option(None, "--out", help="Where to write the analysis (default: <first>/analysis)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap confidence intervals."),
-    factor: Optional[List[str]] = typer.Option(None, "--factor", help="Fixed factor of the mixed models: a column of the human ratings (repeatable; default: the group column)."),
+    factor: Optional[List[str]] = typer.Option(None, "--factor", help="Fixed factor of the mixed models: a column of the human ratings or of --stimuli (repeatable; default: the group column)."),
+    stimuli: Optional[Path] = typer.Option(None, "--stimuli", help="Per-image attributes (image_id + columns, e.g. the toy faces' stimuli.csv): factors, and the intended emotion."),
 ) -> None:
     """Agreement with humans, collapse, dark knowledge, FPR by group, CKA/RSA — one report."""
     from vlmlab.rating.analysis import analyze_runs
@@ -101,5 +102,5 @@ def analyze(
     for path in runs:
         folders += [p for p in find_runs(path) if p.name != "analysis"]
     target = out or (runs[0] / "analysis")
-    paths = analyze_runs(folders, target, seed=seed, factors=factor or None)
+    paths = analyze_runs(folders, target, seed=seed, factors=factor or None, stimuli=stimuli)
     _console.print(f"analysis: {paths['md']}")

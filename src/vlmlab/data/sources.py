@@ -122,7 +122,8 @@ def _load_arrow_rows(source: Source, label: str) -> list[dict[str, Any]]:
     except Exception as exc:  # datasets raises many kinds (DatasetNotFoundError, ValueError, ArrowInvalid...)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{label}: not a readable {KINDS[source.kind]} ({first})") from None
-    dataset = _pick_split(loaded, source, label)
+    # `load_dataset(id, split=...)` returns that split itself (and downloads only its files)
+    dataset = loaded if source.kind == "hub" and source.split else _pick_split(loaded, source, label)
     if getattr(dataset, "_indices", None) is not None:
         dataset = dataset.flatten_indices()
     return dataset.data.to_pylist()  # the arrow table: Image features stay as stored, never decoded

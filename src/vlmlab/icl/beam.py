@@ -13,9 +13,11 @@ Lever-LM re-scores each beam: + beam per later step). The children of all beams 
 as one request stream in chunks of `batch_size`. Selection is vectorised (a [beams, K] matrix, one
 argsort). The HF backend's score path does the per-image work once per image content hash — decoding
 and preprocessing (`image_input_cache`), the vision tower (`vision_cache`), and once all of a batch's
-images have features, it does not even collate their pixels — and runs the LM head only at the
-positions that predict answer tokens. `benchmarks/bench_beam.py` measures all this against the
-upstream loop.
+images have features, it does not even collate their pixels — runs the LM head only at the
+positions that predict answer tokens, and, with `order="right"`, runs the demonstrations a beam's
+candidates share through the language model once per batch (`models/prefix_scoring`; with
+`order="left"` the candidate comes first, so only the chat template's header is shared; see
+docs/performance.md). `benchmarks/bench_beam.py` measures all this against the upstream loop.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ For each other run X, per cell: X−A in points with a paired CI, a two-sided p 
 over images by default: questions that share an image are resampled together; or a sign-flip
 permutation test), the p adjusted by Holm over all tests (or not, `correction="none"`), and the
 minimum detectable difference (MDD) at 80% power from the cell's n and the variance of its paired
-differences. A verdict names a run only when its adjusted p is below alpha; a difference smaller
-than the MDD is "within noise". Over all cells, per shot and per size: mean difference, largest
-gain and loss, cells up/down/equal, significant up/down and within noise.
+differences. A verdict names a run only when its adjusted p is below alpha (the test decides, also
+below the MDD); a difference that is not significant and smaller than the MDD is "within noise".
+Over all cells, per shot and per size: mean difference, largest gain and loss, cells up/down/equal,
+significant up/down and within noise. The CSV names each CI's method per row (`CI_method(X)`).
 
 Inputs are eval run folders: `metrics.json` (`cells`), `subsets.json` (size label -> question ids)
 and the ledger (one line per method/shots/question with `acc` and `image_id`; ledgers without image ids
@@ -54,7 +55,9 @@ class CompareTables:
     def to_markdown(self) -> str:
         out = ["## Runs", ""] + [f"- {chr(65 + i)}: `{r}`" for i, r in enumerate(self.runs)]
         out += ["", "## How to read", ""] + [f"- {n}" for n in self.notes]
-        out += ["", "## Cells (accuracy %, differences in points)", "", _md_table(self.cells)]
+        # The CI's method is one line of "How to read" here; the CSV and `cells` carry it per row.
+        out += ["", "## Cells (accuracy %, differences in points)", "", _md_table([{k: v for k, v in r.items() if not k.startswith("CI_method(")}
+                                                                                  for r in self.cells])]
         out += ["", "## Summary (vs A)", "", _md_table(self.summary)]
         return "\n".join(out) + "\n"
 
@@ -127,14 +130,20 @@ def _questions(run: _EvalRun, size: str, shots: int, method: str) -> list[str]:
 
 
 def _verdict(diff: float, p_adj: float, mdd: float, alpha: float, name: str) -> str:
+    """The test decides; the MDD only says how to read a difference the test did not find.
+
+    A significant difference is named even when it is smaller than the MDD (the test set had less
+    than 80% power for it: its size is likely overestimated, not noise). "Within noise" is a
+    difference that is neither significant nor as large as the test set can detect.
+    """
     if abs(diff) <= EQUAL_TOL * 100:
         return "no difference"
+    if p_adj < alpha:
+        return f"{name} better" if diff > 0 else "A better"
     if math.isnan(mdd):
         return "too few units"
     if abs(diff) < mdd:
         return "within noise"
-    if p_adj < alpha:
-        return f"{name} better" if diff > 0 else "A better"
     return "not significant"
 
 
@@ -195,6 +204,7 @@ def compare_runs(
                                        resamples=n_boot, seed=seed)
                 row[f"{x}-A"] = 100 * res.estimate
                 row[f"CI({x}-A)"] = f"[{100 * res.difference.low:.1f}, {100 * res.difference.high:.1f}]"
+                row[f"CI_method({x})"] = f"paired {ci_label(res.difference.method, res.unit, res.difference.level, res.resamples)}"
             else:
                 res = sign_flip_test(scores[0], scores[i], clusters=clusters, unit="images" if use_images else "questions",
                                      resamples=n_boot, seed=seed)
@@ -229,7 +239,8 @@ def _order(cells: list[dict], names: list[str]) -> list[dict]:
         first = {k: row[k] for k in ("size", "shots", "method", "n", "n_images")}
         first.update({f"{n}_acc": row[f"{n}_acc"] for n in names})
         for x in names[1:]:
-            first.update({k: row[k] for k in (f"{x}-A", f"CI({x}-A)", f"p({x})", f"p_adj({x})", f"MDD({x})", f"verdict({x})") if k in row})
+            first.update({k: row[k] for k in (f"{x}-A", f"CI({x}-A)", f"CI_method({x})", f"p({x})", f"p_adj({x})", f"MDD({x})", f"verdict({x})")
+                          if k in row})
         first["best"] = row["best"]
         first.update({k: v for k, v in row.items() if k.endswith("(own)")})
         out.append(first)
@@ -248,8 +259,9 @@ def _notes(names: list[str], n_boot: int, test: str, correction: str, n_tests: i
            (f"p_adj: Holm correction over {n_tests} tests (cells x runs)." if correction == "holm"
             else "p_adj: no multiple-comparison correction (correction none); equal to p."),
            f"MDD: minimum detectable difference (points) at {power:.0%} power and alpha {alpha}, from n and the variance of the "
-           "cell's paired differences; a difference smaller than the MDD is 'within noise'.",
-           f"verdict/best: a run is named only when p_adj < {alpha} and the difference is at least the MDD."]
+           "cell's paired differences; a difference that is not significant and smaller than the MDD is 'within noise'.",
+           f"verdict/best: a run is named when p_adj < {alpha}, also when its difference is below the MDD (then the test set "
+           "had less than 80% power for it, and its size is likely overestimated)."]
     if allow:
         out.append("(own): each run on its own questions (different sets; their difference is not a comparison).")
     return out

@@ -103,6 +103,9 @@ class RLDataConfig(StrictModel):
     sources: list[Literal["beams", "random", "retrieval", "selector-beams", "selector-samples"]] = Field(
         default_factory=lambda: ["beams", "random"])
     selector: Path | None = None
+    # earlier RL data (rl-data run folders or imported upstream folders) whose candidates for these anchors are answered
+    # again by this scorer; the right ones join as source `mined` (upstream mine_positive_samples.py)
+    mine_from: list[Path] = Field(default_factory=list)
     selector_beams: int = Field(5, ge=1)
     selector_temperatures: list[float] = Field(default_factory=lambda: [1.0, 1.3])
     selector_samples: int = Field(2, ge=1)
@@ -141,6 +144,10 @@ class RLDataConfig(StrictModel):
 class EvalConfig(StrictModel):
     """Stage `eval`: VQA accuracy of demonstration choices at 1..N shots.
 
+    `shots` may hold `adaptive`: a selector with a STOP token (`stop_token`) then chooses each query's
+    number of demonstrations, up to the shots it was trained for (its cell reports the distribution);
+    integer shots are for the other methods. A STOP selector needs `adaptive`, other methods integers.
+
     `selector_pool`, `selector_k`, `selector_mix_weights` default to the pools the selector was
     trained on (its checkpoint records them); a different value, index or embedder is refused unless
     `allow_mismatch` (CLI `--allow-mismatch`), which warns and records the differences in metrics.json.
@@ -151,7 +158,7 @@ class EvalConfig(StrictModel):
     test: VQADataConfig
     model: ModelBlock
     methods: list[str] = Field(default_factory=lambda: ["zero-shot", "random", "text", "image"])
-    shots: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
+    shots: list[Union[int, Literal["adaptive"]]] = Field(default_factory=lambda: [1, 2, 3, 4])
     sizes: list[Union[int, Literal["full"]]] = Field(default_factory=lambda: ["full"])
     seed: int = 0
     selector: Path | None = None  # selector checkpoint folder, for method `selector`
@@ -183,15 +190,21 @@ class EvalConfig(StrictModel):
 
     @field_validator("shots")
     @classmethod
-    def _shots(cls, v: list[int]) -> list[int]:
-        if any(s < 1 for s in v):
+    def _shots(cls, v: list[int | str]) -> list[int | str]:
+        ints = sorted({int(s) for s in v if s != "adaptive"})
+        if any(s < 1 for s in ints):
             raise ValueError("shots must be >= 1 (zero-shot is the method `zero-shot`)")
-        return sorted(set(v))
+        return [*ints, *(["adaptive"] if "adaptive" in v else [])]
 
     @model_validator(mode="after")
     def _selector(self) -> "EvalConfig":
         if "selector" in self.methods and self.selector is None:
             raise ValueError("method `selector` needs `selector:` (a selector checkpoint folder)")
+        if "adaptive" in self.shots and "selector" not in self.methods:
+            raise ValueError("shots `adaptive` is for a selector with a STOP token; add method `selector` or drop `adaptive`")
+        fixed = [m for m in self.methods if m not in ("zero-shot", "selector")]
+        if fixed and self.shots == ["adaptive"]:
+            raise ValueError(f"methods {', '.join(fixed)} need integer shots besides `adaptive`, e.g. shots: [1, 2, adaptive]")
         return self
 
 

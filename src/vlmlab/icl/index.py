@@ -7,6 +7,10 @@ answer yet, but a demonstration does, and which attribute its answer names is wh
 it helps (a selector that only sees demonstration questions cannot tell "red" from "3").
 Nearest neighbours use faiss inner product (= cosine on normalised rows) and exclude items BY ID:
 with several questions per image, rank 0 of an image search is not necessarily the query itself.
+
+This module is the one reader of that folder: `read_index_ids` (the ids alone, e.g. upstream row
+positions), `load_index_embeddings` (the matrices of one modality, e.g. for a selector) and
+`SupportIndex.load` (everything) share the file names, the checks and the error messages.
 """
 
 from __future__ import annotations
@@ -27,6 +31,52 @@ from vlmlab.icl.data import target_answer
 from vlmlab.runs import atomic_write_bytes, atomic_write_text
 
 Modality = str  # "text" | "image"
+EMBEDDINGS_DIR = "embeddings"
+# Which index embeddings a modality concatenates, in order (the eval stage stacks query embeddings the same way).
+MODALITY_PARTS: dict[str, tuple[str, ...]] = {"text": ("text",), "image": ("image",), "text+image": ("text", "image")}
+
+
+def read_index_ids(index_dir: Path | str) -> list[str]:
+    """The support question ids of an index run folder, in row order (`embeddings/ids.json`)."""
+    path = Path(index_dir) / EMBEDDINGS_DIR / "ids.json"
+    try:
+        ids = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path} not found; run the icl index stage first (`vlmlab icl index`)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc.msg}); rebuild the index") from None
+    if not isinstance(ids, list):
+        raise DataError(f"{path} must hold a list of question ids; rebuild the index")
+    return [str(i) for i in ids]
+
+
+def read_index_matrix(index_dir: Path | str, name: str, n_ids: int) -> np.ndarray:
+    """float32 [n_ids, D] `embeddings/{name}.npy` of an index run folder (`text`, `image` or `demo_text`)."""
+    path = Path(index_dir) / EMBEDDINGS_DIR / f"{name}.npy"
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        hint = "rebuild the index with --overwrite (older indexes lack it)" if name == "demo_text" else "run the icl index stage, or choose another modality"
+        raise DataError(f"{path} not found; the index has no {name} embeddings ({hint})") from None
+    except ValueError as exc:
+        raise DataError(f"{path} cannot be read ({exc}); rebuild the index") from None
+    if arr.ndim != 2 or arr.shape[0] != n_ids:
+        raise DataError(f"{path} has shape {arr.shape} but ids.json lists {n_ids} ids; rebuild the index")
+    return arr.astype(np.float32, copy=False)
+
+
+def load_index_embeddings(index_dir: Path | str, modality: str = "text", demonstrations: bool = False) -> tuple[list[str], np.ndarray]:
+    """Support ids and float32 [M, D] embeddings of `modality` (`text`, `image`, `text+image` concatenated).
+
+    With `demonstrations`, the text part embeds "question answer" (`demo_text.npy`): how the items
+    look as ICDs, not as queries. Only the files the modality needs are read.
+    """
+    names = MODALITY_PARTS.get(modality)
+    if names is None:
+        raise DataError(f"unknown modality {modality!r}; use text, image or text+image")
+    ids = read_index_ids(index_dir)
+    parts = [read_index_matrix(index_dir, "demo_text" if demonstrations and n == "text" else n, len(ids)) for n in names]
+    return ids, np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
 @dataclass
@@ -66,7 +116,7 @@ class SupportIndex:
         return self.demo_text
 
     def save(self, folder: Path | str) -> None:
-        folder = Path(folder) / "embeddings"
+        folder = Path(folder) / EMBEDDINGS_DIR
         for name in ("text", "image", "demo_text"):
             if getattr(self, name) is None:
                 continue
@@ -77,16 +127,10 @@ class SupportIndex:
 
     @classmethod
     def load(cls, folder: Path | str) -> "SupportIndex":
-        folder = Path(folder) / "embeddings"
-        try:
-            ids = json.loads((folder / "ids.json").read_text())
-            text = np.load(folder / "text.npy", allow_pickle=False)
-            image = np.load(folder / "image.npy", allow_pickle=False)
-        except FileNotFoundError as exc:
-            raise DataError(f"{folder}: missing index file {Path(exc.filename).name}; run `vlmlab icl index` first") from None
-        demo_path = folder / "demo_text.npy"
-        demo = np.load(demo_path, allow_pickle=False) if demo_path.is_file() else None
-        return cls(ids=[str(i) for i in ids], text=text, image=image, demo_text=demo)
+        """Every matrix of an index run folder (`demo_text` only if present: older indexes lack it)."""
+        ids = read_index_ids(folder)
+        demo = read_index_matrix(folder, "demo_text", len(ids)) if (Path(folder) / EMBEDDINGS_DIR / "demo_text.npy").is_file() else None
+        return cls(ids=ids, text=read_index_matrix(folder, "text", len(ids)), image=read_index_matrix(folder, "image", len(ids)), demo_text=demo)
 
 
 def embed_records(

@@ -24,7 +24,8 @@ from vlmlab.models.base import Backend, ScoreRequest, ScoreResult
 def answer_probability(result: ScoreResult) -> float:
     """exp(mean token log-prob) of one score result; an error result raises `ModelError`."""
     if result.status != "ok":
-        raise ModelError(f"scoring request {result.id} failed: {result.error or result.status}")
+        # no request id in the message: the ledger names the item, and the run health counts failures by message
+        raise ModelError(f"scoring failed: {result.error or result.status}")
     return float(np.exp(result.mean_logprob))
 
 

@@ -3,7 +3,9 @@
 An import writes a folder that later stages read like one of ours: `beams.jsonl` (train `beams:`)
 or `rl.jsonl` (train `rl:`), plus `lever_lm_import.json` / `lever_plus_import.json` recording the
 upstream file's sha256, its construct_order and the support rows (index run, row order, sha256 of
-the ordered ids). An export finds the support rows from `--index`, else from that record, else from
+the ordered ids), and for beams what upstream did: `beam_score: marginal` (its only score) and how its
+pools were drawn (`pool_sampler`, `pool_k`: upstream's RandSampler is vlmlab's `random`), so train
+and eval need no overrides and an eval on other pools is still refused. An export finds the support rows from `--index`, else from that record, else from
 the run's config chain (rl-data -> beam -> candidates -> index), and refuses rows that differ from
 the ones recorded. Everything is validated before the first file is written.
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmlab.errors import DataError
-from vlmlab.icl.lever_lm import RowOrder, SupportRows, import_lever_lm, read_json, upstream_pools, write_lever_lm
+from vlmlab.icl.lever_lm import RowOrder, SupportRows, import_lever_lm, read_json, upstream_pool_source, upstream_pools, write_lever_lm
 from vlmlab.icl.lever_plus import import_lever_plus, write_lever_plus
 from vlmlab.icl.selectors.records import read_jsonl
 from vlmlab.icl.stages import write_jsonl
@@ -80,9 +82,19 @@ def import_beams(upstream: Path, out: Path, index: Path, *, candidates: Path | N
     elif pools is not None:
         pool_map = upstream_pools(pools, support)
     records, meta = import_lever_lm(upstream, support, order=order, pools=pool_map)
+    if candidates is not None:  # a vlmlab candidates run drew the pools: its sampler, K and weights
+        from vlmlab.icl.configs import CandidatesConfig
+        from vlmlab.icl.stages import upstream_config
+
+        ccfg = upstream_config(Path(candidates), CandidatesConfig, "candidates")
+        source = {"pool_sampler": ccfg.sampler, "pool_k": ccfg.k, "pool_mix_weights": ccfg.mix_weights if ccfg.sampler == "mix" else None}
+    elif pools is not None:  # upstream's sampler cache: its file names say which sampler and K
+        source = upstream_pool_source([Path(pools).name, Path(upstream).name], [len(r["pool"]) for r in records])
+    else:  # pools = the ICDs the beams use: not the pools the search had
+        source = {"pool_sampler": None, "pool_k": None, "pool_mix_weights": None}
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "beams.jsonl", records)
-    _write_record(out / RECORDS[0], {**meta, "candidates": str(candidates) if candidates else None, "pools": str(pools) if pools else None})
+    _write_record(out / RECORDS[0], {**meta, **source, "candidates": str(candidates) if candidates else None, "pools": str(pools) if pools else None})
     return out / "beams.jsonl"
 
 

@@ -10,10 +10,13 @@ field `construct_order`:
 
 - `left`: the new pick goes first in the prompt, so `id_list[:-1]` IS the prompt order (our
   `order: left` beams store `ids` in exactly that order).
-- `right`: the new pick goes just before the query, so the picks in choosing order are
-  `reversed(id_list[:-1])`; that is our `order: right` prompt order. With 3+ shots upstream rebuilds
-  each parent prompt from the prepended list, so its last scored prompt is
-  `id_list[1:-1] + [id_list[0]]`, an order no vlmlab beam has: such files are refused.
+- `right`: the new pick goes just before the query, after the parent's picks IN THE ORDER OF THE
+  PREPENDED LIST (`get_info_score` builds `choosed_icd_seq_list[:-1] + [new] + [query]` from
+  `id_list[1:]`), so the prompt upstream scored for the beam is `id_list[1:-1] + [id_list[0]]`. With 2
+  shots that is the picks in choosing order (the reversed list); with 3+ it is not (the parent's picks
+  appear newest first), and it is what we import: the beam's `ids` are the prompt upstream scored, and
+  with `order: right` a selector learns that order and eval lays its picks out in it. Export writes
+  the inverse, `[ids[-1], *ids[:-1]]`, which upstream reads back as the same prompt.
 
 `SupportRows` is the mapping row position <-> question id: the support split's ids in row order
 (the index run's `ids.json`, i.e. the questions file's order; `question_id` order for data that
@@ -36,6 +39,27 @@ from vlmlab.runs import atomic_write_text
 
 RowOrder = Literal["file", "question_id"]
 FILE_ORDER = re.compile(r"construct_order:(left|right)")
+FILE_SAMPLER = re.compile(r"(RandSampler|TextSimSampler|ImgSimSampler|MixSampler)")
+FILE_CANDIDATES = re.compile(r"candidate_num:\s*(\d+)")
+# upstream's RandSampler draws `candidate_num` rows uniformly from the split without the anchor: the distribution of
+# vlmlab's `random` sampler. Its similarity samplers rank by upstream's own (CLIP) embeddings, which vlmlab's
+# index does not have, so their pools cannot be redrawn here.
+SAME_SAMPLER = {"RandSampler": "random"}
+
+
+def upstream_pool_source(names: Sequence[str], pool_sizes: Sequence[int]) -> dict[str, Any]:
+    """How upstream drew the pools, from its file names (`...-RandSampler-...-candidate_num:64-...`).
+
+    Returns `pool_sampler` (`random` for RandSampler, `upstream:<name>` for a sampler vlmlab cannot
+    redraw, None when no name says it), `pool_k` (`candidate_num`, else the pools' common size) and
+    `pool_mix_weights` (None: upstream's MixSampler is not vlmlab's mix).
+    """
+    sampler = next((m.group(1) for n in names if (m := FILE_SAMPLER.search(n))), None)
+    k = next((int(m.group(1)) for n in names if (m := FILE_CANDIDATES.search(n))), None)
+    if k is None and pool_sizes and len(set(pool_sizes)) == 1:
+        k = pool_sizes[0]
+    return {"pool_sampler": None if sampler is None else SAME_SAMPLER.get(sampler, f"upstream:{sampler}"), "pool_k": k,
+            "pool_mix_weights": None}
 
 
 def support_sha256(ids: Sequence[str]) -> str:
@@ -66,12 +90,9 @@ class SupportRows:
     @classmethod
     def from_index(cls, index_dir: Path | str, row_order: RowOrder = "file") -> "SupportRows":
         """The rows of an index run folder (`embeddings/ids.json`, the support file's order)."""
-        path = Path(index_dir) / "embeddings" / "ids.json"
-        try:
-            ids = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{index_dir}: not an icl index run folder (no embeddings/ids.json); run `vlmlab icl index` first") from None
-        return cls([str(i) for i in ids], row_order, str(index_dir))
+        from vlmlab.icl.index import read_index_ids
+
+        return cls(read_index_ids(index_dir), row_order, str(index_dir))
 
     @property
     def sha256(self) -> str:
@@ -194,10 +215,7 @@ def import_lever_lm(path: Path | str, support: SupportRows, *, order: str | None
             shots = len(icds) if shots is None else shots
             if len(icds) != shots:
                 raise DataError(f"{where}: sequence {seq} has {len(icds)} ICDs, earlier ones {shots}; one file holds one few_shot_num")
-            if order == "right" and shots > 2:
-                raise DataError(f"{path}: construct_order right with {shots} shots: upstream scored the prompt id_list[1:-1]+[id_list[0]], "
-                                "an order no vlmlab beam has; re-run the search with order right in vlmlab")
-            beams_ids.append(icds if order == "left" else icds[::-1])
+            beams_ids.append(icds if order == "left" else icds[1:] + icds[:1])  # the prompt upstream scored (module docstring)
         if pools is not None:
             if anchor not in pools:
                 raise DataError(f"{where}: anchor {anchor} has no candidate pool; use the pools the beams were searched in")
@@ -213,7 +231,8 @@ def import_lever_lm(path: Path | str, support: SupportRows, *, order: str | None
             beams.append({"ids": ids, "positions": [at[i] for i in ids], "step_scores": [], "marginal": float(score), "cumulative": None})
         records.append({"id": anchor, "pool": pool, "order": order, "beams": beams})
     meta = {"format": "lever-lm", "upstream_file": str(path), "upstream_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "construct_order": order, "shots": shots, **support.meta(), "index": support.source}
+            "construct_order": order, "shots": shots, **support.meta(), "index": support.source,
+            "beam_score": "marginal"}  # upstream ranks beams by, and keeps only, the last step's marginal InfoScore
     return records, meta
 
 
@@ -236,7 +255,7 @@ def export_lever_lm(records: Iterable[Mapping[str, Any]], support: SupportRows, 
         rows = []
         for beam in rec["beams"]:
             icds = [support.row(str(i), at) for i in beam["ids"]]
-            rows.append([*(icds if rec_order == "left" else icds[::-1]), anchor])
+            rows.append([*(icds if rec_order == "left" else icds[-1:] + icds[:-1]), anchor])  # right: upstream reads back this prompt
         out[str(anchor)] = {"id_list": rows, "score_list": [float(beam["marginal"]) for beam in rec["beams"]]}
     if len(orders) > 1:
         raise DataError(f"{where} mixes beam orders {sorted(orders)}; upstream files hold one construct_order")

@@ -4,7 +4,7 @@ A preset only fills keys the config leaves out; a key written in the config alwa
 resolved `config.yaml` of a run holds every value, so a run never depends on a preset table changing.
 
 `lever-plus` gives what upstream Lever-Plus (yunsoft2019/Lever-Plus) does where vlmlab's default
-differs (the table in README "ICL: Lever-Plus names and presets" lists them all):
+differs (`docs/icl.md`, "Semantics that differ", lists them all, with the option behind each):
 
 - prompts: a system turn with upstream's instructions, questions as "Question:<Q> Short answer:";
 - beam: answer + end-of-turn scored (`score_eos`), new demonstrations on the left, ranked by the
@@ -19,11 +19,12 @@ differs (the table in README "ICL: Lever-Plus names and presets" lists them all)
 Example::
 
     preset: lever-plus      # in any stage config
-    upstream_version: v3    # train only: vlmlab v4 (RCE warm-up then GRPO)
+    upstream_version: v3    # train only: vlmlab v4 (RCE warm-up then GRPO); also v4, v4-2, v4-3, v4-4, v4-5, v4-7, v4-10
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 PRESETS = ("vlmlab", "lever-plus")
@@ -44,12 +45,28 @@ LEVER_PLUS_SELECTOR = {"ce_beams": "all", "ppo_ratio_reference": "supervised", "
                        "rce_reward_normalization": "zscore_clamp", "rce_reward_clamp": 3.0}
 LEVER_PLUS_CROSS_LAYERS = 3
 
-# upstream Lever-Plus version name -> vlmlab selector fields
+# upstream Lever-Plus version name -> vlmlab selector fields. Upstream's v4 and v4-N are its v3 recipe (RCE
+# warm-up, then GRPO) on RL data v4; v4-N name the pointer network (v4-2's GRU decoder is vlmlab's pointer).
+_RL = {"version": "v4", "ranking_loss": "none"}
 UPSTREAM_VERSIONS: dict[str, dict[str, Any]] = {
     "v0": {"version": "v0"},  # GPT-2 over pool positions (Lever-LM)
     "v1": {"version": "v1"},  # bi-encoder pointer network
     "v2": {"version": "v2"},  # + cross-attention
-    "v3": {"version": "v4", "ranking_loss": "none"},  # supervised (v2) then RCE warm-up then GRPO
+    "v3": _RL,  # supervised (v2) then RCE warm-up then GRPO
+    "v4": _RL,  # v3 trained on RL data v4 (strict VQA evaluation, vqa_gt_prob, relevance: what rl-data writes)
+    "v4-2": _RL,  # + GRU pointer decoder (vlmlab's pointer always updates its query state with a GRU)
+    "v4-3": {**_RL, "diversity": "mmr"},  # + learnable MMR diversity penalty
+    "v4-4": {**_RL, "candidate_self_attention": True, "diversity": "mmr"},  # + candidate self-attention (upstream's keeps v4-3's MMR)
+    "v4-5": {**_RL, "scoring": "additive"},  # additive scoring head (upstream's default attention_type; bilinear: scoring: bilinear)
+    "v4-7": {**_RL, "diversity": "dpp"},  # DPP-style log-det set gain
+    "v4-10": {**_RL, "stop_token": True},  # STOP token: adaptive number of shots
+}
+# upstream versions vlmlab does not have, and why (the error says it)
+NOT_IMPLEMENTED = {
+    "v4-1": "its query update is a learned scalar gate; vlmlab's pointer updates with a GRU, upstream's v4-2 (use upstream_version: v4-2)",
+    "v4-6": "coverage / topic prototypes are not implemented",
+    "v4-8": "the slot / set decoder is not implemented",
+    "v4-9": "two-stage coarse-to-fine re-ranking is not implemented",
 }
 
 
@@ -75,11 +92,13 @@ def resolve_selector(selector: dict[str, Any], preset: str, upstream_version: st
     """
     out = dict(selector)
     if upstream_version is not None:
+        if upstream_version in NOT_IMPLEMENTED:
+            raise ValueError(f"upstream_version {upstream_version!r} is not available: {NOT_IMPLEMENTED[upstream_version]}")
         if upstream_version not in UPSTREAM_VERSIONS:
-            raise ValueError(
-                f"upstream_version {upstream_version!r} is not available; choose one of {', '.join(UPSTREAM_VERSIONS)} "
-                "(upstream's v4-N pointer variants are not in vlmlab yet)"
-            )
+            close = difflib.get_close_matches(upstream_version, list(UPSTREAM_VERSIONS), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"upstream_version {upstream_version!r} is not an upstream Lever-Plus version; {hint}choose one of "
+                             f"{', '.join(UPSTREAM_VERSIONS)}")
         mapped = UPSTREAM_VERSIONS[upstream_version]
         given = out.get("version")
         if given is not None and given != mapped["version"]:

@@ -9,6 +9,10 @@ candidate `vqa_gt_prob` = P(answer | sequence, query) (upstream Lever-Plus) and 
 real InfoScore P(y|seq⊕x) − P(y|x) as `beam_score`, scored like the beams (same backend,
 `score_eos`, prompt format), so no reward ever imputes a missing InfoScore.
 
+`mined_sequences` (upstream `mine_positive_samples.py`, "mine_old"): the candidates of earlier RL data
+(other rl-data runs or imported upstream files, all their queries) for this run's anchors, to be
+answered again by this scorer; only those it answers right are kept (source `mined`).
+
 `balance` keeps, per anchor, the top-P positives (by accuracy, then beam score) and the top-N hard
 negatives (wrong answers the search ranked highest), and drops anchors with fewer than M positives.
 `rl_statistics` gives the before/after table.
@@ -143,6 +147,46 @@ def policy_candidates(
                 chosen = seq[::-1] if config.reverse_seq else seq  # back to selection order
                 out[str(b["id"])].append((source, selection_order(chosen, order)))  # selection -> prompt order
     return out
+
+
+def mined_sequences(beams: Sequence[dict[str, Any]], earlier: Sequence[tuple[str, Sequence[dict[str, Any]]]],
+                    shots: int) -> tuple[dict[str, list[tuple[str, list[int]]]], dict[str, int]]:
+    """Per anchor id, ("mined", prompt-order positions) of earlier RL data's candidates for that anchor.
+
+    Args:
+        beams: this run's beam records (their pools decide the positions).
+        earlier: (file name, records `{"id", "candidates": [{"ids", ...}]}`) of earlier RL data.
+        shots: the beams' shots; an earlier file of other shots is refused.
+
+    Returns:
+        The sequences and counts: `offered` (candidates of this run's anchors), `outside_pool`
+        (an ICD is not in this anchor's pool: skipped), `anchors` (anchors with any).
+
+    Raises:
+        DataError: a candidate without `ids`, or with another number of ICDs than `shots`.
+    """
+    from vlmlab.errors import DataError
+
+    pools = {str(b["id"]): {str(q): i for i, q in enumerate(b["pool"])} for b in beams}
+    out: dict[str, list[tuple[str, list[int]]]] = {a: [] for a in pools}
+    counts = {"offered": 0, "outside_pool": 0, "anchors": 0}
+    for name, records in earlier:
+        for line, rec in enumerate(records, start=1):
+            anchor = str(rec.get("id"))
+            if anchor not in pools:
+                continue
+            for c, cand in enumerate(rec.get("candidates") or []):
+                ids = cand.get("ids")
+                if not isinstance(ids, list) or len(ids) != shots:
+                    raise DataError(f"{name} line {line} (anchor {anchor}, candidate {c}): needs 'ids' of {shots} ICDs (the beams' shots), "
+                                    f"got {ids!r}; mine from RL data of the same shots")
+                counts["offered"] += 1
+                if not all(str(q) in pools[anchor] for q in ids):
+                    counts["outside_pool"] += 1
+                    continue
+                out[anchor].append(("mined", [pools[anchor][str(q)] for q in ids]))
+    counts["anchors"] = sum(bool(v) for v in out.values())
+    return out, counts
 
 
 def answer_candidates(

@@ -32,7 +32,8 @@ from vlmlab.icl.data import Split, load_split, target_answer
 from vlmlab.icl.index import SupportIndex, build_index
 from vlmlab.icl.lever_lm import SupportRows, write_lever_lm
 from vlmlab.icl.prompts import check_backend_images
-from vlmlab.icl.rl_data import answer_candidates, balance_records, candidate_sequences, policy_candidates, rl_statistics, score_candidates
+from vlmlab.icl.rl_data import (answer_candidates, balance_records, candidate_sequences, mined_sequences, policy_candidates, rl_statistics,
+                                score_candidates)
 from vlmlab.models.base import Backend
 from vlmlab.models.preflight import preflight_model
 from vlmlab.models.spec import ModelBlock
@@ -71,11 +72,19 @@ def embedders_of(icfg: IndexConfig) -> dict[str, Any]:
             "image": icfg.image_embedder, "image_options": dict(icfg.image_embedder_options)}
 
 
+def imported_beams(beams_dir: Path) -> dict[str, Any]:
+    """What `vlmlab icl import-lever-lm` recorded beside imported beams (`lever_lm_import.json`); {} for our own."""
+    path = Path(beams_dir) / "lever_lm_import.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def training_provenance(index_dir: Path, beams_dir: Path) -> dict[str, Any]:
     """Embedders and pool settings behind a beam run, for `SelectorData.from_run(provenance=...)`."""
     icfg = upstream_config(index_dir, IndexConfig, "index")
-    if not (Path(beams_dir) / "config.yaml").is_file():  # beams imported from upstream files: how the pools were drawn is unknown
-        return {"embedders": embedders_of(icfg), "pool_sampler": None, "pool_k": 0, "pool_mix_weights": None}
+    if not (Path(beams_dir) / "config.yaml").is_file():  # beams imported from upstream files: as the import recorded (None: unknown)
+        record = imported_beams(beams_dir)
+        return {"embedders": embedders_of(icfg), "pool_sampler": record.get("pool_sampler"), "pool_k": int(record.get("pool_k") or 0),
+                "pool_mix_weights": record.get("pool_mix_weights")}
     bcfg = upstream_config(beams_dir, BeamConfig, "beam")
     ccfg = upstream_config(bcfg.candidates, CandidatesConfig, "candidates")
     return {"embedders": embedders_of(icfg), "pool_sampler": ccfg.sampler, "pool_k": ccfg.k, "pool_mix_weights": ccfg.mix_weights}
@@ -227,6 +236,15 @@ def _stats_table(before: dict, after: dict) -> str:
     return f"| statistic | before | after balancing |\n|---|---|---|\n{rows}"
 
 
+def earlier_rl_file(folder: Path) -> Path:
+    """The RL data of an earlier rl-data run or import folder: every candidate (`rl_raw.jsonl`) if kept, else `rl.jsonl`."""
+    folder = Path(folder)
+    for name in ("rl_raw.jsonl", "rl.jsonl"):
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(f"mine_from: {folder} holds no rl_raw.jsonl or rl.jsonl; give an rl-data run folder or an imported one")
+
+
 def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | None = None, overwrite: bool = False) -> Path:
     """Answer and VQA-score beams + sampled sequences per anchor; balanced `rl.jsonl`, raw `rl_raw.jsonl`."""
     out = Path(out)
@@ -238,6 +256,9 @@ def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | Non
     extra = policy_candidates(beams, ccfg.index, config.selector, config.sources, provenance=training_provenance(ccfg.index, config.beams),
                               shots=bcfg.shots, selector_beams=config.selector_beams, temperatures=config.selector_temperatures,
                               samples=config.selector_samples, seed=config.seed) if set(config.sources) - {"beams", "random"} else {}
+    mined, mined_counts = mined_sequences(beams, [(str(p), read_jsonl(earlier_rl_file(p))) for p in config.mine_from], bcfg.shots)
+    for anchor, seqs in mined.items():
+        extra.setdefault(anchor, []).extend(seqs)
     if backend is None:
         preflight_model(config.scorer or bcfg.scorer)  # before the run folder
     run = Run.open(out, config, stage="icl-rl-data", overwrite=overwrite)
@@ -258,6 +279,7 @@ def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | Non
                                    vqa_mode=config.vqa_mode, correct_threshold=config.correct_threshold,
                                    correct_comparison=config.correct_comparison, prompt_format=config.prompt_format,
                                    postprocess=config.answer_postprocess)
+        scored = [c for c in scored if c["source"] != "mined" or c["vqa_correct"]]  # upstream keeps only the mined positives
         scored = score_candidates(backend, anchor, pool, scored, score_eos=score_eos, prompt_format=prompt_format,
                                   batch_size=config.batch_size, rescore_beams=rescore)
         run.append(rec["id"], {"pool": rec["pool"], "candidates": scored})
@@ -268,11 +290,16 @@ def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | Non
     write_jsonl(out / "rl_raw.jsonl", raw)
     write_jsonl(out / "rl.jsonl", balanced)
     before, after = rl_statistics(raw), rl_statistics(balanced)
-    run.write_metrics({"before": before, "after": after})
+    if config.mine_from:
+        mined_counts["kept_positives"] = sum(c["source"] == "mined" for r in raw for c in r["candidates"])
+    run.write_metrics({"before": before, "after": after, **({"mined": mined_counts} if config.mine_from else {})})
     run.write_report(f"# icl rl-data\n\n{_stats_table(before, after)}\n\nbalancing: top {config.top_positives} positives, "
                      f"top {config.top_negatives} hard negatives, queries with < {config.min_positives} positives dropped; "
                      f"correct = VQA accuracy {config.correct_comparison} {config.correct_threshold} ({config.vqa_mode}); "
                      f"sampled sequences InfoScore-scored (end of turn {'scored' if score_eos else 'not scored'}"
-                     f"{'; beams re-scored by this scorer' if rescore else ''})\n")
+                     f"{'; beams re-scored by this scorer' if rescore else ''})\n"
+                     + (f"\nmined from {', '.join(map(str, config.mine_from))}: {mined_counts['offered']} candidates of these anchors, "
+                        f"{mined_counts['outside_pool']} outside their pools, {mined_counts['kept_positives']} answered right and kept "
+                        f"(repeats of other sources count once, under those)\n" if config.mine_from else ""))
     run.finish()
     return out

@@ -15,7 +15,7 @@ from vlmlab.icl.configs import TrainStageConfig
 from vlmlab.icl.selectors.config import SelectorConfig
 from vlmlab.icl.selectors.data import SelectorData
 from vlmlab.icl.selectors.train import train_selector
-from vlmlab.icl.stages import read_jsonl, training_provenance
+from vlmlab.icl.stages import imported_beams, read_jsonl, training_provenance
 from vlmlab.report import Report, Table, write_report
 from vlmlab.report.plots import line_chart
 from vlmlab.runs import Run, read_run_info
@@ -26,7 +26,9 @@ def run_train(config: TrainStageConfig, out: Path | str, *, overwrite: bool = Fa
     rl_path = Path(config.rl) / "rl.jsonl" if config.rl is not None else None
     data = SelectorData.from_run(config.index, Path(config.beams) / "beams.jsonl", rl_path, dataset=config.dataset, modality=config.modality,
                                  icd_answers=config.icd_answers, provenance=training_provenance(config.index, config.beams))
-    selector = SelectorConfig.model_validate({"embedding_dim": data.embedding_dim, **config.selector})
+    # imported Lever-LM beams carry upstream's one score, the marginal: rank by it unless the config says otherwise
+    upstream = {"beam_score": "marginal"} if imported_beams(config.beams).get("beam_score") == "marginal" else {}
+    selector = SelectorConfig.model_validate({"embedding_dim": data.embedding_dim, **upstream, **config.selector})
     if selector.ranking_loss != "none" and selector.beam_score == "cumulative" and bool(data.beam_cumulative[data.beam_mask].isnan().any()):
         raise ConfigError(f"{config.beams}: its beams have no cumulative InfoScore (imported from Lever-LM, which keeps only the last step's "
                           "marginal); set selector.beam_score: marginal")

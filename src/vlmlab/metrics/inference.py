@@ -36,6 +36,8 @@ METHOD_NAMES = {
     "wilson": "Wilson score interval",
     "clopper-pearson": "Clopper-Pearson exact interval",
     "fisher-z": "Fisher z interval",
+    "fisher-z-jackknife": "Fisher z interval with a cluster-jackknife SE",
+    "wilson-design-effect": "Wilson interval on the design-effect sample size",
 }
 BOOTSTRAP_METHODS = ("percentile", "bca")
 
@@ -177,8 +179,11 @@ def bootstrap_replicates(
     `statistic` is a function of the columns (row-aligned arrays, resampled together so paired
     data stays paired) or "mean" for the vectorised mean of one column. A statistic with an `axis`
     parameter gets all resamples at once (rows along the last axis) when every resample has the same
-    number of rows (no clusters, or clusters of equal size). Replicates where the statistic is
-    undefined (NaN or a ValueError/ZeroDivisionError) are NaN.
+    number of rows (no clusters, or clusters of equal size). A statistic with `cluster_sums(*columns,
+    codes=, n_units=)` -> [G, m] and `from_sums(sums [..., m])` (a function of sums over rows, such
+    as kappa of a confusion matrix) gets every resample as weighted cluster sums, for any cluster
+    sizes, with the same draws. Replicates where the statistic is undefined (NaN or a
+    ValueError/ZeroDivisionError) are NaN.
     """
     arrs = [np.asarray(c) for c in columns]
     if not arrs:
@@ -207,7 +212,16 @@ def bootstrap_replicates(
     estimate = safe(*arrs)
     sizes = np.bincount(codes, minlength=g)
     jack = None
-    if _takes_axis(statistic) and sizes.min() == sizes.max():  # vectorised over resamples, like scipy's `axis`
+    if hasattr(statistic, "cluster_sums"):  # a function of per-cluster sums (e.g. kappa of a confusion matrix): exact, vectorised
+        sums = statistic.cluster_sums(*arrs, codes=codes, n_units=g, **kwargs)
+        reps = np.empty(resamples)
+        for start in range(0, resamples, 256):
+            with np.errstate(all="ignore"):
+                reps[start : start + 256] = statistic.from_sums(_counts(draws[start : start + 256], g) @ sums, **kwargs)
+        if jackknife:
+            with np.errstate(all="ignore"):
+                jack = statistic.from_sums(sums.sum(axis=0) - sums, **kwargs)
+    elif _takes_axis(statistic) and sizes.min() == sizes.max():  # vectorised over resamples, like scipy's `axis`
         order = np.argsort(codes, kind="stable").reshape(g, -1)
 
         def batched(unit_rows: np.ndarray) -> np.ndarray:  # [K, units] -> statistic per row, 256 at a time
@@ -325,7 +339,8 @@ def proportion_ci(k: int, n: int, method: str = "wilson", level: float = 0.95, u
 def fisher_z_ci(r: float, n: int, level: float = 0.95, unit: str = "items") -> Interval:
     """Interval of a correlation r over n pairs by Fisher's z = atanh(r), se 1/sqrt(n-3).
 
-    Better than a percentile bootstrap at small n (n = 30: the percentile interval covers ~90%).
+    Better than a percentile bootstrap at small n: on 1-9 ratings at n = 30 it covers 95.6-95.7%,
+    the percentile bootstrap 92.7-93.0% (`agreement._default_method` has the simulation).
     NaN bounds for n <= 3 or an undefined r.
     """
     if n <= 3 or not math.isfinite(r):

@@ -33,6 +33,18 @@ see each image independently. `vision_cache_hits`/`vision_cache_misses` count it
 Image-input cache (`image_input_cache=True`, score path only, same families): each image is
 decoded and run through the image processor once per content hash (LRU, `image_input_cache_size`
 images); see `hf_encode.ImageInputCache`. Scores equal the uncached path exactly (tested).
+
+Throughput options (all results equal to the plain path; see docs/performance.md):
+- `prefix_sharing` (score): rows of a batch that share a prompt prefix (ICL beams with
+  `order: right`) run it through the decoder once; `prefix_stats` counts the tokens run and saved.
+  None (default): on for float32 models, where scores equal the unshared path to 1e-5 (tested);
+  off in half precision or quantized, where they differ by rounding (bf16: up to ~2e-3 in a
+  log-prob), unless set to True - an explicit option, so it is part of the run's config. Families
+  where no prefix can be cut exactly (PaliGemma, Mllama, Qwen3-VL, IDEFICS) fall back by
+  themselves, see `prefix_scoring`.
+- `length_buckets=True` (generate): batches are cut from the requests sorted by prompt length
+  (image tokens included), then results are put back in request order; less padding, same text.
+- `cache_implementation="static"`, `compile_decode=True` (generate, GPU): see `decode_path`.
 """
 
 from __future__ import annotations
@@ -55,6 +67,7 @@ from vlmlab.models.base import (
     conversation_images,
 )
 from vlmlab.models.checkpoint import hub_error, model_class, open_checkpoint, resolve_checkpoint  # noqa: F401 - their old home
+from vlmlab.models.decode_path import check_decode_options, decode_options
 from vlmlab.models.families import ResolvedSpec
 from vlmlab.models.hf_encode import (
     Encoded,
@@ -64,6 +77,7 @@ from vlmlab.models.hf_encode import (
     image_token_id,
 )
 from vlmlab.models.positions import GenerationTooLong, check_room, position_limit
+from vlmlab.models.prefix_scoring import PrefixStats, find_decoder, shared_prefix
 from vlmlab.models.sampling import SeededSampler
 from vlmlab.models.weight_files import check_safetensors_files
 from vlmlab.models.quantize import check_quantizable, quantization_error, quantization_kwargs
@@ -93,6 +107,10 @@ class HFBackend:
         vision_cache_size: int = 4096,
         image_input_cache: bool = True,
         image_input_cache_size: int = 128,
+        prefix_sharing: bool | None = None,
+        length_buckets: bool = True,
+        cache_implementation: Literal["dynamic", "static"] = "dynamic",
+        compile_decode: bool = False,
         spec: ResolvedSpec | None = None,
         processor: Any = None,
     ) -> None:
@@ -111,6 +129,7 @@ class HFBackend:
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
+        check_decode_options(cache_implementation, compile_decode)
         self.max_length = max_length
         self.logprob_source = logprob_source
         kwargs: dict[str, Any] = {}
@@ -156,6 +175,13 @@ class HFBackend:
         self.image_inputs = (
             ImageInputCache(image_input_cache_size) if image_input_cache and self._use_vision_cache else None
         )
+        # score() only: rows sharing a prompt prefix run it through the decoder once (prefix_scoring)
+        exact = model.dtype == torch.float32 and quantization is None  # shared == unshared to 1e-5 (tested)
+        self.prefix_sharing = exact if prefix_sharing is None else prefix_sharing
+        self._decoder = find_decoder(model)
+        self.prefix_stats = PrefixStats()
+        self.length_buckets = length_buckets
+        self._decode_kwargs = decode_options(model, cache_implementation, compile_decode)
 
     @property
     def family(self) -> str:
@@ -215,12 +241,14 @@ class HFBackend:
         return batch_kind([e.model_inputs for e in encs], len(images)) if self._use_vision_cache else None
 
     def _run(self, requests: Sequence[Any], encode: Callable[[Any], Encoded], run_batch: Callable[..., list],
-             error: Callable[[Any, str], Any]) -> list:
+             error: Callable[[Any, str], Any], by_length: bool = False) -> list:
         """The one batching skeleton of generate and score, with one exception policy.
 
         Encoding errors (`VlmlabError`: a missing image, too many images, too long) fail their
         item. A batch that raises `RuntimeError`/`ValueError`/`VlmlabError` is retried item by item,
-        so one bad item fails alone; its error is the exception's one-line message.
+        so one bad item fails alone; its error is the exception's one-line message. `by_length`:
+        batches are cut from the requests sorted by prompt length (tokens, image tokens included;
+        a stable sort), so rows of one batch need little padding; results come back in request order.
         """
         results: dict[int, Any] = {}
         encoded: dict[int, Encoded] = {}
@@ -231,7 +259,7 @@ class HFBackend:
                 raise  # a setting of the whole study, not one bad item
             except VlmlabError as exc:
                 results[i] = error(req, str(exc))
-        order = list(encoded)
+        order = sorted(encoded, key=lambda i: int(encoded[i].input_ids.shape[0])) if by_length else list(encoded)
 
         def attempt(idx: list[int]) -> None:
             try:
@@ -258,7 +286,7 @@ class HFBackend:
             return enc
 
         return self._run(requests, encode, self._generate_batch,
-                         lambda r, msg: GenerationResult(id=r.id, status="error", error=msg))
+                         lambda r, msg: GenerationResult(id=r.id, status="error", error=msg), by_length=self.length_buckets)
 
     def _generate_batch(self, reqs: list[GenerationRequest], encs: list[Encoded]) -> list[GenerationResult]:
         import torch
@@ -281,6 +309,7 @@ class HFBackend:
             return_dict_in_generate=True,
             output_logits=want_lp,
             output_hidden_states=want_hidden,
+            **self._decode_kwargs,
         )
         if sampling or sampler.keep_processed:
             from transformers import LogitsProcessorList
@@ -358,6 +387,11 @@ class HFBackend:
                          lambda r, msg: ScoreResult(id=r.id, status="error", error=msg))
 
     def _score_batch(self, reqs: list[ScoreRequest], encs: list[Encoded]) -> list[ScoreResult]:
+        """The one score path: the LM head runs only at the positions that predict target tokens
+        (`logits_to_keep` as a boolean [batch, seq] mask where the model takes it, else the full
+        logits indexed by that mask: BLIP-2), then one log-softmax and one gather for the batch.
+        With a real vocabulary (150k+) the full logits cost more than the rest. Rows that share a
+        prompt prefix run it once (`prefix_scoring`)."""
         import torch
 
         tok = self.processor.tokenizer
@@ -368,34 +402,7 @@ class HFBackend:
             encs = [replace(e, model_inputs={k: v for k, v in e.model_inputs.items() if k != "pixel_values"}) for e in encs]
         batch = self._to_device(collate(encs, "right", self.pad_id))
         model_batch = self._vision.apply(self._base, batch, images, kind)
-        if self._keeps_logits:
-            return self._score_target_positions(reqs, encs, model_batch)
-        with torch.no_grad():
-            logits = self.model(**model_batch, use_cache=False).logits
-        results = []
-        for b, (req, enc) in enumerate(zip(reqs, encs)):
-            sl = enc.label_slice if req.score_end_of_turn else enc.target_slice
-            assert sl is not None
-            ids = enc.input_ids[sl].tolist()
-            if ids:
-                lp = torch.log_softmax(logits[b, sl.start - 1 : sl.stop - 1].float(), dim=-1)
-                vals = lp.gather(-1, torch.tensor(ids, device=lp.device)[:, None])[:, 0].cpu().numpy()
-            else:
-                vals = np.zeros(0, dtype=np.float32)
-            results.append(ScoreResult(
-                id=req.id, status="ok", token_logprobs=vals.astype(np.float32), token_ids=ids,
-                tokens=[tok.decode([t]) for t in ids],
-            ))
-        return results
-
-    def _score_target_positions(self, reqs: list[ScoreRequest], encs: list[Encoded], model_batch: dict) -> list[ScoreResult]:
-        """Like the loop above, but the LM head runs only at the positions that predict target
-        tokens (`logits_to_keep` as a boolean [batch, seq] mask), one log-softmax and one gather
-        for the whole batch: with a real vocabulary (150k+) the full logits cost more than the rest."""
-        import torch
-
-        tok = self.processor.tokenizer
-        ids_batch = model_batch["input_ids"]
+        ids_batch = batch["input_ids"]
         keep = torch.zeros(ids_batch.shape, dtype=torch.bool)
         spans = [enc.label_slice if req.score_end_of_turn else enc.target_slice for req, enc in zip(reqs, encs)]
         for b, sl in enumerate(spans):
@@ -403,8 +410,12 @@ class HFBackend:
             keep[b, sl.start - 1 : sl.stop - 1] = True
         keep = keep.to(ids_batch.device)
         targets = ids_batch.roll(-1, dims=1)[keep]  # the token each kept position predicts
-        with torch.no_grad():
-            logits = self.model(**model_batch, use_cache=False, logits_to_keep=keep).logits
+        lengths = [int(e.input_ids.shape[0]) for e in encs]
+        with torch.no_grad(), shared_prefix(self._decoder if self.prefix_sharing else None, lengths, self.prefix_stats):
+            if self._keeps_logits:
+                logits = self.model(**model_batch, use_cache=False, logits_to_keep=keep).logits
+            else:
+                logits = self.model(**model_batch, use_cache=False).logits[keep]
             vals = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None])[:, 0].cpu().numpy()
         results, start = [], 0
         for req, enc, sl in zip(reqs, encs, spans):

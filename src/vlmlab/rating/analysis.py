@@ -30,8 +30,8 @@ from vlmlab.metrics import representation as rep
 from vlmlab.metrics.inference import bootstrap_ci, proportion_ci
 from vlmlab.rating import bias
 from vlmlab.rating.capture import load_npz
-from vlmlab.report import Report, Table, write_report
-from vlmlab.report.plots import confusion_matrix_plot, line_chart, scatter_plot
+from vlmlab.rating.analysis_report import build_report, model_rows  # noqa: F401  (model_rows: part of this module's API)
+from vlmlab.report import write_report
 from vlmlab.runs import atomic_write_json, read_ledger, read_run_info
 
 DIMENSIONS = ("valence", "arousal")
@@ -69,22 +69,9 @@ def load_condition(folder: Path) -> ConditionRun:
     return ConditionRun(folder, config, records)
 
 
-def _est(value: Any) -> dict[str, Any]:
-    return value.to_dict()
-
-
 def _boot(statistic: Any, *arrays: Any, seed: int, n_boot: int, method: str = "percentile", **kwargs: Any) -> dict[str, Any]:
     """A statistic of one condition's rows (one per image) with a seeded bootstrap CI over images."""
     return bootstrap_ci(statistic, *arrays, unit="images", method=method, resamples=n_boot, seed=seed, **kwargs).to_dict()
-
-
-def _fmt(e: dict[str, float | None] | None) -> str:
-    if not e or e.get("value") is None:
-        return "–"
-    low, high = e.get("low"), e.get("high")
-    if low is None or high is None:
-        return f"{e['value']:.3f}"
-    return f"{e['value']:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def analyze_condition(run: ConditionRun, emotions: Sequence[str], seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
@@ -106,8 +93,10 @@ def analyze_condition(run: ConditionRun, emotions: Sequence[str], seed: int = 0,
         model = np.array([r["emotion"] for r in labelled])
         out["emotion"] = {
             "n": len(labelled),
-            "accuracy": _boot(ag.accuracy, human, model, seed=seed, n_boot=n_boot),
-            "kappa": _boot(ag.cohen_kappa, human, model, seed=seed, n_boot=n_boot, labels=list(emotions)),
+            # A 0/1 proportion over independent images: Wilson, as every rate of the study.
+            "accuracy": proportion_ci(int((human == model).sum()), len(labelled), unit="images").to_dict(),
+            # estimate() adds why kappa is undefined (one class) to the JSON.
+            "kappa": ag.estimate(ag.cohen_kappa, human, model, labels=list(emotions), seed=seed, n_boot=n_boot, unit="images").to_dict(),
             "confusion": ag.confusion_matrix(human, model, labels=list(emotions)).tolist(),
             "labels": list(emotions),
             "per_class_accuracy": {k: (None if math.isnan(v) else v) for k, v in ag.per_class_accuracy(human, model, labels=list(emotions)).items()},
@@ -129,8 +118,9 @@ def analyze_condition(run: ConditionRun, emotions: Sequence[str], seed: int = 0,
         cats = [r["human"].get("emotion") or "?" for r in rows]
         block: dict[str, Any] = {
             "n": len(rows),
-            "pearson": _boot(ag.pearson_r, human, model, seed=seed, n_boot=n_boot, method="bca"),
-            "spearman": _boot(ag.spearman_r, human, model, seed=seed, n_boot=n_boot, method="bca"),
+            # One row per image: Fisher z for r (coverage tested at n = 30), BCa for Spearman.
+            "pearson": ag.estimate(ag.pearson_r, human, model, seed=seed, n_boot=n_boot, unit="images").to_dict(),
+            "spearman": ag.estimate(ag.spearman_r, human, model, seed=seed, n_boot=n_boot, unit="images").to_dict(),
             "mae": _boot(ag.mae, human, model, seed=seed, n_boot=n_boot),
             "sd_model": float(np.std(model, ddof=1)),
             "sd_human_means": float(np.std(human, ddof=1)),
@@ -258,13 +248,20 @@ def cross_condition(runs: Sequence[ConditionRun], seed: int = 0, n_boot: int = 1
                     common = sorted(set(t) & set(i))
                     if len(common) >= 3:
                         x, y = np.array([t[k] for k in common], float), np.array([i[k] for k in common], float)
-                        entry[dim] = _boot(ag.pearson_r, x, y, seed=seed, n_boot=n_boot, method="bca")
+                        entry[dim] = ag.estimate(ag.pearson_r, x, y, seed=seed, n_boot=n_boot, unit="images").to_dict()
                 out["text_only_vs_image"].append(entry)
     return out
 
 
-def human_rater_noise(ratings_path: Path, images: Path | None, format: str = "ratings") -> dict[str, Any] | None:
-    """Pooled within-image SD of the human raters per dimension (the raters' own noise level)."""
+def human_rater_noise(ratings_path: Path, images: Path | None, format: str = "ratings", *, seed: int = 0,
+                      n_boot: int = 1000) -> dict[str, Any] | None:
+    """Pooled within-image SD of the human raters per dimension (the raters' own noise level).
+
+    Pooled as the repeat noise of a model is (`bias.pooled_repeat_sd`): within-image sums of squares
+    over their degrees of freedom, so an image with 6 raters weighs more than one with 2 — the
+    residual SD of `rating ~ C(image)` by least squares. (A plain mean of per-image variances gives
+    every image the same weight and differs when raters per image vary.) CI over images.
+    """
     from vlmlab.data.expressions import read_face_ratings
 
     if not Path(ratings_path).exists():
@@ -277,53 +274,70 @@ def human_rater_noise(ratings_path: Path, images: Path | None, format: str = "ra
             value = getattr(r, dim)
             if value is not None:
                 by_image[r.image_id].append(value)
-        variances = [np.var(v, ddof=1) for v in by_image.values() if len(v) > 1]
-        if variances:
-            out[dim] = {"pooled_sd": float(np.sqrt(np.mean(variances))), "images": len(variances), "raters_per_image": float(np.mean([len(v) for v in by_image.values()]))}
+        pooled = bias.pooled_repeat_sd(by_image, seed=seed, n_boot=n_boot)
+        if pooled is not None:
+            per_image = pooled.pop("repeats_per_image")
+            out[dim] = {"pooled_sd": pooled["value"], **pooled, "images": pooled["n_units"], "raters_per_image": per_image}
     return out or None
 
 
-def bias_models(runs: Sequence[ConditionRun], factors: Sequence[str] | None, *, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
+def bias_models(runs: Sequence[ConditionRun], factors: Sequence[str] | None, *, seed: int = 0, n_boot: int = 1000,
+                stimuli: Path | None = None) -> dict[str, Any]:
     """Mixed models of the human ratings and of each model family's ratings, and humans vs humans.
 
-    `factors` are columns of the human ratings file (default: the study's group column); a name
-    that is not a column raises a one-line DataError.
+    `factors` are columns of the human ratings file or of the `stimuli` table (per-image
+    attributes, `vlmlab.rating.stimuli`; default: the study's group column); a name that is not a
+    column raises a one-line DataError.
     """
     from vlmlab.data.expressions import read_face_ratings
+    from vlmlab.rating.stimuli import INTENDED_EMOTION, join_stimuli, read_stimuli
 
     data_cfg = runs[0].config["data"]
     path = Path(data_cfg["ratings"])
     if not path.exists():
         return {"warnings": [f"{path}: human ratings not found; mixed models of the human ratings skipped"]}
     frame = bias.human_frame(read_face_ratings(path, Path(data_cfg["images"]) if data_cfg.get("images") else None, data_cfg.get("format", "ratings")))
+    everyone, notes = frame, []
+    if stimuli is not None:  # before any fit: a table of another data set fails at once
+        frame, left_out = join_stimuli(frame, read_stimuli(stimuli), stimuli)
+        if left_out:
+            notes.append(f"{stimuli}: {left_out} rated images have no row; the mixed models and GEEs leave them out")
     group_col = data_cfg.get("group_column")
     chosen = list(factors) if factors is not None else ([group_col] if group_col and group_col in frame.columns else [])
-    out: dict[str, Any] = {"factors": chosen, "human": bias.human_models(frame, chosen), "human_agreement": bias.human_agreement(frame, seed=seed, n_boot=n_boot), "models": {}}
+    out: dict[str, Any] = {"factors": chosen, "human": bias.human_models(frame, chosen), "models": {}, "warnings": notes,
+                           "human_agreement": bias.human_agreement(everyone, seed=seed, n_boot=n_boot)}  # every rated face
+    if stimuli is not None:
+        out["stimuli"] = {"path": str(stimuli), "images": int(frame["image"].nunique()), "rated_images_left_out": left_out}
     per_image = frame.drop_duplicates("image").set_index("image")
+    image_columns = [f for f in chosen if f != "group"] + ([INTENDED_EMOTION] if INTENDED_EMOTION in per_image.columns else [])
     families: dict[tuple, list[ConditionRun]] = defaultdict(list)
     for run in runs:
         families[run.family].append(run)
     for family, members in sorted(families.items()):
-        rater_factors = [f for f in chosen if f != "group"]
-        extra = per_image[rater_factors] if rater_factors else None
+        # With a stimuli table every model frame keeps only the faces it lists (an inner join).
+        extra = per_image[list(dict.fromkeys(image_columns))] if image_columns or stimuli is not None else None
         out["models"]["/".join(family)] = bias.rater_models(members, chosen, image_factors=extra)
     return out
 
 
-def analyze_runs(folders: Sequence[Path], out_dir: Path, *, seed: int = 0, n_boot: int = 1000, factors: Sequence[str] | None = None) -> dict[str, Path]:
+def analyze_runs(folders: Sequence[Path], out_dir: Path, *, seed: int = 0, n_boot: int = 1000, factors: Sequence[str] | None = None,
+                 stimuli: Path | None = None) -> dict[str, Path]:
     """Analyse condition runs and write `analysis.json`, `report.md`/`.html` and plots into `out_dir`.
 
-    `factors`: fixed factors of the mixed models (columns of the human ratings; default the group column).
+    `factors`: fixed factors of the mixed models (columns of the human ratings or of `stimuli`;
+    default the group column). `stimuli`: a table of per-image attributes (e.g. the toy world's
+    `stimuli.csv`); its intended emotion, if any, is what "labelled correctly" means.
     """
     if not folders:
         raise DataError("no rating condition runs to analyse; pass condition folders or a study folder")
     runs = [load_condition(f) for f in folders]
     emotions = runs[0].config["emotions"]
-    models = bias_models(runs, factors, seed=seed, n_boot=n_boot)  # first: a bad factor fails before any work
+    models = bias_models(runs, factors, seed=seed, n_boot=n_boot, stimuli=stimuli)  # first: a bad factor fails before any work
     per_condition = {run.label: analyze_condition(run, emotions, seed=seed, n_boot=n_boot) for run in runs}
     cross = cross_condition(runs, seed=seed, n_boot=n_boot)
     data_cfg = runs[0].config["data"]
-    human = human_rater_noise(Path(data_cfg["ratings"]), Path(data_cfg["images"]) if data_cfg.get("images") else None, data_cfg.get("format", "ratings"))
+    human = human_rater_noise(Path(data_cfg["ratings"]), Path(data_cfg["images"]) if data_cfg.get("images") else None, data_cfg.get("format", "ratings"),
+                              seed=seed, n_boot=n_boot)
     result = {"conditions": per_condition, "cross": cross, "human_rater_noise": human, "mixed_models": models, "seed": seed, "n_boot": n_boot}
     out_dir = Path(out_dir)
     report = build_report(runs, per_condition, cross, human)
@@ -333,105 +347,3 @@ def analyze_runs(folders: Sequence[Path], out_dir: Path, *, seed: int = 0, n_boo
     atomic_write_json(out_dir / "analysis.json", result)
     paths = write_report(report, out_dir)
     return {**paths, "report_json": paths["json"], "json": out_dir / "analysis.json"}
-
-
-def model_rows(runs: Sequence[ConditionRun]) -> list[list[Any]]:
-    """One row per model variant: its ref, backend kind and precision (dtype, quantization) as run."""
-    from vlmlab.models.spec import ModelBlock
-
-    rows: dict[str, list[Any]] = {}
-    for run in runs:
-        m = run.config["model"]
-        # Runs from before the model block (and classifier baselines) record no precision.
-        precision = ModelBlock.model_validate({k: m[k] for k in ModelBlock.model_fields if k in m}).precision() if "dtype" in m else "–"
-        rows.setdefault(f"{m['name']}/{run.config['variant']['name']}", [m.get("ref"), m.get("kind"), precision])
-    return [[label, *row] for label, row in rows.items()]
-
-
-def build_report(runs: Sequence[ConditionRun], per: dict[str, Any], cross: dict[str, Any], human: dict[str, Any] | None) -> Report:
-    report = Report("Rating study: do VLMs rate facial expressions like humans?")
-    report.text("Estimates are followed by 95% confidence intervals in brackets (seeded). Each condition has one rating per image, "
-                "so bootstraps resample images: accuracy, kappa and MAE by percentile bootstrap over images, correlations by BCa "
-                "bootstrap over images, rates by Wilson intervals. Each statistic's n is the number of images it was computed on.")
-    report.heading("Models")
-    report.table(Table(["model/variant", "ref", "kind", "precision"], model_rows(runs)))
-    rows = []
-    for label, s in per.items():
-        emo = s.get("emotion", {})
-        failed = ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()) if k != "ok") or "none"
-        rows.append([label, s["n"], f"{s['failure_rate']:.3f} ({failed})", emo.get("n", 0), _fmt(emo.get("accuracy")), _fmt(emo.get("kappa")),
-                     s.get("valence", {}).get("n", 0), _fmt(s.get("valence", {}).get("pearson")), _fmt(s.get("valence", {}).get("mae")),
-                     s.get("arousal", {}).get("n", 0), _fmt(s.get("arousal", {}).get("pearson")), _fmt(s.get("arousal", {}).get("mae"))])
-    report.heading("Agreement with humans")
-    report.table(Table(["condition", "images", "failed (empty, error, parse)", "n emotion", "emotion acc", "kappa", "n valence", "valence r",
-                        "valence MAE", "n arousal", "arousal r", "arousal MAE"], rows))
-    rows = []
-    for label, s in per.items():
-        for dim in DIMENSIONS:
-            if dim in s:
-                b = s[dim]
-                dk = b.get("dark_knowledge", {})
-                missing = f"– (logprobs {s['logprobs']})" if s.get("logprobs") else None
-                rows.append([label, dim, b["sd_model"], b["sd_human_means"], b["mean_within_category_sd_model"], b["mean_distinct_values_model"],
-                             missing or _fmt(dk.get("mean_entropy_bits")), missing or dk.get("expected_rating_sd")])
-    if rows:
-        report.heading("Dimensional collapse and dark knowledge")
-        report.text("Within-category SD and distinct values show whether the model collapses ratings to one value per category; "
-                    "the entropy of its 1–9 distribution (from logprobs) shows spread the argmax hides.")
-        report.table(Table(["condition", "dimension", "SD model", "SD human means", "within-cat SD", "distinct values", "entropy (bits)", "E[SD] from logprobs"], rows))
-    rows = []
-    for label, s in per.items():
-        for cell in s.get("emotion", {}).get("misclassification_by_group", []):
-            for group, e in cell["by_group"].items():
-                rows.append([label, f"{cell['human']} → {cell['model']}", group, e["n"], _fmt(e)])
-    if rows:
-        report.heading("Misclassification by group")
-        report.text("P(model label | human label, group): e.g. neutral faces called angry, per group.")
-        report.table(Table(["condition", "human → model", "group", "n", "rate"], rows))
-    rows = []
-    for label, s in per.items():
-        for cat, groups in s.get("emotion", {}).get("fpr", {}).get("rates", {}).items():
-            for group, e in groups.items():
-                rows.append([label, group, cat, e["n_units"], _fmt(e)])
-    if rows:
-        report.heading("False-positive rate by group")
-        report.text("P(called c | human consensus is not c), Wilson 95% intervals over images.")
-        report.table(Table(["condition", "group", "called", "n", "FPR"], rows))
-    if cross["repeats"]:
-        report.heading("Agreement across repeats")
-        report.text("Noise SD: within-image SD pooled over all repeats and images (percentile bootstrap over images); "
-                    "emotion agreement: share of images labelled alike in every repeat (Wilson).")
-        report.table(Table(["family", "temperature", "repeats", "emotion agreement", "valence exact", "valence noise SD", "arousal noise SD"],
-                           [[e["family"], e["temperature"], e["repeats"], _fmt(e.get("emotion_agreement")), e.get("valence_exact_agreement"),
-                             _fmt(e.get("valence_repeat_noise_sd")), _fmt(e.get("arousal_repeat_noise_sd"))] for e in cross["repeats"]]))
-    if cross["temperature"]:
-        report.heading("Temperature and spread")
-        report.table(Table(["family", "dimension", "temperature", "SD", "repeats"], [[e["family"], e["dimension"], e["temperature"], e["sd"], e["repeats"]] for e in cross["temperature"]]))
-        series: dict[str, dict[float, float]] = defaultdict(dict)
-        for e in cross["temperature"]:
-            series[f"{e['family']} {e['dimension']}"][e["temperature"]] = e["sd"]
-        temps = sorted({e["temperature"] for e in cross["temperature"]})
-        if len(temps) > 1:
-            report.figure(line_chart(temps, {k: [v.get(t, float("nan")) for t in temps] for k, v in series.items()}, title="rating SD by temperature", xlabel="temperature", ylabel="SD"), "sd_by_temperature")
-    if cross["text_only_vs_image"]:
-        report.heading("Text-only vs image ratings")
-        report.table(Table(["text-only", "image", "valence r", "arousal r"], [[e["text_only"], e["image"], _fmt(e.get("valence")), _fmt(e.get("arousal"))] for e in cross["text_only_vs_image"]]))
-    reps = [(label, layer, v) for label, s in per.items() for layer, v in s.get("representation", {}).items()]
-    if reps:
-        report.heading("Hidden states vs human ratings (CKA, RSA)")
-        report.table(Table(["condition", "layer", "linear CKA", "debiased CKA", "RBF CKA", "RSA (Spearman)", "n"], [[l, layer, v["linear_cka"], v["debiased_cka"], v["rbf_cka"], v["rsa_spearman"], v["n"]] for l, layer, v in reps]))
-    if human:
-        report.heading("Human raters")
-        report.table(Table(["dimension", "pooled within-image SD", "images", "raters per image"], [[d, v["pooled_sd"], v["images"], v["raters_per_image"]] for d, v in human.items()]))
-    figures = 0
-    for run in runs:
-        s = per[run.label]
-        slug = run.label.replace("/", "_").replace(".", "p")
-        if "emotion" in s and figures < 12:
-            report.figure(confusion_matrix_plot(np.array(s["emotion"]["confusion"]), s["emotion"]["labels"], title=run.label), f"confusion_{slug}", caption=f"emotion confusion, {run.label}")
-            figures += 1
-        rows = [r for r in run.records if r.get("valence") is not None and r["human"].get("valence") is not None]
-        if len(rows) >= 3 and figures < 12:
-            report.figure(scatter_plot([r["human"]["valence"] for r in rows], [r["valence"] for r in rows], title=run.label, xlabel="human valence (mean)", ylabel="model valence"), f"valence_{slug}", caption=f"valence, {run.label}")
-            figures += 1
-    return report

@@ -6,7 +6,10 @@
 - `human_models` / `rater_models`: the mixed models of `vlmlab.rating.mixed` on the human ratings
   (`rating ~ factors + (1|image) + (1|rater)`) and on one VLM's ratings, its repeats nested in images
   (`rating ~ factors [+ temperature] + (1|image)`), and image-clustered GEEs of "labelled angry"
-  among neutral faces.
+  among neutral faces and of "labelled correctly". "Neutral" and "correctly" refer to the face's
+  intended emotion when a stimuli table is joined (`vlmlab.rating.stimuli`), else for a human rating
+  to the majority of the *other* raters of the face (leave one out: a rating never votes on its own
+  reference), for a model to the human consensus.
 - `human_agreement`: each human rating against the other raters of the same image (leave one rater
   out), so humans sit in the same table as the VLMs and the classifier baselines.
 """
@@ -21,8 +24,10 @@ import pandas as pd
 
 from vlmlab.errors import DataError
 from vlmlab.metrics import agreement as ag
+from vlmlab.metrics.clustered import clustered_proportion_ci
 from vlmlab.metrics.inference import bootstrap_ci, proportion_ci
 from vlmlab.rating.mixed import binary_gee, check_columns, linear_mixed
+from vlmlab.rating.stimuli import INTENDED_EMOTION
 
 DIMENSIONS = ("valence", "arousal")
 
@@ -64,19 +69,51 @@ def human_frame(records: Sequence[Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def consensus(frame: pd.DataFrame) -> dict[str, str]:
-    """Majority emotion per image (ties break alphabetically, as `rating.run.load_items` does)."""
-    out = {}
-    for image, labels in frame.dropna(subset=["emotion"]).groupby("image")["emotion"]:
-        counts = Counter(labels)
-        out[str(image)] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+def _majority(labels: Sequence[str]) -> str:
+    return sorted(Counter(labels).items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+
+def leave_one_out_consensus(frame: pd.DataFrame) -> pd.Series:
+    """Per rating: the majority emotion of the *other* raters of its image (None without one).
+
+    A rating must not vote on its own reference: with the full consensus, a rater who calls a
+    neutral face angry makes "neutral" less likely to be the consensus, so the face leaves the
+    "neutral faces" set together with exactly the labels being counted.
+    """
+    out = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    labelled = frame.dropna(subset=["emotion"])
+    for _, rows in labelled.groupby("image"):
+        labels = rows["emotion"].tolist()
+        for i, index in enumerate(rows.index):
+            others = labels[:i] + labels[i + 1:]
+            if others:
+                out[index] = _majority(others)
     return out
 
 
-def _angry_frame(frame: pd.DataFrame, true_emotion: dict[str, str], focus: tuple[str, str]) -> pd.DataFrame:
-    data = frame.dropna(subset=["emotion"])
-    data = data[data["image"].astype(str).map(true_emotion) == focus[0]]
-    return data.assign(labelled=(data["emotion"] == focus[1]).astype(int))
+def _reference(frame: pd.DataFrame, fallback: pd.Series, fallback_text: str) -> tuple[pd.Series, str]:
+    """The label each rating is judged against: the stimuli table's intended emotion when joined."""
+    if INTENDED_EMOTION in frame.columns:
+        return frame[INTENDED_EMOTION].where(frame[INTENDED_EMOTION].notna(), None), "intended emotion (stimuli table)"
+    return fallback, fallback_text
+
+
+def _labelled_models(frame: pd.DataFrame, reference: pd.Series, what: str, fixed: Sequence[str], focus: tuple[str, str],
+                     also_cluster: str | None = None) -> dict[str, Any]:
+    """Image-clustered GEEs of "labelled `focus[1]`" among `focus[0]` faces, and of "labelled as the reference"."""
+    out: dict[str, Any] = {}
+    has = frame["emotion"].notna() & reference.notna()
+    data = frame[has].assign(reference=reference[has])
+    focus_rows = data[data["reference"] == focus[0]]
+    if len(focus_rows):
+        angry = focus_rows.assign(labelled=(focus_rows["emotion"] == focus[1]).astype(int))
+        out[f"labelled_{focus[1]}"] = {"among": f"ratings of faces whose {what} is {focus[0]}",
+                                       **_try(binary_gee, angry, "labelled", list(fixed), cluster="image", also_cluster=also_cluster)}
+    if len(data):
+        correct = data.assign(labelled=(data["emotion"] == data["reference"]).astype(int))
+        out["labelled_correctly"] = {"among": f"labelled ratings; correct: equal to the {what}",
+                                     **_try(binary_gee, correct, "labelled", list(fixed), cluster="image", also_cluster=also_cluster)}
+    return out
 
 
 def _try(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -90,7 +127,13 @@ def _try(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def human_models(frame: pd.DataFrame, factors: Sequence[str], focus: tuple[str, str] = ("neutral", "angry")) -> dict[str, Any]:
-    """Mixed models of the human ratings; a factor that is not a column raises a one-line DataError."""
+    """Mixed models of the human ratings; a factor that is not a column raises a one-line DataError.
+
+    Binary outcomes judge each rating against the face's intended emotion when a stimuli table is
+    joined (`stimulus_emotion`), else against the other raters' majority (leave-one-out), and
+    cluster by image; with rater ids, each risk difference also gets a two-way (image, rater)
+    cluster-robust interval (`binary_gee(also_cluster=...)`).
+    """
     check_columns(frame, factors, "mixed model of the human ratings")
     out: dict[str, Any] = {}
     # Only factors with repeated levels can carry a variance (FER-2013/AffectNet: one rating per image).
@@ -102,9 +145,8 @@ def human_models(frame: pd.DataFrame, factors: Sequence[str], focus: tuple[str, 
             out[dim] = {"error": "one rating per image and no rater ids: image and rater variances cannot be separated from noise"}
         else:
             out[dim] = _try(linear_mixed, frame, dim, list(factors), random=random)
-    angry = _angry_frame(frame, consensus(frame), focus)
-    if len(angry):
-        out[f"labelled_{focus[1]}"] = {"among": f"images whose consensus is {focus[0]}", **_try(binary_gee, angry, "labelled", list(factors), cluster="image")}
+    reference, what = _reference(frame, leave_one_out_consensus(frame), "other raters' majority (leave one out)")
+    out.update(_labelled_models(frame, reference, what, factors, focus, also_cluster="rater" if "rater" in random else None))
     return out
 
 
@@ -123,11 +165,13 @@ def rater_models(runs: Sequence[Any], factors: Sequence[str], focus: tuple[str, 
                  image_factors: pd.DataFrame | None = None) -> dict[str, Any]:
     """Mixed models of one model family's ratings: repeats nested in images, temperature as a factor.
 
-    `image_factors` (indexed by image id) adds per-image columns of the human ratings file.
+    `image_factors` (indexed by image id) adds per-image columns of the human ratings file or the
+    stimuli table, and keeps only the images it lists; its `stimulus_emotion` (intended emotion)
+    is then what "correct" means, else the human consensus.
     """
     frame = rater_frame(runs)
     if image_factors is not None:
-        frame = frame.join(image_factors, on="image")
+        frame = frame.join(image_factors, on="image", how="inner")
     check_columns(frame, factors, f"mixed model of {runs[0].label}")
     fixed = list(factors) + (["temperature"] if frame["temperature"].nunique() > 1 else [])
     out: dict[str, Any] = {"conditions": len(runs)}
@@ -139,10 +183,9 @@ def rater_models(runs: Sequence[Any], factors: Sequence[str], focus: tuple[str, 
             out[dim] = {"error": "one rating per image: the image variance cannot be separated from noise; run repeats (temperature > 0)"}
         else:
             out[dim] = _try(linear_mixed, frame, dim, fixed, random=["image"])
-    truth = {str(i): e for i, e in zip(frame["image"], frame["human_emotion"]) if e is not None}
-    angry = _angry_frame(frame, truth, focus)
-    if len(angry):
-        out[f"labelled_{focus[1]}"] = {"among": f"images whose human consensus is {focus[0]}", **_try(binary_gee, angry, "labelled", fixed, cluster="image")}
+    human = frame["human_emotion"].where(frame["human_emotion"].notna(), None)
+    reference, what = _reference(frame, human, "human consensus")
+    out.update(_labelled_models(frame, reference, what, fixed, focus))
     return out
 
 
@@ -150,20 +193,18 @@ def human_agreement(frame: pd.DataFrame, *, seed: int = 0, n_boot: int = 1000) -
     """Each human rating against the other raters of its image: accuracy/kappa vs their majority,
     Pearson r vs their mean. CIs resample images (a face's ratings stay together)."""
     out: dict[str, Any] = {}
-    labelled = frame.dropna(subset=["emotion"])
-    pairs = []
-    for image, rows in labelled.groupby("image"):
-        labels = rows["emotion"].tolist()
-        for i, label in enumerate(labels):
-            others = Counter(labels[:i] + labels[i + 1:])
-            if others:
-                pairs.append((str(image), sorted(others.items(), key=lambda kv: (-kv[1], kv[0]))[0][0], label))
-    if pairs:
-        ids, ref, own = (np.array(x) for x in zip(*pairs))
+    reference = leave_one_out_consensus(frame)
+    has = frame["emotion"].notna() & reference.notna()
+    if has.any():
+        ids, ref, own = (frame.loc[has, "image"].astype(str).to_numpy(), reference[has].to_numpy(dtype=object).astype(str),
+                         frame.loc[has, "emotion"].to_numpy(dtype=object).astype(str))
+        common = dict(clusters=ids, unit="images", n_boot=n_boot, seed=seed)
         out["emotion"] = {
-            "n": len(pairs),
-            "accuracy": bootstrap_ci(ag.accuracy, ref, own, clusters=ids, unit="images", resamples=n_boot, seed=seed).to_dict(),
-            "kappa": bootstrap_ci(ag.cohen_kappa, ref, own, clusters=ids, unit="images", resamples=n_boot, seed=seed).to_dict(),
+            "n": int(has.sum()),
+            # several ratings per image: Wilson on the design-effect n (a cluster percentile bootstrap under-covers
+            # with few faces; coverage in tests/metrics/test_coverage.py)
+            "accuracy": clustered_proportion_ci((ref == own).astype(float), ids, unit="images").to_dict(),
+            "kappa": ag.estimate(ag.cohen_kappa, ref, own, **common).to_dict(),
         }
     for dim in DIMENSIONS:
         rows = frame.dropna(subset=[dim])
@@ -173,9 +214,10 @@ def human_agreement(frame: pd.DataFrame, *, seed: int = 0, n_boot: int = 1000) -
             continue
         total, count = rows["image"].map(sums["sum"]), rows["image"].map(sums["count"])
         others = (total - rows[dim]) / (count - 1)
-        out[dim] = {"n": len(rows), "pearson": bootstrap_ci(ag.pearson_r, others.to_numpy(float), rows[dim].to_numpy(float),
-                                                            clusters=rows["image"].astype(str).to_numpy(), unit="images", method="bca",
-                                                            resamples=n_boot, seed=seed).to_dict()}
+        # Rows of one face share its mean: Fisher z with a jackknife SE over faces (coverage: tests/metrics/test_coverage.py)
+        out[dim] = {"n": len(rows), "pearson": ag.estimate(ag.pearson_r, others.to_numpy(float), rows[dim].to_numpy(float),
+                                                           clusters=rows["image"].astype(str).to_numpy(), unit="images",
+                                                           n_boot=n_boot, seed=seed).to_dict()}
     return out
 
 

@@ -74,6 +74,9 @@ def add_bias_sections(report: Report, per: dict[str, Any], models: dict[str, Any
             warnings += [f"{name}: {w}" for w in fit.get("warnings", [])]
             if outcome.startswith("labelled_"):
                 binary += _fixed_rows(f"{name} ({fit.get('among', '')})", fit, "risk_difference")
+                binary += [[f"{name}, two-way clustered (image, rater)", e["term"], f"{e['estimate']:.3f}",
+                            f"[{e['two_way']['low']:.3f}, {e['two_way']['high']:.3f}]", f"{e['two_way']['p']:.3g}", ""]
+                           for e in fit.get("risk_difference", []) if e["term"] != "Intercept" and e.get("two_way")]
                 binary += [[f"{name}, odds ratio", e["term"], "–" if e["odds_ratio"] is None else f"{e['odds_ratio']:.3f}",
                             "not estimable" if e["odds_ratio"] is None else f"[{e['odds_ratio_low']:.3f}, {e['odds_ratio_high']:.3f}]",
                             "–" if e["p"] is None else f"{e['p']:.3g}", ""] for e in fit.get("logistic", []) if e["term"] != "Intercept"]
@@ -87,8 +90,11 @@ def add_bias_sections(report: Report, per: dict[str, Any], models: dict[str, Any
     report.heading("Mixed models of bias")
     factors = ", ".join(models.get("factors", [])) or "none"
     report.text(f"Linear mixed models (REML) with crossed random intercepts for image and rater (human ratings) or image (a model's "
-                f"repeats); fixed factors: {factors}. Wald 95% CIs. \"Labelled angry\" among neutral faces: GEE clustered by image, "
-                "as risk differences (linear probability, robust SE) and odds ratios (logistic, exchangeable).")
+                f"repeats); fixed factors: {factors}. Wald 95% CIs. \"Labelled angry\" among neutral faces and \"labelled correctly\": GEEs clustered by image, "
+                "as risk differences (linear probability, robust SE) and odds ratios (logistic, exchangeable); for human raters also with "
+                "a two-way (image and rater) cluster-robust CI, since raters are crossed with images. \"Neutral\" and \"correctly\" "
+                "refer to the intended emotion when a stimuli table is given, else to the other raters' majority (a rating never "
+                "votes on its own reference) or, for a model, to the human consensus.")
     if fixed:
         report.table(Table(["outcome", "term", "estimate", "95% CI", "p", "n"], fixed))
     if components:

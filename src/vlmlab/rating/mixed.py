@@ -35,6 +35,14 @@ from vlmlab.errors import DataError
 Z95 = float(stats.norm.ppf(0.975))
 
 
+def _one_blas_thread() -> Any:
+    """The fits multiply matrices of tens to hundreds of rows, thousands of times: BLAS threads cost
+    more than they give there (10x slower per REML step on a busy 2-core machine)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     """Raise a one-line DataError naming the first column the frame lacks."""
     for column in columns:
@@ -165,7 +173,8 @@ def linear_mixed(frame: pd.DataFrame, response: str, fixed: Sequence[str], rando
     order = sorted(random, key=lambda r: -len(levels[r]))  # the factor with most levels is eliminated in closed form
     codes = [pd.Categorical(data[r].astype(str), categories=levels[r]).codes.astype(int) for r in order]
     model = _CrossedREML(data[response].to_numpy(float), X, codes)
-    theta, best, result = model.fit()
+    with _one_blas_thread():
+        theta, best, result = model.fit()
     s2 = best["s2"]
     cov = s2 * np.linalg.inv(best["XHX"])
     notes = []
@@ -192,18 +201,25 @@ def linear_mixed(frame: pd.DataFrame, response: str, fixed: Sequence[str], rando
     }
 
 
-def binary_gee(frame: pd.DataFrame, response: str, fixed: Sequence[str], cluster: str = "image") -> dict[str, Any]:
+def binary_gee(frame: pd.DataFrame, response: str, fixed: Sequence[str], cluster: str = "image",
+               also_cluster: str | None = None) -> dict[str, Any]:
     """GEE of a 0/1 outcome clustered by `cluster`: logistic (odds ratios) and risk differences.
 
     The logistic GEE uses an exchangeable working correlation; the linear-probability GEE
     (independence, robust SEs) gives each coefficient as a difference in probability, the scale on
     which effects like "+15 points more often labelled angry" are stated. Warnings statsmodels
     raises (non-convergence, perfect separation) are returned, not swallowed.
+
+    A GEE has one cluster level. Human raters are crossed with images, and a rater who uses a label
+    more often than others ties together the images they rated; `also_cluster="rater"` adds to each
+    risk difference the two-way (image and rater) cluster-robust interval of the same linear
+    probability model (statsmodels OLS, Cameron-Gelbach-Miller), as a check of the one-way one.
     """
     import statsmodels.api as sm
 
-    check_columns(frame, [response, *fixed, cluster], f"GEE of {response}")
-    data, dropped = _drop_missing(frame, [response, *fixed, cluster])
+    extra = [also_cluster] if also_cluster else []
+    check_columns(frame, [response, *fixed, cluster, *extra], f"GEE of {response}")
+    data, dropped = _drop_missing(frame, [response, *fixed, cluster, *extra])
     X, names = design(data, fixed)
     y = data[response].astype(float).to_numpy()
     if not set(np.unique(y)) <= {0.0, 1.0}:
@@ -211,12 +227,13 @@ def binary_gee(frame: pd.DataFrame, response: str, fixed: Sequence[str], cluster
     groups = pd.Categorical(data[cluster].astype(str)).codes
     order = np.argsort(groups, kind="stable")
     y, X, groups = y[order], X[order], groups[order]
+    second = pd.Categorical(data[also_cluster].astype(str)).codes[order] if also_cluster else None
     notes: list[str] = []
     out: dict[str, Any] = {"formula": f"{response} ~ {' + '.join(list(fixed) or ['1'])}, clusters: {cluster}", "n_obs": int(len(y)),
                            "n_groups": {cluster: int(len(np.unique(groups)))}, "dropped_missing": int(dropped), "events": int(y.sum())}
     if y.min() == y.max():
         raise DataError(f"GEE of {response}: every outcome is {int(y[0])}; a model of it is undefined")
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _one_blas_thread():
         warnings.simplefilter("always")
         logit = sm.GEE(y, X, groups=groups, family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable()).fit()
         linear = sm.GEE(y, X, groups=groups, family=sm.families.Gaussian(), cov_struct=sm.cov_struct.Independence()).fit()
@@ -236,5 +253,12 @@ def binary_gee(frame: pd.DataFrame, response: str, fixed: Sequence[str], cluster
         if e["term"] != "Intercept" and not e["se"] > 1e-12:  # every cluster alike within each level: no honest interval
             notes.append(f"risk difference {e['term']}: robust SE is 0 (no variation within levels); no CI")
             e.update(low=None, high=None, p=None)
+    if second is not None:
+        two_way = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": np.column_stack([groups, second])})
+        for e, b, s in zip(rd, np.asarray(two_way.params), np.asarray(two_way.bse)):
+            if e["low"] is not None and s > 0:
+                e["two_way"] = {"se": float(s), "low": float(b - Z95 * s), "high": float(b + Z95 * s), "p": float(2 * stats.norm.sf(abs(b / s))),
+                                "method": f"OLS linear probability, two-way ({cluster}, {also_cluster}) cluster-robust SE, Wald 95%"}
+        out["n_groups"][also_cluster] = int(len(np.unique(second)))
     out.update(logistic=logit_effects, risk_difference=rd, warnings=notes)
     return out

@@ -31,7 +31,7 @@ from vlmlab.progress import progress_bar
 from vlmlab.metrics.agreement import entropy
 from vlmlab.rating.capture import digit_distribution, logprob_arrays, rating_step, save_npz
 from vlmlab.rating.conditions import Condition, condition_dir, expand_conditions, request_seed, select_conditions
-from vlmlab.rating.config import RatingConfig
+from vlmlab.rating.config import CaptureConfig, PromptConfig, RatingConfig
 from vlmlab.rating.parse import ParseFailure, parse_emotion, parse_json_answer, parse_rating
 from vlmlab.rating.prompts import QUESTIONS, next_conversation, steps_for
 from vlmlab.runs import Run, check_folder, read_ledger
@@ -106,17 +106,28 @@ def _parse(question: str, text: str, emotions: Sequence[str]) -> dict[str, Any]:
 def rate_items(
     backend: Backend,
     condition: Condition,
-    study: RatingConfig,
     items: Sequence[FaceItem],
     run: Run,
+    *,
+    prompts: PromptConfig,
+    emotions: Sequence[str],
+    capture: CaptureConfig,
+    batch_size: int,
+    seed: int,
     on_item: Callable[[], None] | None = None,
 ) -> None:
-    """Rate `items` (already filtered to pending ones) and append each to the run's ledger."""
-    capture = study.capture
-    seed = condition.seed(study.seed)
-    for start in range(0, len(items), study.batch_size):
-        chunk = items[start : start + study.batch_size]
-        plans = [steps_for(condition.mode, study.prompts, study.emotions, item.emotion) for item in chunk]
+    """Rate `items` (already filtered to pending ones) and append each to the run's ledger.
+
+    Args:
+        prompts, emotions: the question templates and the categories answers are parsed against.
+        capture: what to generate and keep (max_new_tokens, top-k logprobs, hidden states) and
+            whether an answer without logprobs stops the run.
+        batch_size: images per batched `generate` call.
+        seed: the condition's seed (`condition.seed(study_seed)`); each request's seed derives from it.
+    """
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        plans = [steps_for(condition.mode, prompts, emotions, item.emotion) for item in chunk]
         history: list[list[Turn]] = [[] for _ in chunk]
         alive = [True] * len(chunk)
         answers: list[dict[str, dict[str, Any]]] = [{} for _ in chunk]
@@ -127,7 +138,7 @@ def rate_items(
                 if not alive[i]:
                     continue
                 step = plan[step_index]
-                conversation = next_conversation(step, item.image, history[i], study.prompts.system)
+                conversation = next_conversation(step, item.image, history[i], prompts.system)
                 history[i] = conversation
                 requests.append(
                     GenerationRequest(
@@ -156,7 +167,7 @@ def rate_items(
                     alive[i] = False  # nothing to carry forward; later steps are not asked
                 else:
                     try:
-                        entry["parsed"] = _parse(step.question, result.text, study.emotions)
+                        entry["parsed"] = _parse(step.question, result.text, emotions)
                     except ParseFailure as exc:
                         entry["parse_error"] = str(exc)
                     history[i] = history[i] + [Turn("assistant", result.text)]
@@ -337,7 +348,8 @@ def _rate_conditions(study: RatingConfig, items: Sequence[FaceItem], runs: list[
                 if key not in backends:
                     backends[key] = factory(condition)
                 progress.update(task, description=f"rating {condition.name}")
-                rate_items(backends[key], condition, study, pending, run, on_item=lambda: progress.advance(task))
+                rate_items(backends[key], condition, pending, run, prompts=study.prompts, emotions=study.emotions, capture=study.capture,
+                           batch_size=study.batch_size, seed=condition.seed(study.seed), on_item=lambda: progress.advance(task))
             records = run.records()
             counts = Counter(r["status"] for r in records)
             summary: dict[str, Any] = {"item_status": dict(counts), "priority": condition.priority}

@@ -42,20 +42,29 @@ class Table:
                 raise ValueError(f"table {self.caption!r}: row {i} has {len(row)} cells for {len(self.columns)} columns")
 
     def best_rows(self) -> dict[int, set[int]]:
-        """column index -> the one row holding that column's best value (none on a tie)."""
+        """column index -> the one row holding that column's best value, if there is one.
+
+        Values are compared as they are shown (rounded to `digits`): 0.00004 and 0.0 both read
+        0.0000, so neither is the best. A tie, or a column with fewer than two ranked rows, has no
+        best row to bold.
+        """
         out: dict[int, set[int]] = {}
         for name, how in self.best.items():
             if name not in self.columns:
                 continue
             c = self.columns.index(name)
-            values = [(r, row[c]) for r, row in enumerate(self.rows) if _is_number(row[c])]
-            if not values:
+            values = [(r, self._shown(row[c])) for r, row in enumerate(self.rows) if _is_number(row[c])]
+            if len(values) < 2:
                 continue
             target = (max if how == "max" else min)(v for _, v in values)
             holders = {r for r, v in values if v == target}
-            if len(holders) == 1:  # a tie (e.g. every row at 0.0000) has no best row to bold
+            if len(holders) == 1:
                 out[c] = holders
         return out
+
+    def _shown(self, value: int | float) -> int | float:
+        """A number as the reader sees it in the table (floats at `digits` decimals)."""
+        return float(self.cell_text(value)) if isinstance(value, float) and math.isfinite(value) else value
 
     def cell_text(self, value: Any) -> str:
         if value is None:

@@ -1,7 +1,9 @@
-"""Test support that ships with vlmlab: fake OpenAI-compatible and Ollama servers.
+"""Test support that ships with vlmlab: fake OpenAI-compatible and Ollama servers, a synthetic
+selector world (`vlmlab.testing.selector_world`: selector data with a known right answer), and the
+conformance checks of a VLM checkpoint (`vlmlab.testing.conformance.run_all(folder)`).
 
 Not part of any study: no product module imports `vlmlab.testing` (tests/test_layers.py checks
-it). The test suite and `benchmarks/bench_http.py` use it; users may too, to test their own code
+it). The test suite, `benchmarks/bench_http.py` and `benchmarks/bench_selectors.py` use it; users may too, to test their own code
 against an HTTP backend without a real server:
 
     from vlmlab.testing import FaultPlan, serve

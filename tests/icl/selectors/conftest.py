@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vlmlab.icl.selectors import SelectorConfig, SelectorData
-from vlmlab.icl.selectors.synthetic import SyntheticTask, synthetic_task
+from vlmlab.testing.selector_world import SyntheticTask, synthetic_task
 
 DIM, POOL, SHOTS = 16, 16, 2
 

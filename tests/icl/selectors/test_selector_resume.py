@@ -112,7 +112,7 @@ def test_sigkilled_training_subprocess_resumes_to_identical_outputs(reference, d
         "torch.set_num_threads(1)  # as in conftest.py: same kernels, same bits\n"
         "from vlmlab.icl.selectors import SelectorConfig, SelectorData, train_selector\n"
         "from vlmlab.icl.selectors import train as train_module\n"
-        "from vlmlab.icl.selectors.synthetic import synthetic_task\n"
+        "from vlmlab.testing.selector_world import synthetic_task\n"
         "real_evaluate = train_module.evaluate\n"
         "def slow_evaluate(*args, **kwargs):\n"
         "    time.sleep(0.4)\n"

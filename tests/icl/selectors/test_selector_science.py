@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from vlmlab.icl.selectors import SelectorData, load_selector, select, train_selector
-from vlmlab.icl.selectors.synthetic import synthetic_task
+from vlmlab.metrics.inference import bootstrap_ci, proportion_ci
+from vlmlab.testing.selector_world import synthetic_task
 
 
 def _duplicate_pairs(model, held: SelectorData) -> tuple[torch.Tensor, float]:
@@ -48,8 +49,15 @@ def test_mmr_picks_fewer_near_duplicates_at_no_accuracy_loss(make_config, tmp_pa
     p = mcnemar(table, exact=True).pvalue
     ci_plain = proportion_confint(int(plain.sum()), len(plain), method="wilson")
     ci_mmr = proportion_confint(int(mmr.sum()), len(mmr), method="wilson")
-    summary = f"plain {int(plain.sum())}/{len(plain)} {ci_plain}, mmr {int(mmr.sum())}/{len(mmr)} {ci_mmr}, McNemar p={p:.2g}, top1 {plain_top1:.3f} vs {mmr_top1:.3f}"
+    diff = bootstrap_ci("mean", (mmr.float() - plain.float()).numpy(), unit="queries", resamples=2000, seed=0)
+    summary = (f"(c) MMR, synthetic world, {len(plain)} held-out queries with a planted near-duplicate: selections holding both copies "
+               f"plain v2 {int(plain.sum())}/{len(plain)} = {plain.float().mean():.3f} [{ci_plain[0]:.3f}, {ci_plain[1]:.3f}], "
+               f"v2+mmr {int(mmr.sum())}/{len(mmr)} = {mmr.float().mean():.3f} [{ci_mmr[0]:.3f}, {ci_mmr[1]:.3f}] (Wilson 95%); "
+               f"mmr - plain {diff.estimate:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}] (95% percentile bootstrap over queries, B=2000); "
+               f"exact McNemar p={p:.2g}; top-1 on untouched pools {plain_top1:.3f} vs {mmr_top1:.3f}")
+    print("\n" + summary)
     assert mmr.sum() < plain.sum() and p < 0.01, summary
+    assert diff.high < 0, summary  # fewer duplicate pairs, the whole interval below 0
     assert mmr_top1 >= plain_top1 - 0.05, summary  # no loss of accuracy on the untouched pools
 
 
@@ -96,6 +104,17 @@ def test_v4_on_rl_data_from_the_selectors_own_beams_is_not_worse_than_supervised
 
     sup, v4 = right(supervised), right(load_selector(tmp_path / "v4"))
     table = [[int((sup & v4).sum()), int((sup & ~v4).sum())], [int((~sup & v4).sum()), int((~sup & ~v4).sum())]]
-    summary = f"supervised {sup.sum()}/{len(sup)}, v4 {v4.sum()}/{len(v4)}, table {table}, McNemar p={mcnemar(table, exact=True).pvalue:.2g}"
+    ci_sup, ci_v4 = (proportion_ci(int(x.sum()), len(x)) for x in (sup, v4))
+    diff = bootstrap_ci("mean", v4.astype(float) - sup.astype(float), unit="queries", resamples=2000, seed=0)
+    fixed = proportion_ci(int((~sup & v4).sum()), int((~sup).sum()))  # right after RL among those the supervised one got wrong
+    summary = (f"(a) v4 (RCE+GRPO, upstream options) on rl-data from the supervised selector's own beams and samples, synthetic world, "
+               f"{len(sup)} held-out queries, exact 2-best set: supervised {sup.sum()}/{len(sup)} = {ci_sup.estimate:.3f} "
+               f"[{ci_sup.low:.3f}, {ci_sup.high:.3f}], v4 {v4.sum()}/{len(v4)} = {ci_v4.estimate:.3f} [{ci_v4.low:.3f}, {ci_v4.high:.3f}] (Wilson 95%); "
+               f"v4 - supervised {diff.estimate:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}] (95% percentile bootstrap over queries, B=2000); "
+               f"where supervised is wrong v4 is right in {table[1][0]}/{int((~sup).sum())} = {fixed.estimate:.3f} [{fixed.low:.3f}, {fixed.high:.3f}] "
+               f"(Wilson), breaks {table[0][1]}; table {table}, exact McNemar p={mcnemar(table, exact=True).pvalue:.2g}")
+    print("\n" + summary)
     assert v4.sum() >= sup.sum() - 2, summary  # non-inferior (at most 2 of 160 worse)
     assert (~sup & v4).sum() >= 1, summary  # it fixes queries the supervised selector gets wrong
+    assert diff.low > -0.05, summary  # non-inferiority margin of 5 points on the paired difference
+    assert fixed.low > 0, summary  # better where the supervised selector is wrong: the Wilson interval excludes 0

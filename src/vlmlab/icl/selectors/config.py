@@ -68,8 +68,9 @@ ARCHITECTURE_FIELDS = (
     "diversity",
     "candidate_self_attention",
     "scoring",
+    "stop_token",
 )
-POINTER_OPTIONS = ("diversity", "candidate_self_attention", "scoring")
+POINTER_OPTIONS = ("diversity", "candidate_self_attention", "scoring", "stop_token")
 
 
 class SelectorConfig(StrictModel):
@@ -84,7 +85,7 @@ class SelectorConfig(StrictModel):
             (default 1).
         num_heads: attention heads (GPT-2 or cross-attention); must divide `hidden_dim`.
         pool_size: the largest candidate pool K a query may have (v0's position vocabulary).
-        shots: ICDs chosen per query; every training beam must have exactly this many.
+        shots: ICDs chosen per query (with `stop_token`: at most); every training beam must have exactly this many.
         ranking_loss: `listwise` (KL to softmax(beam score / τ)) or `pairwise` (hinge on sequence
             log-probabilities); v3/v4 default `listwise`, v0–v2 must be `none`.
         beam_score: which beam score orders beams for the ranking loss.
@@ -112,6 +113,14 @@ class SelectorConfig(StrictModel):
             (one transformer encoder layer) before the query sees them.
         scoring: pointer scoring head: `cosine` (scaled cosine, default), `additive` (Bahdanau,
             v^T tanh(W_q q + W_c c)) or `bilinear` (q^T W c) (upstream v4-5).
+        stop_token: pointer variant (upstream v4-10): a learned STOP item beside the pool, so the
+            selector chooses how many ICDs a query gets (0..`shots`; after STOP every step is STOP).
+            Supervised targets end where the beam stops paying: see `stop_min_gain`. The RL phases
+            train on full-length candidates (as upstream's v4-10 RL); the selector's own beams and
+            samples (rl-data) are drawn without STOP.
+        stop_min_gain: with `stop_token`, each beam's target keeps its first L picks, L maximising the
+            InfoScore gained minus `stop_min_gain` per pick (Σ step_scores[:L] − L·stop_min_gain; ties go to
+            the shorter), then STOP. 0 = stop when no further pick raises P(answer).
         ppo_ratio_reference: the PPO ratio π/π_old against the policy that collected the batch
             (`collection`, vlmlab) or against the frozen supervised model (`supervised`, upstream's
             `old_log_probs` from the SFT model).
@@ -130,6 +139,8 @@ class SelectorConfig(StrictModel):
     diversity: Literal["none", "mmr", "dpp"] = "none"
     candidate_self_attention: bool = False
     scoring: Literal["cosine", "additive", "bilinear"] = "cosine"
+    stop_token: bool = False
+    stop_min_gain: float = 0.0
 
     # supervised objective
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
@@ -228,6 +239,10 @@ class SelectorConfig(StrictModel):
             variant = [name for name in POINTER_OPTIONS if getattr(self, name) != fields[name].default]
             if variant:
                 raise ValueError(f"{', '.join(variant)} are pointer-network options (v1-v4); v0 is the GPT-2 selector")
+        if not self.stop_token and self.stop_min_gain != type(self).model_fields["stop_min_gain"].default:
+            raise ValueError("stop_min_gain only applies with stop_token: true")
+        if self.stop_token and self.reverse_seq:
+            raise ValueError("stop_token and reverse_seq cannot be combined: a reversed target would start with STOP")
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by num_heads {self.num_heads}")
         if v in ("v0", "v1", "v2") and self.ranking_loss != "none":

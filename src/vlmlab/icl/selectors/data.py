@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +34,7 @@ import yaml
 from torch import Tensor
 
 from vlmlab.errors import DataError
+from vlmlab.icl.selectors.fingerprint import DataFingerprint, selector_provenance  # noqa: F401  (re-exported)
 from vlmlab.icl.selectors.records import (
     Modality,
     anchor_and_pool,
@@ -44,83 +44,6 @@ from vlmlab.icl.selectors.records import (
     required,
     sequence_positions,
 )
-
-
-@dataclass(frozen=True)
-class DataFingerprint:
-    """What a selector was trained on, stored next to its checkpoint and checked at eval.
-
-    Attributes:
-        dataset: the dataset name the caller gave (e.g. `okvqa`).
-        support_ids_sha256: sha256 of the support ids in index row order.
-        embedding_dim: width D of the embeddings the selector reads.
-        modality: which index embeddings were used (`text`, `image` or `text+image`).
-        icd_answers: ICDs embedded with their answers (`demo_text.npy`) rather than as bare questions;
-            queries are always embedded without answers.
-        provenance: how the embeddings and pools were made (`selector_provenance`): the embedders
-            (names, options), sha256 of the embedding matrix, the pool sampler, K and mix weights.
-            An embedder of the same width, or pools of another sampler, are caught here.
-    """
-
-    dataset: str
-    support_ids_sha256: str
-    embedding_dim: int
-    modality: str
-    icd_answers: bool = False
-    provenance: dict[str, Any] | None = None
-
-    @classmethod
-    def from_ids(cls, dataset: str, support_ids: Sequence[str], embedding_dim: int, modality: str, icd_answers: bool = False,
-                 provenance: dict[str, Any] | None = None) -> "DataFingerprint":
-        """Fingerprint an index (the eval stage calls this to check a checkpoint fits its data)."""
-        digest = hashlib.sha256("\n".join(support_ids).encode("utf-8")).hexdigest()
-        return cls(dataset, digest, int(embedding_dim), modality, bool(icd_answers), provenance)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "support_ids_sha256": self.support_ids_sha256,
-            "embedding_dim": self.embedding_dim,
-            "modality": self.modality,
-            "icd_answers": self.icd_answers,
-            "provenance": self.provenance,
-        }
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "DataFingerprint":
-        return cls(str(raw["dataset"]), str(raw["support_ids_sha256"]), int(raw["embedding_dim"]), str(raw["modality"]),
-                   bool(raw.get("icd_answers", False)), raw.get("provenance"))
-
-    def mismatches(self, other: "DataFingerprint") -> list[str]:
-        """Names of the fields that differ, as `field: mine != other` strings (provenance key by key)."""
-        out = [
-            f"{name}: {getattr(self, name)!r} != {getattr(other, name)!r}"
-            for name in ("dataset", "support_ids_sha256", "embedding_dim", "modality", "icd_answers")
-            if getattr(self, name) != getattr(other, name)
-        ]
-        if self.provenance is None and other.provenance is not None:
-            out.append("provenance: not recorded (a checkpoint from before embedders and pools were recorded)")
-        elif self.provenance is not None and other.provenance is not None:
-            for key in sorted(set(self.provenance) | set(other.provenance)):
-                mine, theirs = self.provenance.get(key), other.provenance.get(key)
-                if mine != theirs:
-                    out.append(f"{key}: {mine!r} != {theirs!r}")
-        return out
-
-
-def selector_provenance(embedders: dict[str, Any], support_emb: np.ndarray, sampler: str | None, k: int,
-                        mix_weights: dict[str, float] | None) -> dict[str, Any]:
-    """What a selector's inputs depend on besides the ids: embedders, the embedding matrix, the pools.
-
-    Args:
-        embedders: `{"text": name, "text_options": {...}, "image": name, "image_options": {...}}`.
-        support_emb: the [M, D] matrix the selector reads (hashed as float32 bytes).
-        sampler / k / mix_weights: how each query's pool is drawn (mix weights only count for `mix`);
-            sampler None = unknown (beams imported from upstream files): eval then needs `--allow-mismatch`.
-    """
-    digest = hashlib.sha256(np.ascontiguousarray(support_emb, dtype=np.float32).tobytes()).hexdigest()
-    return {"embedders": embedders, "embeddings_sha256": digest, "pool_sampler": sampler, "pool_k": int(k),
-            "pool_mix_weights": dict(sorted((mix_weights or {}).items())) if sampler == "mix" else None}
 
 
 def selection_order(prompt_positions: list[int], order: str) -> list[int]:
@@ -142,6 +65,8 @@ class SelectorData:
         beam_positions: long [N, G, S] ICD positions (in the anchor's pool), selection order, best beam first.
         beam_mask: bool [N, G] True where a beam exists.
         beam_cumulative / beam_marginal: float32 [N, G] beam scores (0 where no beam).
+        beam_steps: float32 [N, G, S] or None; each step's marginal InfoScore in selection order (`step_scores`),
+            NaN where a beam has none (imported Lever-LM beams); what STOP targets are cut from.
         rl_positions: long [N, C, S] or None; RL candidate sequences as pool positions (selection order).
         rl_mask: bool [N, C] or None.
         rl_correct / rl_acc: float32 [N, C] or None; `vqa_correct` as 0/1 and `vqa_acc_score`.
@@ -170,6 +95,7 @@ class SelectorData:
     rl_beam_score: Tensor | None = None
     rl_gt_prob: Tensor | None = None
     rl_rel: Tensor | None = None
+    beam_steps: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.anchor_ids)
@@ -214,6 +140,7 @@ class SelectorData:
             beam_mask=self.beam_mask[idx],
             beam_cumulative=self.beam_cumulative[idx],
             beam_marginal=self.beam_marginal[idx],
+            beam_steps=pick(self.beam_steps),
             rl_positions=pick(self.rl_positions),
             rl_mask=pick(self.rl_mask),
             rl_correct=pick(self.rl_correct),
@@ -278,7 +205,7 @@ class SelectorData:
 
         anchors: list[str] = []
         pools: list[list[str]] = []
-        beam_lists: list[list[tuple[list[int], float, float]]] = []
+        beam_lists: list[list[tuple[list[int], float, float, list[float]]]] = []
         shots: int | None = None
         seen: set[str] = set()
         orders: set[str] = set()
@@ -302,7 +229,9 @@ class SelectorData:
                     )
                 # imported Lever-LM beams carry no cumulative score (null): NaN, refused where a loss needs it
                 cumulative = float("nan") if beam.get("cumulative", 0.0) is None else number(beam, "cumulative", where)
-                parsed.append((positions, cumulative, number(beam, "marginal", where)))
+                steps = beam.get("step_scores")
+                steps = [float(x) for x in steps] if isinstance(steps, list) and len(steps) == len(positions) else [float("nan")] * len(positions)
+                parsed.append((positions, cumulative, number(beam, "marginal", where), steps))
             if anchor in seen:
                 raise DataError(f"{where}: anchor {anchor} appears twice; keep one line per anchor")
             seen.add(anchor)
@@ -359,12 +288,14 @@ class SelectorData:
         beam_mask = torch.zeros((n, g), dtype=torch.bool)
         cum = torch.zeros((n, g))
         mar = torch.zeros((n, g))
+        step_scores = torch.full((n, g, shots), float("nan"))
         for i, (pool, blist) in enumerate(zip(pools, beam_lists)):
             pool_rows[i, : len(pool)] = torch.tensor([row_of[q] for q in pool])
-            for j, (pos, c_score, m_score) in enumerate(blist):
+            for j, (pos, c_score, m_score, steps) in enumerate(blist):
                 beam_positions[i, j] = torch.tensor(pos)
                 beam_mask[i, j] = True
                 cum[i, j], mar[i, j] = c_score, m_score
+                step_scores[i, j] = torch.tensor(steps)
 
         rl_fields: dict[str, Tensor | None] = {}
         if rl is not None:
@@ -392,6 +323,7 @@ class SelectorData:
             beam_mask=beam_mask,
             beam_cumulative=cum,
             beam_marginal=mar,
+            beam_steps=step_scores,
             fingerprint=DataFingerprint.from_ids(dataset, support_ids, support_emb.shape[1], modality, icd_answers, provenance),
             order=order,
             **rl_fields,

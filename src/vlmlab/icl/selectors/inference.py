@@ -7,6 +7,9 @@ Example::
 
 A query's picks depend only on its own embedding, pool and mask: nothing chosen for one query is
 ever forbidden for another, and a batch gives the same picks as one query at a time.
+
+A selector with a STOP token (`stop_token`) answers position K (the pool width) for STOP, and STOP
+at every later step; `until_stop` turns its picks into one list per query of 0..shots positions.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ def select(
 
     Returns:
         long [B, shots] positions into each query's pool, in selection order (for a selector trained on
-        `left` beams the prompt order is the reverse: the first pick goes next to the query).
+        `left` beams the prompt order is the reverse: the first pick goes next to the query). With a
+        STOP token, K (= pool width) marks STOP (see `until_stop`).
 
     Raises:
         DataError: on mismatched shapes, or when a query's pool has fewer than `shots` items.
@@ -61,7 +65,7 @@ def select(
     if shots < 1:
         raise DataError(f"shots must be >= 1, got {shots}")
     sizes = pool_mask.sum(dim=1)
-    short = (sizes < shots).nonzero().flatten().tolist()
+    short = [] if cfg.stop_token else (sizes < shots).nonzero().flatten().tolist()  # a STOP selector stops when the pool runs out
     if short:
         raise DataError(
             f"shots={shots} but the pools of queries {short[:5]} have only {sizes[short[0]].item()} candidates; "
@@ -74,3 +78,11 @@ def select(
             return model.greedy(query_emb.float(), pool_emb.float(), pool_mask, shots)
     finally:
         model.train(was_training)
+
+
+def until_stop(picks: Tensor, pool_width: int) -> list[list[int]]:
+    """Per query, the positions picked before the first STOP (`pool_width`); all of them without one."""
+    out = []
+    for row in picks.tolist():
+        out.append(row[: row.index(pool_width)] if pool_width in row else row)
+    return out

@@ -12,6 +12,7 @@ at positions that are not allowed at a step (padding, already chosen); those nev
 - `rce_loss`: reward-weighted CE, weights softmax(reward / τ) within each group.
 - `grpo_loss`: PPO-clip surrogate on group advantages plus β · KL to a frozen reference.
 - `adapt_kl_beta`: raise β when KL is above target, lower it when below.
+- `stop_targets`: beams cut where they stop paying (the STOP variant's supervised targets).
 """
 
 from __future__ import annotations
@@ -47,6 +48,30 @@ def cross_entropy(logits: Tensor, sequences: Tensor, label_smoothing: float = 0.
         smooth = -(logp.masked_fill(~allowed, 0.0).sum(-1) / allowed.sum(-1).clamp(min=1))
         nll = (1.0 - label_smoothing) * nll + label_smoothing * smooth
     return nll.mean(dim=-1)
+
+
+def stop_targets(positions: Tensor, step_scores: Tensor, min_gain: float, stop_index: int) -> tuple[Tensor, Tensor]:
+    """Beams cut to the prefix worth its picks, then STOP: the STOP variant's supervised targets.
+
+    A beam's first L picks gained Σ step_scores[:L] InfoScore (P(y|prefix⊕x) − P(y|x), telescoping);
+    L maximises that minus `min_gain` per pick (L = 0..S, ties to the shorter prefix), and the steps
+    from L on become `stop_index`.
+
+    Args:
+        positions: long [..., S] picks in selection order.
+        step_scores: float [..., S] each pick's marginal InfoScore.
+        min_gain: what a pick must gain to be kept.
+        stop_index: the STOP position (the pool width K).
+
+    Returns:
+        (targets long [..., S], the kept prefix's Σ step_scores[:L] − L·min_gain [...]).
+    """
+    s = positions.shape[-1]
+    steps = torch.arange(s + 1, dtype=step_scores.dtype)
+    gained = torch.cat([torch.zeros_like(step_scores[..., :1]), step_scores.cumsum(dim=-1)], dim=-1) - min_gain * steps
+    keep = gained.argmax(dim=-1)  # the first maximum: ties go to the shorter prefix
+    targets = torch.where(torch.arange(s) < keep[..., None], positions, torch.full_like(positions, stop_index))
+    return targets, gained.gather(-1, keep[..., None]).squeeze(-1)
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:

@@ -16,7 +16,10 @@ Variants (upstream Lever-Plus v4-N), options of this one network:
 - `candidate_self_attention` (v4-4): items attend to each other (one pre-norm transformer layer,
   padding masked) before the query state attends to them;
 - `scoring: additive | bilinear` (v4-5): v^T tanh(W_q q + W_c c), or scale · q̂^T W ĉ on the unit
-  vectors with W initialised to the identity (so it starts as the cosine head), instead of scaled cosine.
+  vectors with W initialised to the identity (so it starts as the cosine head), instead of scaled cosine;
+- `stop_token` (v4-10): a learned STOP item at position K (the padded pool width), scored by the same
+  head as the items, never attended to, never penalised by the diversity option. STOP may be chosen at
+  any step (at step 0: no demonstrations); after it, STOP is the only choice, so a sequence keeps S steps.
 
 Padding positions are masked out of attention and scores, so a query's result does not depend on
 how far its pool was padded to share a batch, nor on the other queries in the batch.
@@ -109,19 +112,23 @@ class PointerSelector(SelectorModel):
         elif config.diversity == "dpp":
             self.dpp_proj = nn.Linear(h, min(32, h), bias=False)
             self.dpp_lambda = nn.Parameter(torch.tensor(-2.0))  # upstream's initial value (softplus ~0.13)
+        if config.stop_token:
+            self.stop_item = nn.Parameter(0.02 * torch.randn(h))  # in the encoded item space (upstream: small random init)
         if config.scoring == "additive":
             self.score_q, self.score_c, self.score_v = nn.Linear(h, h), nn.Linear(h, h, bias=False), nn.Linear(h, 1, bias=False)
         elif config.scoring == "bilinear":
             self.score_w = nn.Parameter(torch.eye(h))  # starts as the cosine head, learns any bilinear form
 
     def _encode(self, query_emb: Tensor, pool_emb: Tensor, pool_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Initial query state [B, H], encoded items [B, K, H], unit-norm items for scoring."""
+        """Initial query state [B, H], encoded items [B, K(+1), H], unit-norm items for scoring (STOP last)."""
         items = self.item_encoder(pool_emb)
         if self.config.candidate_self_attention:
             items = self.item_self_attention(items, src_key_padding_mask=~pool_mask)
         state = self.query_encoder(query_emb)
         for layer in self.cross_layers:
             state = layer(state, items, pool_mask)
+        if self.config.stop_token:
+            items = torch.cat([items, self.stop_item.expand(items.shape[0], 1, -1)], dim=1)
         keys = F.normalize(self.dropout(items), dim=-1)
         return state, items, keys
 
@@ -150,8 +157,12 @@ class PointerSelector(SelectorModel):
         rows = sims.gather(1, chosen.reshape(b, g * t, 1).expand(b, g * t, sims.shape[-1])).view(b, g, t, -1)
         most = rows.max(dim=2).values
         if self.config.diversity == "mmr":
-            return self.scale() * F.relu(self.div_lambda[min(step, self.div_lambda.shape[0] - 1)]) * most
-        return -F.softplus(self.dpp_lambda) * torch.log(1e-6 + 1.0 - most.pow(2).clamp(max=0.999))
+            penalty = self.scale() * F.relu(self.div_lambda[min(step, self.div_lambda.shape[0] - 1)]) * most
+        else:
+            penalty = -F.softplus(self.dpp_lambda) * torch.log(1e-6 + 1.0 - most.pow(2).clamp(max=0.999))
+        if self.config.stop_token:  # STOP is never a near-duplicate of a demonstration
+            penalty = torch.cat([penalty[..., :-1], torch.zeros_like(penalty[..., -1:])], dim=-1)
+        return penalty
 
     def _advance(self, state: Tensor, items: Tensor, chosen: Tensor) -> Tensor:
         """GRU update of state [B, G, H] with the chosen items' encodings (chosen: long [B, G])."""
@@ -159,11 +170,22 @@ class PointerSelector(SelectorModel):
         picked = items.gather(1, chosen.reshape(b, g, 1).expand(b, g, h))
         return self.update(picked.reshape(b * g, h), state.reshape(b * g, h)).view(b, g, h)
 
+    def _allowed(self, pool_mask: Tensor, sequences: Tensor) -> Tensor:
+        """bool [B, G, S, K(+1)]: pool items not chosen earlier; with STOP, only STOP once it was chosen."""
+        k = pool_mask.shape[1]
+        width = k + 1 if self.config.stop_token else k
+        allowed = pool_mask[:, None, None, :] & ~earlier_choices(sequences, width)[..., :k]
+        if not self.config.stop_token:
+            return allowed
+        is_stop = (sequences == k).long()
+        stopped = (is_stop.cumsum(dim=-1) - is_stop) > 0  # STOP chosen at an earlier step
+        return torch.cat([allowed & ~stopped[..., None], torch.ones_like(stopped[..., None])], dim=-1)
+
     def sequence_logits(self, query_emb: Tensor, pool_emb: Tensor, pool_mask: Tensor, sequences: Tensor) -> Tensor:
         b, g, s = sequences.shape
         state0, items, keys = self._encode(query_emb, pool_emb, pool_mask)
         state = state0.unsqueeze(1).expand(b, g, state0.shape[-1])
-        allowed = pool_mask[:, None, None, :] & ~earlier_choices(sequences, pool_emb.shape[1])
+        allowed = self._allowed(pool_mask, sequences)
         steps = []
         for t in range(s):
             scores = self._scores(state, keys, items) - self._redundancy_penalty(keys, sequences[:, :, :t], t)
@@ -173,17 +195,27 @@ class PointerSelector(SelectorModel):
         return torch.stack(steps, dim=2)
 
     def greedy(self, query_emb: Tensor, pool_emb: Tensor, pool_mask: Tensor, shots: int) -> Tensor:
+        """Best-first picks [B, shots]; with `stop_token`, position K (the pool width) = STOP, and every
+        step after a STOP is STOP."""
         state0, items, keys = self._encode(query_emb, pool_emb, pool_mask)
         state = state0.unsqueeze(1)
-        allowed = pool_mask.clone()
+        k = pool_mask.shape[1]
+        stop = self.config.stop_token
+        allowed = torch.cat([pool_mask, pool_mask.new_ones(pool_mask.shape[0], 1)], dim=1) if stop else pool_mask.clone()
+        stopped = pool_mask.new_zeros(pool_mask.shape[0])
         picks = []
         for t in range(shots):
             chosen = torch.stack(picks, dim=1)[:, None, :] if picks else pool_mask.new_zeros(pool_mask.shape[0], 1, 0, dtype=torch.long)
             scores = self._scores(state, keys, items) - self._redundancy_penalty(keys, chosen, t)
             scores = masked_logits(scores[:, 0], allowed)
+            if stop:
+                scores = torch.where(stopped[:, None], masked_logits(scores, torch.arange(k + 1) == k), scores)
             choice = scores.argmax(dim=-1)
             picks.append(choice)
             allowed = allowed.scatter(1, choice[:, None], False)
+            if stop:
+                allowed[:, k] = True  # STOP stays available (and after it, the only choice)
+                stopped = stopped | (choice == k)
             if t + 1 < shots:
                 state = self._advance(state, items, choice[:, None])
         return torch.stack(picks, dim=1)

@@ -1,6 +1,7 @@
 """Readers and validators for the icl stage files the selectors train on.
 
-- `load_index_embeddings`: `<index run>/embeddings/{text,image}.npy` + `ids.json`;
+- `load_index_embeddings`: `<index run>/embeddings/{text,image}.npy` + `ids.json` (from `vlmlab.icl.index`,
+  the one reader of the index folder, re-exported here);
 - `read_jsonl`: `beams.jsonl` / `rl.jsonl`, a bad line named by file and line number;
 - `anchor_and_pool`, `sequence_positions`: one record's anchor, pool and ICD positions, checked
   (the anchor is not in its own pool, pool ids exist in the index, `pool[position] == id`).
@@ -12,48 +13,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from vlmlab.errors import DataError
+from vlmlab.icl.index import MODALITY_PARTS, load_index_embeddings  # noqa: F401  (re-exported: the index folder has one reader)
 
 Modality = Literal["text", "image", "text+image"]
-# Which index embeddings a modality concatenates, in order (the eval stage stacks query embeddings the same way).
-MODALITY_PARTS: dict[str, tuple[str, ...]] = {"text": ("text",), "image": ("image",), "text+image": ("text", "image")}
-
-
-def load_index_embeddings(index_dir: Path | str, modality: Modality = "text", demonstrations: bool = False) -> tuple[list[str], np.ndarray]:
-    """Support ids and float32 [M, D] embeddings of one index run folder for `modality`.
-
-    With `demonstrations`, the text part embeds "question answer" (`demo_text.npy`): how the items
-    look as ICDs, not as queries.
-    """
-    folder = Path(index_dir) / "embeddings"
-    ids_path = folder / "ids.json"
-    try:
-        ids = json.loads(ids_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{ids_path} not found; run the icl index stage first") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{ids_path} is not valid JSON ({exc.msg}); rebuild the index") from None
-    names = MODALITY_PARTS.get(modality)
-    if names is None:
-        raise DataError(f"unknown modality {modality!r}; use text, image or text+image")
-    if demonstrations:
-        names = ["demo_text" if n == "text" else n for n in names]
-    parts = []
-    for name in names:
-        path = folder / f"{name}.npy"
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            hint = "rebuild the index with --overwrite (older indexes lack it)" if name == "demo_text" else "choose another modality"
-            raise DataError(f"{path} not found; the index has no {name} embeddings ({hint})") from None
-        except ValueError as exc:
-            raise DataError(f"{path} cannot be read ({exc}); rebuild the index") from None
-        if arr.ndim != 2 or arr.shape[0] != len(ids):
-            raise DataError(f"{path} has shape {arr.shape} but {ids_path} lists {len(ids)} ids; rebuild the index")
-        parts.append(arr.astype(np.float32, copy=False))
-    return [str(i) for i in ids], np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

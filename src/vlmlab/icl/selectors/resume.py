@@ -99,7 +99,7 @@ def data_sha256(data: SelectorData) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([data.fingerprint.to_dict(), data.order, data.anchor_ids, data.support_ids]).encode("utf-8"))
     for name in ("query_emb", "support_emb", "pool_rows", "pool_mask", "beam_positions", "beam_mask", "beam_cumulative",
-                 "beam_marginal", "rl_positions", "rl_mask", "rl_correct", "rl_acc", "rl_beam_score", "rl_gt_prob", "rl_rel"):
+                 "beam_marginal", "rl_positions", "rl_mask", "rl_correct", "rl_acc", "rl_beam_score", "rl_gt_prob", "rl_rel", "beam_steps"):
         value = getattr(data, name)
         digest.update(f"|{name}:{None if value is None else (str(value.dtype), tuple(value.shape))}|".encode("utf-8"))
         if value is not None:

@@ -51,7 +51,7 @@ from vlmlab.icl.selectors.base import SelectorModel
 from vlmlab.icl.selectors.checkpoint import RESUME_DIR, clear_resume_state, read_resume_state, save_selector, write_resume_state
 from vlmlab.icl.selectors.config import SelectorConfig
 from vlmlab.icl.selectors.data import SelectorData
-from vlmlab.icl.selectors.metrics import ranking_metrics
+from vlmlab.icl.selectors.metrics import evaluate  # noqa: F401  (re-exported: held-out metrics after each epoch)
 from vlmlab.icl.selectors.registry import build_selector
 from vlmlab.icl.selectors.resume import TrainingState, check_identity, frozen_reference, new_optimizer, restore, run_identity
 from vlmlab.progress import progress_bar
@@ -59,7 +59,6 @@ from vlmlab.runs import atomic_write_text
 
 TRAIN_LOG = "train_log.csv"
 EVAL_LOG = "eval_log.csv"
-EVAL_CHUNK = 256
 
 
 @dataclass
@@ -247,6 +246,9 @@ def check_compatible(config: SelectorConfig, data: SelectorData) -> None:
         raise ConfigError(f"shots is {config.shots} but the beams have {data.shots} ICDs each; set shots: {data.shots}")
     if data.pool_size > config.pool_size:
         raise ConfigError(f"pools have up to {data.pool_size} candidates but pool_size is {config.pool_size}; raise pool_size")
+    if config.stop_token and (data.beam_steps is None or bool(data.beam_steps[data.beam_mask].isnan().any())):
+        raise DataError("stop_token learns where to stop from each beam's step_scores, but some beams have none (imported Lever-LM "
+                        "beams keep only the last step's score); train it on beams searched by `vlmlab icl beam`")
     if config.uses_rl and (not data.has_rl or not _rl_rows(data, config.require_positive_query)):
         raise DataError("v4 trains on rl-data candidates but the data has none (with require_positive_query: none with a correct "
                         "candidate); build SelectorData with rl.jsonl")
@@ -281,6 +283,9 @@ def supervised_loss(model: SelectorModel, config: SelectorConfig, data: Selector
     groups = n_beams if config.ranking_loss != "none" else ce_beams
     mask = data.beam_mask[rows, :groups]
     seqs = _fill_padding(data.beam_positions[rows, :groups], mask)
+    if config.stop_token:  # targets end where the beam stops paying; the ranking loss ranks what they keep
+        assert data.beam_steps is not None
+        seqs, kept = obj.stop_targets(seqs, data.beam_steps[rows, :groups].nan_to_num(0.0), config.stop_min_gain, data.pool_size)
     logits = model.sequence_logits(query, pool, pool_mask, seqs)
     ce_mask = mask & (torch.arange(groups) < ce_beams)
     if config.ce_min_score is not None:  # Lever-LM `threshold`: low-scoring beams are no targets
@@ -290,7 +295,7 @@ def supervised_loss(model: SelectorModel, config: SelectorConfig, data: Selector
     loss = config.ce_weight * ce
     parts = {"ce": float(ce.detach())}
     if config.ranking_loss != "none":
-        scores = (data.beam_cumulative if config.beam_score == "cumulative" else data.beam_marginal)[rows]
+        scores = kept if config.stop_token else (data.beam_cumulative if config.beam_score == "cumulative" else data.beam_marginal)[rows]
         seq_logp = obj.sequence_log_prob(logits, seqs)
         if config.ranking_loss == "listwise":
             rank = obj.listwise_loss(seq_logp, scores, mask, config.listwise_temperature)
@@ -368,28 +373,6 @@ def grpo_updates(
         )
         yield {"loss": float(loss.detach()), **stats, "beta": beta, "beta_next": next_beta}
         beta = next_beta
-
-
-def evaluate(model: SelectorModel, data: SelectorData, shots: int) -> dict[str, float]:
-    """Held-out ranking metrics (see `metrics.py`) and mean CE of the best beam; {} without data."""
-    if len(data) == 0:
-        return {}
-    was_training = model.training
-    model.eval()
-    firsts, picks, ces = [], [], []
-    with torch.no_grad():
-        for start in range(0, len(data), EVAL_CHUNK):
-            rows = torch.arange(start, min(start + EVAL_CHUNK, len(data)))
-            query, pool, pool_mask = _batch_inputs(data, rows)
-            gold = data.beam_positions[rows, :1]
-            logits = model.sequence_logits(query, pool, pool_mask, gold)
-            firsts.append(logits[:, 0, 0])
-            ces.append(obj.cross_entropy(logits, gold)[:, 0])
-            picks.append(model.greedy(query, pool, pool_mask, shots))
-    model.train(was_training)
-    metrics = ranking_metrics(torch.cat(firsts), torch.cat(picks), data.beam_positions[:, 0], data.pool_mask)
-    metrics["val_ce"] = float(torch.cat(ces).mean())
-    return metrics
 
 
 def _rl_rows(data: SelectorData, require_positive: bool = False) -> list[int]:

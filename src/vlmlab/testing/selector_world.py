@@ -1,4 +1,5 @@
-"""Synthetic selector data with a known right answer, for tests, benchmarks and notebooks.
+"""Synthetic selector data with a known right answer, for tests, benchmarks and notebooks (test
+support: no product module imports it; `benchmarks/bench_selectors.py` and the selector tests do).
 
 Every support item has a random unit embedding. A hidden matrix W defines how useful candidate c is
 for query q: `utility(q, c) = <W q, c>`. Each anchor (a support item) gets its OWN random pool of K
@@ -6,6 +7,12 @@ other items; its beams are the top-utility ICDs (best beam = the `shots` best, i
 rl-data candidates are the beams plus random sequences, scored `vqa_correct` when all ICDs are in
 the anchor's top `shots` and `vqa_acc_score` = the fraction that are. A selector can only beat
 random by learning W, so "beats random on held-out anchors" is a real test of learning.
+
+With `stop_share` > 0 (the STOP variant's world), a hidden direction u splits the queries: the
+`stop_share` of items with the largest <u, q> need no demonstration (every step score is negative:
+each ICD lowers P(answer)), and for the others the `shots` best ICDs each gain (step scores are
+utilities minus the next-best one's). A selector with a STOP token can learn which is which only
+from the query embedding. `stop_share=0` gives exactly the records it gave before the option.
 
 The output uses the exact record formats of the beam and rl-data stages.
 
@@ -17,7 +24,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +38,7 @@ class SyntheticTask:
     support_emb: np.ndarray
     beams: list[dict[str, Any]]
     rl: list[dict[str, Any]]
+    needs_none: set[str] = field(default_factory=set)  # anchors no demonstration helps (`stop_share`)
 
 
 def synthetic_task(
@@ -42,6 +50,7 @@ def synthetic_task(
     num_beams: int = 3,
     sampled_per_anchor: int = 3,
     seed: int = 0,
+    stop_share: float = 0.0,
 ) -> SyntheticTask:
     """Build a synthetic task; deterministic given `seed`.
 
@@ -54,6 +63,7 @@ def synthetic_task(
         num_beams: beams per anchor (at most shots + 1).
         sampled_per_anchor: random sequences added to the rl candidates.
         seed: the one seed of this generator.
+        stop_share: share of the queries that need no demonstration (see the module docstring).
     """
     if n_anchors > support_size or pool_size >= support_size:
         raise ValueError("need n_anchors <= support_size and pool_size < support_size")
@@ -62,6 +72,11 @@ def synthetic_task(
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     hidden = rng.standard_normal((dim, dim)).astype(np.float32)
     ids = [f"q{i:05d}" for i in range(support_size)]
+    none = np.zeros(support_size, dtype=bool)
+    if stop_share > 0:  # its own generator: the records of stop_share=0 stay as they were
+        u = np.random.default_rng([seed, 1]).standard_normal(dim).astype(np.float32)
+        proj = emb @ u
+        none = proj > np.quantile(proj, 1.0 - stop_share)
     beams, rl = [], []
     for a in range(n_anchors):
         others = np.delete(np.arange(support_size), a)
@@ -70,10 +85,13 @@ def synthetic_task(
         ranked = np.argsort(-utility, kind="stable")  # positions, best first
         pool = [ids[r] for r in pool_rows]
         top = ranked[: shots + 1]
+        gains = utility
+        if stop_share > 0:  # every ICD hurts a query that needs none; otherwise the `shots` best each gain
+            gains = utility - (utility.max() + 1.0 if none[a] else utility[ranked[shots]])
         anchor_beams = []
         for g in range(min(num_beams, shots + 1)):
             positions = [int(p) for i, p in enumerate(top) if i != shots - g][:shots]
-            anchor_beams.append(_sequence(pool, positions, utility))
+            anchor_beams.append(_sequence(pool, positions, gains))
         beams.append({"id": ids[a], "pool": pool, "beams": anchor_beams})
         gold = set(int(p) for p in ranked[:shots])
         cands = []
@@ -83,7 +101,7 @@ def synthetic_task(
             positions = [int(p) for p in rng.choice(pool_size, size=shots, replace=False)]
             cands.append(_candidate(positions, pool, gold, None, "sampled"))
         rl.append({"id": ids[a], "pool": pool, "candidates": cands})
-    return SyntheticTask(ids, emb, beams, rl)
+    return SyntheticTask(ids, emb, beams, rl, {ids[a] for a in range(n_anchors) if none[a]})
 
 
 def _sequence(pool: list[str], positions: list[int], utility: np.ndarray) -> dict[str, Any]:
