@@ -21,7 +21,6 @@ hid the image from the text and made these checks pass vacuously).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

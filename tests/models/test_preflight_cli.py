@@ -1,8 +1,8 @@
 """Model-access failures stop a study before it writes anything: `vlmlab rating run`, `caption run`
-and `icl eval` with a gated or missing hub id (a fake hub on 127.0.0.1), an int4 request the model
-cannot take, or a checkpoint whose family facts cannot be derived exit 2 with one line, and the
-output folder is never created (before `models.preflight`, rating left its condition folders
-marked `failed`).
+and `icl eval` with a gated or missing hub id (a fake hub on 127.0.0.1) or an int4 request the model
+cannot take exit 2 with one line, and the output folder is never created (before
+`models.preflight`, rating left its condition folders marked `failed`). A checkpoint whose family
+facts cannot be derived: test_foreign_checkpoint.py. Also `models check --kind openai`.
 
 The hub is reached in this process: `huggingface_hub.constants` is pointed at the fake hub and put
 online for the test (the suite runs with HF_HUB_OFFLINE=1); nothing reaches the network.
@@ -122,41 +122,6 @@ def test_icl_eval_gated_model_writes_nothing(online_hub: str, tmp_path: Path, ca
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith("error: acme/gated-vlm: the model is gated (HTTP 401)"), err
     assert not (tmp_path / "eval").exists()
-
-
-@pytest.fixture(scope="module")
-def git_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from foreign_models import build_foreign
-
-    return build_foreign(tmp_path_factory.mktemp("git"), "git")["git"]
-
-
-def test_unknown_family_without_derivable_facts_is_one_line_naming_them(git_folder: Path, tmp_path: Path, capsys,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """GIT (written by transformers alone) is an image-text-to-text architecture vlmlab has no entry for;
-    its processor names no image token and it ships no chat template. `models check` and a study say
-    so in one line, naming both facts and how to supply each, and write nothing."""
-    from vlmlab.models.families import FAMILIES
-
-    assert "git" not in {f.model_type for f in FAMILIES.values()}
-    monkeypatch.setenv("VLMLAB_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    before = sorted(p.name for p in git_folder.iterdir())
-    code, err = run_cli(["models", "check", str(git_folder)], capsys)
-    assert code == 2 and len(err) == 1, err
-    line = err[0]
-    assert line.startswith(f"error: {git_folder}: model_type 'git' lacks a chat template"), line
-    assert "add chat_template.jinja to the folder" in line and "default_chat_template=" in line
-    assert "the image placeholder" in line and '"extra_special_tokens": {"image_token"' in line
-    assert sorted(p.name for p in git_folder.iterdir()) == before and list(tmp_path.iterdir()) == []
-
-    (tmp_path / "faces").mkdir()
-    faces_dir = tmp_path / "faces" / "f"
-    with pytest.raises(SystemExit):
-        main(["toyworld", "generate", "faces", "--out", str(faces_dir), "--n", "6"])
-    code, err = run_cli(["rating", "run", str(rating_config(tmp_path, faces_dir, {"ref": str(git_folder)}))], capsys)
-    assert code == 2 and err == [line]
-    assert not (tmp_path / "out").exists()
 
 
 def test_models_check_openai_against_a_fake_server(capsys) -> None:
