@@ -10,7 +10,7 @@ missing file.
 
 Besides every tiny family: a Qwen2-VL re-saved by the backend, a full fine-tune as `vlmlab train
 --method full` saves it (`save_trained`), a LoRA adapter over its base, and a toy model (the
-`face-rater-quick` recipe: the same build and save code as the full recipes, 15 training steps).
+`face-rater` recipe the demo uses; run alone, this test builds it: minutes).
 The toy models and most fine-tunes here are Qwen2-VL, whose stock processor needs torchvision: on a
 machine without it their stock model loads and the processor fails on that import only (asserted
 below); a LLaVA full fine-tune loads completely either way.
@@ -121,7 +121,7 @@ def full_fine_tune(base: Path, out: Path) -> Path:
     return out
 
 
-@pytest.mark.slow  # one subprocess loads every family, a LoRA adapter and a toy model (~60-120 s under load)
+@pytest.mark.slow  # one subprocess loads every family, a LoRA adapter and a toy model (~60-120 s under load, + the toy build when alone)
 def test_every_tiny_folder_loads_with_stock_transformers(tiny_model, tmp_path: Path, tmp_path_factory) -> None:
     from vlmlab.models.hf import HFBackend
     from vlmlab.toymodels import build_toy_model
@@ -138,9 +138,10 @@ def test_every_tiny_folder_loads_with_stock_transformers(tiny_model, tmp_path: P
     folders["full fine-tune of qwen2-vl"] = full_fine_tune(folders["qwen2-vl"], tmp_path / "full-fine-tune")
     # LLaVA's processor has no video processor: its full fine-tune loads completely without torchvision too
     folders["full fine-tune of llava"] = full_fine_tune(folders["llava"], tmp_path / "full-fine-tune-llava")
-    # the toy-model cache the toymodels and demo tests share (a build there is reused, and vice versa)
+    # the toy-model cache tests/toymodels and tests/demo build into: in a full run the face rater is built
+    # there once (by whichever test asks first, under a file lock), so loading it here costs nothing more
     toy_root = shared_basetemp(tmp_path_factory) / "vlmlab-home" / "toymodels"
-    folders["toy model face-rater-quick"] = build_toy_model("face-rater-quick", cache_root=toy_root, progress=False)
+    folders["toy model face-rater"] = build_toy_model("face-rater", cache_root=toy_root, progress=False)
     for name, folder in folders.items():  # every file a stock processor reads is there
         saved = json.loads((folder / "processor_config.json").read_text())
         missing = [a for a in expected_subprocessors(folder) if a not in saved]
