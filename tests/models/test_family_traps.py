@@ -106,16 +106,20 @@ def test_mllama_cross_attention_mask_covers_every_appended_token(tiny_model, ima
     assert batch["cross_attention_mask"].shape[:2] == batch["input_ids"].shape
 
 
-def test_mllama_sees_its_image_and_batches_of_equal_image_counts_equal_unbatched(tiny_model, colour_image_factory) -> None:
-    """The tiny Mllama's cross-attention is live (scores depend on the image), and batches whose
-    prompts hold the same number of images (a rating condition, an ICL run at fixed shots) equal
-    unbatched. Mixed image counts do not (transformers lets text before the first image attend to
-    padded image slots): see KNOWN_FAILURES in vlmlab.testing.conformance."""
+def test_mllama_sees_its_image_and_batched_equals_unbatched_with_mixed_image_counts(tiny_model, colour_image_factory) -> None:
+    """The tiny Mllama's cross-attention is live (scores depend on the image), and batches equal
+    unbatched, also when the prompts hold different numbers of images: transformers lets text
+    before the first image attend to zero-padded image slots, so the backend batches only rows with
+    the same image slots (`vlmlab.models.batching`)."""
     path = tiny_model("mllama")
     images = [colour_image_factory(c) for c in [(220, 30, 30), (30, 200, 40), (40, 60, 230)]]
     reqs = [ScoreRequest(id=str(i), conversation=[Turn("user", [im, "What is the colour" + " of it" * i + "?"])], target="a red circle")
             for i, im in enumerate(images)]
     batched, single = HFBackend(path, batch_size=3).score(reqs), HFBackend(path, batch_size=1).score(reqs)
     assert float(np.max(np.abs(batched[0].token_logprobs - batched[2].token_logprobs))) > 1e-3
+    for a, b in zip(batched, single):
+        np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, atol=1e-5)
+    mixed = reqs + [ScoreRequest(id="two", conversation=[Turn("user", [images[0], images[1], "Which colour comes first?"])], target="red")]
+    batched, single = HFBackend(path, batch_size=4).score(mixed), HFBackend(path, batch_size=1).score(mixed)
     for a, b in zip(batched, single):
         np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, atol=1e-5)

@@ -31,13 +31,7 @@ CHECKS = ["load", "generate", "image matters", "batched==unbatched", "span==targ
           "multi-image"]
 # Failures with a known cause outside vlmlab's encoding; the table shows them as FAIL. A fix makes
 # the family's test (tests/models/test_conformance_matrix.py) fail until its entry is removed.
-KNOWN_FAILURES: dict[str, dict[str, str]] = {
-    "mllama": {"batched==unbatched": (
-        "transformers' Mllama does not zero the cross-attention output of text rows that see no image (Meta's reference "
-        "does), so in a batch mixing image counts the text before the first image attends to the zero-padded image "
-        "slots (found once the tiny recipe opened its cross-attention gates); needs batches of equal image counts "
-        "for processors with per-sample image grids, in HFBackend's batching")},
-}
+KNOWN_FAILURES: dict[str, dict[str, str]] = {}
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 230)]
 TARGETS = ["red", "a green circle", "three blue squares", "7"]
 
