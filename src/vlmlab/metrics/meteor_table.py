@@ -16,7 +16,8 @@ neighbouring words a possible neighbour pair. The possible words are a superset 
 
 - splits tokens (tokens are separated by " \\t\\n\\r\\f", java.util.StringTokenizer's delimiters),
 - maps ` ‘ ’ to ', “ ” to ", – to -, and merges '' into " and -- into -,
-- deletes dots inside a word (U.S. -> US) and lower-cases,
+- deletes dots inside a word (U.S. -> US), and the scorer then lower-cases (a non-ASCII character
+  can become ASCII: the Kelvin sign, split off as a word of its own, becomes "k"),
 - turns some characters into spaces: "-" between letters, non-ASCII spaces.
 
 So a possible word is any run of a token's segments (a segment: a run of ASCII letters/digits or
@@ -179,38 +180,39 @@ def _token(token: str, word_id: dict[str, int], n: int, longest: int) -> _Token:
     first: set[int] = set()
     last: set[int] = set()
     pairs: set[int] = set()
-    vanish = True
-    for variant in {token.translate(_PER_CHAR), token.lower().translate(_PER_CHAR)}:
-        segments = _SEGMENT.findall(variant)
-        gap = [s == "-" or not s.isascii() for s in segments]
-        vanish = vanish and all(gap)
-        ending: list[set[int]] = [set() for _ in segments]  # ids of the runs ending at each segment
-        starting: list[set[int]] = [set() for _ in segments]
-        for a in range(len(segments)):
-            run = ""
-            for b in range(a, len(segments)):
-                run += segments[b]
-                if len(run) - run.count(".") - run.count("'") // 2 - run.count("-") // 2 > longest:
-                    break  # every form of a longer run is longer than any table word
-                for form in _forms(run):
-                    i = word_id.get(form)
-                    if i is not None:
-                        ending[b].add(i)
-                        starting[a].add(i)
-        for b, ids in enumerate(ending):
-            words |= ids
-            for c in range(b + 1, len(segments)):
-                pairs.update(n * (1 + x) + y for x, y in product(ids, starting[c]))
-                if not gap[c]:
-                    break
-        for c in range(len(segments)):  # a token opens with a run after segments that may vanish
-            first |= starting[c]
+    # the normaliser splits before the scorer lower-cases, so segments are found first and lower-cased
+    # one by one (the Kelvin sign is its own segment, then "k")
+    original = _SEGMENT.findall(token.translate(_PER_CHAR))
+    gap = [s == "-" or not s.isascii() for s in original]
+    vanish = all(gap)
+    segments = [s.lower() for s in original]
+    ending: list[set[int]] = [set() for _ in segments]  # ids of the runs ending at each segment
+    starting: list[set[int]] = [set() for _ in segments]
+    for a in range(len(segments)):
+        run = ""
+        for b in range(a, len(segments)):
+            run += segments[b]
+            if len(run) - run.count(".") - run.count("'") // 2 - run.count("-") // 2 > longest:
+                break  # every form of a longer run is longer than any table word
+            for form in _forms(run):
+                i = word_id.get(form)
+                if i is not None:
+                    ending[b].add(i)
+                    starting[a].add(i)
+    for b, ids in enumerate(ending):
+        words |= ids
+        for c in range(b + 1, len(segments)):
+            pairs.update(n * (1 + x) + y for x, y in product(ids, starting[c]))
             if not gap[c]:
                 break
-        for b in reversed(range(len(segments))):
-            last |= ending[b]
-            if not gap[b]:
-                break
+    for c in range(len(segments)):  # a token opens with a run after segments that may vanish
+        first |= starting[c]
+        if not gap[c]:
+            break
+    for b in reversed(range(len(segments))):
+        last |= ending[b]
+        if not gap[b]:
+            break
     return _Token(frozenset(words), frozenset(first), frozenset(last), frozenset(pairs), vanish)
 
 
