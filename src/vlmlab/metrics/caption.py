@@ -122,7 +122,7 @@ def score_captions(
         java_timeout: watchdog seconds for the JVMs (tokenizer and SPICE: whole run; METEOR: without
             output); defaults are generous so that only a hung JVM is killed.
         meteor_jobs: METEOR JVMs to split the items across (default: 2 on a multi-core machine
-            for 2,000+ items; the scores do not depend on it).
+            from 4,000 hypothesis-reference pairs on; the scores do not depend on it).
 
     Returns:
         CaptionScores with corpus scores, per-item scores, token statistics and the mode.

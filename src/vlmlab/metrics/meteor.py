@@ -44,8 +44,9 @@ from vlmlab.metrics.java import JAVA_UTF8, java_executable, pycocoevalcap_dir
 from vlmlab.metrics.meteor_table import kept_entries, paraphrase_index, write_table
 
 DEFAULT_TIMEOUT = 300.0
-_MIN_LINES_PER_JVM = 1000  # below this a second JVM's start-up costs more than it saves
-_C2_ALIGNMENTS = 60_000  # above this many (line, reference) alignments per JVM, C2's compiled code pays off
+# (hypothesis, reference) alignments: ~0.1-0.6 ms each (longer captions cost more), a JVM start ~0.5 CPU-s
+_SECOND_JVM_ALIGNMENTS = 4_000  # from here a second JVM saves more wall time than its start-up costs
+_C2_ALIGNMENTS = 150_000  # per JVM; only beyond it does C2's compiled code repay its compilation (measured)
 _BASE_FLAGS = ["-XX:+UseSerialGC", "-Xmx2G"]
 
 
@@ -232,9 +233,9 @@ _SHARED = MeteorPool()
 atexit.register(_SHARED.close)
 
 
-def default_jobs(n_lines: int) -> int:
-    """Two JVMs on a machine with two or more cores when there are enough items to pay for the second start."""
-    return 2 if (os.cpu_count() or 1) >= 2 and n_lines >= 2 * _MIN_LINES_PER_JVM else 1
+def default_jobs(alignments: int) -> int:
+    """Two JVMs on a machine with two or more cores when there is enough work to pay for the second start."""
+    return 2 if (os.cpu_count() or 1) >= 2 and alignments >= _SECOND_JVM_ALIGNMENTS else 1
 
 
 def meteor_async(
@@ -251,9 +252,9 @@ def meteor_async(
         raise RunError(f"METEOR got {len(hypotheses)} hypotheses but {len(references)} reference lists")
     lines = [_score_line(h, r) for h, r in zip(hypotheses, references)]
     n_unique = len(set(lines))
-    jobs = max(1, min(jobs if jobs is not None else default_jobs(n_unique), n_unique))
-    entries = kept_entries(paraphrase_index(), [_sent_hypothesis(h) for h in hypotheses], [r for refs in references for r in refs])
     alignments = sum(len(r) for r in references) * n_unique // len(lines)
+    jobs = max(1, min(jobs if jobs is not None else default_jobs(alignments), n_unique))
+    entries = kept_entries(paraphrase_index(), [_sent_hypothesis(h) for h in hypotheses], [r for refs in references for r in refs])
     return _SHARED.submit(lines, entries, alignments, jobs, DEFAULT_TIMEOUT if timeout is None else timeout)
 
 
@@ -267,7 +268,8 @@ def meteor(
         references: for each item, one or more tokenised references.
         timeout: seconds without a line of output after which a JVM counts as hung and is killed
             (default 300 s).
-        jobs: JVMs to split the items across (default: 2 on a multi-core machine for 2,000+ items).
+        jobs: JVMs to split the items across (default: 2 on a multi-core machine from 4,000
+            hypothesis-reference pairs on).
     """
     return meteor_async(hypotheses, references, timeout=timeout, jobs=jobs).result()
 

@@ -40,6 +40,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import product
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -101,6 +102,11 @@ class ParaphraseIndex:
     @property
     def n_words(self) -> int:
         return len(self.words)
+
+    @cached_property
+    def word_array(self) -> np.ndarray:
+        """The words as a numpy object array (for gathering many at once)."""
+        return np.array(self.words, dtype=object)
 
 
 _LOADED: dict[Path, ParaphraseIndex] = {}
@@ -259,12 +265,14 @@ def kept_entries(index: ParaphraseIndex, hypotheses: Sequence[str], references: 
 
 def write_table(index: ParaphraseIndex, entries: np.ndarray, path: Path) -> None:
     """Write these entries, in this order, as a METEOR paraphrase file (gzip, the jar's format)."""
-    words = index.words
-    out = []
-    for entry in entries.tolist():
-        ids = index.flat[int(index.start[entry]) : int(index.start[entry + 1])].tolist()
-        k = int(index.phrase_len[entry])
-        out.append("1\n" + " ".join(words[i] for i in ids[:k]) + "\n" + " ".join(words[i] for i in ids[k:]) + "\n")
+    lo, hi = index.start[entries], index.start[entries + 1]
+    tokens = index.word_array[np.asarray(index.flat[_ranges(lo, hi)], dtype=np.int64)].tolist()
+    ends = np.cumsum(hi - lo).tolist()
+    mids = (np.cumsum(hi - lo) - (hi - lo) + index.phrase_len[entries]).tolist()
+    out, a = [], 0
+    for m, b in zip(mids, ends):
+        out.append("1\n" + " ".join(tokens[a:m]) + "\n" + " ".join(tokens[m:b]) + "\n")
+        a = b
     with gzip.open(path, "wb", compresslevel=1) as f:
         f.write("".join(out).encode("utf-8"))
 
