@@ -174,7 +174,7 @@ def main() -> None:
     refs, preds = quic(args.quic, args.models) if args.quic else synthetic(args.items, args.refs, args.models)
     size = f"{len(refs)} items, {sum(map(len, refs.values()))} references" + (f" (QuIC-360 {args.quic.name})" if args.quic else "")
     if "all" in args.sets.split(","):
-        from vlmlab.metrics.meteor_table import paraphrase_index
+        from vlmlab.metrics.meteor_index import paraphrase_index
 
         start = time.perf_counter()
         paraphrase_index()  # built once per installed table; every later process only maps it
@@ -218,7 +218,8 @@ def meteor_floor(folder: Path, refs: dict[str, list[str]], preds: dict[str, str]
     """Time the jar by itself on the run's SCORE lines and cut table: its start-up, then its alignments."""
     from vlmlab.metrics.java import JAVA_UTF8, java_executable, pycocoevalcap_dir
     from vlmlab.metrics.meteor import _BASE_FLAGS, _score_line, _sent_hypothesis
-    from vlmlab.metrics.meteor_table import kept_entries, paraphrase_index, write_table
+    from vlmlab.metrics.meteor_index import paraphrase_index
+    from vlmlab.metrics.meteor_table import kept_entries, write_table
     from vlmlab.metrics.ptb import ptb_tokenize
 
     ids = list(refs)
@@ -229,8 +230,7 @@ def meteor_floor(folder: Path, refs: dict[str, list[str]], preds: dict[str, str]
         pos += len(refs[i])
     lines = [_score_line(h, r) for h, r in zip(hyps, ref_lists)]
     table = folder / "cut.gz"
-    write_table(paraphrase_index(), kept_entries(paraphrase_index(), [_sent_hypothesis(h) for h in hyps],
-                                                 [r for rs in ref_lists for r in rs]), table)
+    write_table(paraphrase_index(), kept_entries(paraphrase_index(), [_sent_hypothesis(h) for h in hyps], ref_lists), table)
     (folder / "one.txt").write_text(lines[0] + "\n")
     (folder / "all.txt").write_text("".join(line + "\n" for line in lines))
     jar = [java_executable(), *JAVA_UTF8, "-XX:TieredStopAtLevel=1", *_BASE_FLAGS, "-jar", "meteor-1.5.jar", "-", "-",

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from caption_reference import messy_dataset
 
-from vlmlab.metrics import meteor_table
+from vlmlab.errors import RunError
+from vlmlab.metrics import meteor_index, meteor_table
 from vlmlab.metrics.java import pycocoevalcap_dir, run_java
 from vlmlab.metrics.meteor import _score_line, _sent_hypothesis
 
@@ -49,10 +50,10 @@ def _normalised(texts: list[str]) -> list[list[str]]:
     return [line.lower().split() for line in _jar(["edu.cmu.meteor.util.Normalizer", "en", "true"], texts)]
 
 
-def _fake_index(words: list[str]) -> meteor_table.ParaphraseIndex:
+def _fake_index(words: list[str]) -> meteor_index.ParaphraseIndex:
     empty = np.zeros(0, np.int64)
     always = np.array([not w.isascii() for w in words])
-    return meteor_table.ParaphraseIndex(
+    return meteor_index.ParaphraseIndex(
         words=words, word_id={w: i for i, w in enumerate(words)}, always=always,
         longest=max(len(w) for w in words), flat=empty, start=np.zeros(1, np.int64), phrase_len=empty,
         keys=empty, group=np.zeros(1, np.int64), order=empty,
@@ -85,8 +86,9 @@ def _write_table(path: Path, entries: list[tuple[str, str]]) -> None:
 
 
 def _table_for(hyps: list[str], ref_lists: list[list[str]], seed: int) -> list[tuple[str, str]]:
-    """Entries that match (n-grams of a hypothesis and of its references, both ways), entries whose words
-    occur but never side by side, and entries of words that occur nowhere, shuffled."""
+    """Entries that match (n-grams of a hypothesis and of its references, both ways), n-grams of one item's
+    hypothesis with another item's reference, entries whose words occur but never side by side, and
+    entries of words that occur nowhere, shuffled."""
     rng = random.Random(seed)
     norm_h = _normalised([_sent_hypothesis(h) for h in hyps])
     norm_r = _normalised([r for refs in ref_lists for r in refs])
@@ -98,6 +100,8 @@ def _table_for(hyps: list[str], ref_lists: list[list[str]], seed: int) -> list[t
                 a, b = rng.choice(grams(h)), rng.choice(grams(r))
                 entries += [(a, b), (b, a)]
         pos += len(refs)
+    filled = [h for h in norm_h if h]
+    entries += [(rng.choice(grams(rng.choice(filled))), rng.choice(grams(r))) for r in norm_r if r]  # mostly other items'
     all_words = sorted({w for line in norm_h + norm_r for w in line})
     entries += [(" ".join(rng.sample(all_words, 2)), " ".join(rng.sample(all_words, 3))) for _ in range(300)]
     # an empty phrase sits at the trie root, which the jar never reports (an empty paraphrase hangs the jar)
@@ -110,8 +114,8 @@ def test_the_jar_scores_the_same_with_the_cut_table_as_with_the_whole_table(tmp_
     hyps, ref_lists = _texts(200, seed=9)
     table = tmp_path / "paraphrase-test.gz"
     _write_table(table, _table_for(hyps, ref_lists, seed=1))
-    index = meteor_table.paraphrase_index(table, cache=tmp_path / "cache")
-    kept = meteor_table.kept_entries(index, [_sent_hypothesis(h) for h in hyps], [r for refs in ref_lists for r in refs])
+    index = meteor_index.paraphrase_index(table, cache=tmp_path / "cache")
+    kept = meteor_table.kept_entries(index, [_sent_hypothesis(h) for h in hyps], ref_lists)
     cut = tmp_path / "cut.gz"
     meteor_table.write_table(index, kept, cut)
     empty = tmp_path / "empty.gz"
@@ -121,7 +125,10 @@ def test_the_jar_scores_the_same_with_the_cut_table_as_with_the_whole_table(tmp_
     whole = score(table)
     assert len(whole) == len(lines)
     assert score(cut) == whole
-    assert 0 < kept.size < len(index.phrase_len) - 300  # the cut dropped the entries that never match
+    corpus_wide = meteor_table._corpus_fit(index, *(set().union(*(meteor_table._text_keys(index, t).values())) for t in (
+        [_sent_hypothesis(h) for h in hyps], [r for refs in ref_lists for r in refs])))
+    assert 0 < kept.size < corpus_wide.size - 100  # the cut dropped entries of words from different items
+    assert corpus_wide.size < len(index.phrase_len) - 300  # and, corpus-wide, those never side by side
     assert score(empty) != whole  # and the entries it kept do matter
 
 
@@ -131,9 +138,9 @@ def test_index_is_the_same_whatever_the_block_size(tmp_path, monkeypatch):
     words = ["a", "dog", "runs", "the", "café", "x-ray", "u.s.", "'s"]
     _write_table(table, [(" ".join(rng.choices(words, k=rng.randint(0, 3))), " ".join(rng.choices(words, k=rng.randint(0, 3))))
                          for _ in range(400)])
-    one = meteor_table.paraphrase_index(table, cache=tmp_path / "one")
-    monkeypatch.setattr(meteor_table, "_BATCH_BYTES", 50)  # many blocks, most ending inside a triple
-    many = meteor_table.paraphrase_index(table, cache=tmp_path / "many")
+    one = meteor_index.paraphrase_index(table, cache=tmp_path / "one")
+    monkeypatch.setattr(meteor_index, "_BATCH_BYTES", 50)  # many blocks, most ending inside a triple
+    many = meteor_index.paraphrase_index(table, cache=tmp_path / "many")
     assert one.words == many.words
     for name in ("flat", "phrase_len", "keys", "group", "order"):
         np.testing.assert_array_equal(getattr(one, name), getattr(many, name), err_msg=name)
@@ -145,5 +152,5 @@ def test_a_broken_table_is_an_error_naming_it(tmp_path):
     table = tmp_path / "paraphrase-broken.gz"
     with gzip.open(table, "wt", encoding="utf-8") as f:
         f.write("0.5\na dog\n")  # a triple without its paraphrase line
-    with pytest.raises(meteor_table.RunError, match="paraphrase-broken.gz"):
-        meteor_table.paraphrase_index(table, cache=tmp_path / "cache")
+    with pytest.raises(RunError, match="paraphrase-broken.gz"):
+        meteor_index.paraphrase_index(table, cache=tmp_path / "cache")

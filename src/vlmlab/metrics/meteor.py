@@ -10,13 +10,14 @@ Where pycocoevalcap's time goes, and what we do about it (measured on 2 shared c
 - start-up: ~10 CPU-s, nearly all of it building a trie of the 5.3M-entry paraphrase table. We
   start the jar with `-a` pointing at the table cut to the entries this run's texts can use
   (`meteor_table`, exact by construction and tested against the full table): ~0.5 CPU-s.
-- per item, the jar aligns the hypothesis with each reference (stemming, WordNet synonyms,
-  paraphrases, a beam search): ~0.6 CPU-s per 1,000 items of 5 references once warm. That work is
-  the jar's own; we only make it cheaper to run: the C1-only JIT and the serial GC for the usual
-  few thousand items (compiling with C2 costs more than it saves there; Java's floating point is
-  strict, so results do not depend on the JIT), identical SCORE lines sent once, and the lines split
-  across two JVMs when there are two cores (statistics are per item, so one EVAL over the
-  concatenated statistics gives exactly the single-JVM result).
+- per item, the jar aligns the hypothesis with each reference (normalising, stemming, WordNet
+  synonyms, paraphrases, a beam search): 0.15-0.6 ms per hypothesis-reference pair with the C1
+  JIT, more for longer captions (synthetic 5,000 x 5: ~4 CPU-s; QuIC-360's 1,211 items: ~3.5).
+  That work is the jar's own and is now most of the time; we only make it cheaper to run: the
+  C1-only JIT and the serial GC (C2 compiled more than it saved at every size measured; Java's
+  floating point is strict, so results do not depend on the JIT), identical SCORE lines sent
+  once, and the lines split across two JVMs on a multi-core machine (statistics are per item, so
+  one EVAL over the concatenated statistics gives exactly the single-JVM result).
 
 JVMs are kept for the process and reused while their table covers the next call's entries (a
 study scoring both modes of one model); otherwise new ones start with a new cut (~0.5 CPU-s each).
@@ -41,7 +42,8 @@ import numpy as np
 
 from vlmlab.errors import RunError
 from vlmlab.metrics.java import JAVA_UTF8, java_executable, pycocoevalcap_dir
-from vlmlab.metrics.meteor_table import kept_entries, paraphrase_index, write_table
+from vlmlab.metrics.meteor_index import paraphrase_index
+from vlmlab.metrics.meteor_table import kept_entries, write_table
 
 DEFAULT_TIMEOUT = 300.0
 # (hypothesis, reference) alignments: ~0.1-0.6 ms each (longer captions cost more), a JVM start ~0.5 CPU-s
@@ -254,7 +256,7 @@ def meteor_async(
     n_unique = len(set(lines))
     alignments = sum(len(r) for r in references) * n_unique // len(lines)
     jobs = max(1, min(jobs if jobs is not None else default_jobs(alignments), n_unique))
-    entries = kept_entries(paraphrase_index(), [_sent_hypothesis(h) for h in hypotheses], [r for refs in references for r in refs])
+    entries = kept_entries(paraphrase_index(), [_sent_hypothesis(h) for h in hypotheses], references)
     return _SHARED.submit(lines, entries, alignments, jobs, DEFAULT_TIMEOUT if timeout is None else timeout)
 
 

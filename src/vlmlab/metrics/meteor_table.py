@@ -25,33 +25,27 @@ one other character), also with those merges and deletions; neighbours are two r
 spaces, "-" or non-ASCII characters between them. Table words with a non-ASCII character count as
 present everywhere, so that Java's and Python's unicode rules never matter.
 
-Once per installed table an index is built (~10 s, ~100 MB under `$VLMLAB_HOME/meteor/`): every
-entry is filed under its rarest word or neighbour pair, so that a cut reads only the entries filed
-under pairs and words that occur (memory-mapped), in ~20-100 ms. The jar ignores each entry's first
-line (a probability it never parses), so the cut writes "1" there.
+The fit is checked item by item: an entry stays if its phrase fits one side of some item (its
+hypothesis, or the union of its references) and its paraphrase the other side of the same item
+(QuIC-360's test split: 3,653 of 5.3M entries; fitting the whole corpus' words would keep 85k).
+Candidates come from the index (`meteor_index`), a cut takes ~0.1-0.9 s. The jar ignores each
+entry's first line (a probability it never parses), so the cut writes "1" there.
 """
+
 
 from __future__ import annotations
 
 import gzip
-import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
-from functools import cached_property
-from itertools import product
+from itertools import chain, product
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from vlmlab.errors import RunError
-from vlmlab.metrics.java import pycocoevalcap_dir
+from vlmlab.metrics.meteor_index import ParaphraseIndex
 
-INDEX_VERSION = 2
-_BATCH_BYTES = 8 << 20
 _JAVA_TOKEN = re.compile(r"[^ \t\n\r\f]+")  # java.util.StringTokenizer's delimiters
 _SEGMENT = re.compile(r"[0-9A-Za-z]+|.", re.S)
 _SIMPLE = re.compile(r"[0-9a-z]+(?: [0-9a-z]+)*")  # normalised as it is: no segment to split or map
@@ -59,115 +53,42 @@ _PER_CHAR = str.maketrans({"`": "'", "\u2018": "'", "\u2019": "'", "\u201c": '"'
 _MERGES = (("''", '"'), ("--", "-"), (".", ""))  # in the normaliser's order
 
 
-def paraphrase_file() -> Path:
-    """The English paraphrase table shipped with pycocoevalcap's METEOR jar."""
-    return pycocoevalcap_dir() / "meteor" / "data" / "paraphrase-en.gz"
-
-
-def cache_home() -> Path:
-    """`$VLMLAB_HOME/meteor` (the root of `vlmlab.models.loading.vlmlab_home`, without importing the model stack)."""
-    home = os.environ.get("VLMLAB_HOME")
-    return (Path(home).expanduser() if home else Path.home() / ".cache" / "vlmlab") / "meteor"
-
-
-@dataclass(frozen=True)
-class ParaphraseIndex:
-    """The table's entries and their filing keys (big arrays memory-mapped from the cache).
-
-    Attributes:
-        words: the table's distinct words; word ids index this list.
-        word_id: id of each word.
-        always: per word id, True for words with a non-ASCII character (present everywhere).
-        longest: length of the longest ASCII word (longer runs of text cannot be table words).
-        flat: word ids of every entry in the table's order (phrase words, then paraphrase words).
-        start: offset of each entry in `flat` (one more than entries).
-        phrase_len: number of phrase words of each entry (the rest are paraphrase words).
-        keys: the distinct filing keys, ascending: a word id w, `n_words * (1 + a) + b` for the
-            neighbour pair (a, b), or -1 for entries of non-ASCII words only.
-        group: entries filed under keys[k] are order[group[k]:group[k + 1]].
-        order: entry numbers sorted by filing key (the table's order within a key).
-    """
-
-    words: list[str]
-    word_id: dict[str, int]
-    always: np.ndarray
-    longest: int
-    flat: np.ndarray
-    start: np.ndarray
-    phrase_len: np.ndarray
-    keys: np.ndarray
-    group: np.ndarray
-    order: np.ndarray
-
-    @property
-    def n_words(self) -> int:
-        return len(self.words)
-
-    @cached_property
-    def word_array(self) -> np.ndarray:
-        """The words as a numpy object array (for gathering many at once)."""
-        return np.array(self.words, dtype=object)
-
-
-_LOADED: dict[Path, ParaphraseIndex] = {}
-
-
-def paraphrase_index(source: Path | None = None, cache: Path | None = None) -> ParaphraseIndex:
-    """The index of `source` (default: pycocoevalcap's table), built into `cache` on first use (~10 s)."""
-    source = (source or paraphrase_file()).resolve()
-    stat = source.stat()
-    folder = (cache or cache_home()) / f"{source.stem}-{stat.st_size}-{stat.st_mtime_ns}-v{INDEX_VERSION}"
-    if folder in _LOADED:
-        return _LOADED[folder]
-    if not (folder / "index.json").is_file():
-        _build_atomically(source, folder)
-    words = (folder / "words.txt").read_bytes().decode("utf-8").split("\n")
-    phrase_len, para_len = np.load(folder / "phrase_len.npy"), np.load(folder / "para_len.npy")
-    start = np.zeros(phrase_len.size + 1, np.int64)
-    np.cumsum(phrase_len + para_len.astype(np.int64), out=start[1:])
-    always = np.fromiter((not w.isascii() for w in words), dtype=bool, count=len(words))
-    index = ParaphraseIndex(
-        words=words,
-        word_id={w: i for i, w in enumerate(words)},
-        always=always,
-        longest=max((len(w) for w, a in zip(words, always) if not a), default=0),
-        flat=np.load(folder / "flat.npy", mmap_mode="r"),
-        start=start,
-        phrase_len=phrase_len,
-        keys=np.load(folder / "keys.npy"),
-        group=np.load(folder / "group.npy"),
-        order=np.load(folder / "order.npy", mmap_mode="r"),
-    )
-    _LOADED[folder] = index
-    return index
-
-
 def text_words(index: ParaphraseIndex, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
     """Ids of the table words these texts can hold, and keys of their possible neighbour pairs (see the module doc)."""
+    keys = set().union(*_text_keys(index, list(texts)).values())
+    found = np.fromiter(keys, np.int64, len(keys))
+    return found[found < index.n_words], np.sort(found[found >= index.n_words])
+
+
+def _text_keys(index: ParaphraseIndex, texts: Sequence[str]) -> dict[str, set[int]]:
+    """Per distinct text, its possible table words (ids < n) and neighbour pairs (n * (1 + a) + b)."""
     word_id, n = index.word_id, index.n_words
-    words: set[int] = set()
-    pairs: set[int] = set()
     tokens: dict[str, _Token] = {}
+    out: dict[str, set[int]] = {}
     for text in dict.fromkeys(texts):
         if _SIMPLE.fullmatch(text):  # normalised as it is (the usual case after PTB tokenisation)
-            ids = [word_id.get(t) for t in text.split(" ")]
-            words.update(i for i in ids if i is not None)
-            pairs.update(n * (1 + a) + b for a, b in zip(ids, ids[1:]) if a is not None and b is not None)
+            ids = list(map(word_id.get, text.split(" ")))
+            keys = {n * (1 + a) + b for a, b in zip(ids, ids[1:]) if a is not None and b is not None}
+            keys.update(ids)
+            keys.discard(None)  # type: ignore[arg-type]
+            out[text] = keys
             continue
+        keys = set()
         infos = []
         for token in _JAVA_TOKEN.findall(text):
             info = tokens.get(token)
             if info is None:
                 info = tokens[token] = _token(token, word_id, n, index.longest)
             infos.append(info)
-            words |= info.words
-            pairs |= info.pairs
+            keys |= info.words
+            keys |= info.pairs
         for i, left in enumerate(infos):
             for right in infos[i + 1 :]:
-                pairs.update(n * (1 + x) + y for x, y in product(left.last, right.first))
+                keys.update(n * (1 + x) + y for x, y in product(left.last, right.first))
                 if not right.vanish:
                     break
-    return np.fromiter(words, np.int64, len(words)), np.sort(np.fromiter(pairs, np.int64, len(pairs)))
+        out[text] = keys
+    return out
 
 
 @dataclass(frozen=True)
@@ -229,10 +150,30 @@ def _forms(run: str) -> set[str]:
     return forms
 
 
-def kept_entries(index: ParaphraseIndex, hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
-    """Numbers (ascending: the table's order) of the entries that can match between these texts."""
-    hyp_words, hyp_pairs = text_words(index, hypotheses)
-    ref_words, ref_pairs = text_words(index, references)
+def kept_entries(index: ParaphraseIndex, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
+    """Numbers (ascending: the table's order) of the entries that can match within some item.
+
+    Args:
+        index: the table's index.
+        hypotheses: one hypothesis per item, as sent to the jar.
+        references: the references of each item.
+    """
+    keys_of = _text_keys(index, list(hypotheses) + [r for refs in references for r in refs])
+    hyp_items = [keys_of[h] for h in hypotheses]
+    ref_items = [set().union(*(keys_of[r] for r in refs)) for refs in references]
+    entries = _corpus_fit(index, set().union(*hyp_items), set().union(*ref_items))
+    return _item_fit(index, entries, hyp_items, ref_items)
+
+
+def _split_keys(index: ParaphraseIndex, keys: set[int]) -> tuple[np.ndarray, np.ndarray]:
+    found = np.fromiter(keys, np.int64, len(keys))
+    return found[found < index.n_words], np.sort(found[found >= index.n_words])
+
+
+def _corpus_fit(index: ParaphraseIndex, hyp_keys: set[int], ref_keys: set[int]) -> np.ndarray:
+    """Entries whose phrase fits one side of the whole corpus and whose paraphrase fits the other."""
+    hyp_words, hyp_pairs = _split_keys(index, hyp_keys)
+    ref_words, ref_pairs = _split_keys(index, ref_keys)
     query = np.unique(np.concatenate([[-1], hyp_words, ref_words, hyp_pairs, ref_pairs]))
     found = np.flatnonzero(_member(index.keys, query))
     entries = np.sort(np.asarray(index.order[_ranges(index.group[found], index.group[found + 1])], dtype=np.int64))
@@ -241,26 +182,118 @@ def kept_entries(index: ParaphraseIndex, hypotheses: Sequence[str], references: 
     for use_pairs in (False, True):  # words first (a cheap mask), then neighbour pairs of the survivors
         if entries.size == 0:
             return entries
-        lo, hi = index.start[entries], index.start[entries + 1]
-        lengths = hi - lo
-        words = np.asarray(index.flat[_ranges(lo, hi)], dtype=np.int64)
-        entry_of = np.repeat(np.arange(entries.size), lengths)
-        in_phrase = _positions(lengths) < np.repeat(index.phrase_len[entries], lengths)
-        ok_hyp, ok_ref = in_hyp[words], in_ref[words]
-        if use_pairs:  # a position is fine when its word is, and so is the pair it starts within its phrase
-            nxt = np.append(words[1:], 0)
-            inner = np.append((entry_of[1:] == entry_of[:-1]) & (in_phrase[1:] == in_phrase[:-1]), False)
-            inner &= ~index.always[words] & ~index.always[nxt]
-            keys = index.n_words * (1 + words[inner]) + nxt[inner]
-            ok_hyp[inner] &= _member(keys, hyp_pairs)
-            ok_ref[inner] &= _member(keys, ref_pairs)
+        e = _EntryWords(index, entries)
+        ok_hyp, ok_ref = in_hyp[e.words], in_ref[e.words]
+        if use_pairs:  # a position is fine when its word is, and so is the pair it starts within its part
+            ok_hyp[e.inner] &= _member(e.pair_keys, hyp_pairs)
+            ok_ref[e.inner] &= _member(e.pair_keys, ref_pairs)
 
         def fits(ok: np.ndarray, part: np.ndarray) -> np.ndarray:
-            return np.bincount(entry_of, weights=part & ~ok, minlength=entries.size) == 0
+            return np.bincount(e.entry_of, weights=part & ~ok, minlength=entries.size) == 0
 
-        keep = (fits(ok_ref, in_phrase) & fits(ok_hyp, ~in_phrase)) | (fits(ok_hyp, in_phrase) & fits(ok_ref, ~in_phrase))
+        phrase = e.in_phrase
+        keep = (fits(ok_ref, phrase) & fits(ok_hyp, ~phrase)) | (fits(ok_hyp, phrase) & fits(ok_ref, ~phrase))
         entries = entries[keep]
     return entries
+
+
+class _EntryWords:
+    """The words of some entries, position by position, and the ASCII pairs inside each part."""
+
+    def __init__(self, index: ParaphraseIndex, entries: np.ndarray) -> None:
+        lo, hi = index.start[entries], index.start[entries + 1]
+        lengths = hi - lo
+        self.words = np.asarray(index.flat[_ranges(lo, hi)], dtype=np.int64)
+        self.entry_of = np.repeat(np.arange(entries.size), lengths)
+        self.in_phrase = _positions(lengths) < np.repeat(index.phrase_len[entries], lengths)
+        nxt = np.append(self.words[1:], 0)
+        inner = np.append((self.entry_of[1:] == self.entry_of[:-1]) & (self.in_phrase[1:] == self.in_phrase[:-1]), False)
+        self.inner = inner & ~index.always[self.words] & ~index.always[nxt]
+        self.pair_keys = index.n_words * (1 + self.words[self.inner]) + nxt[self.inner]
+
+
+class _Side:
+    """The keys of each item on one side (hypotheses, or the union of each item's references)."""
+
+    def __init__(self, items: list[set[int]], span: int) -> None:
+        item = np.repeat(np.arange(len(items), dtype=np.int64), [len(k) for k in items])
+        key = np.fromiter(chain.from_iterable(items), np.int64, item.size)
+        self.span = span
+        self.pairs = np.sort(item * span + key)  # (item, key) as one number
+        order = np.argsort(key, kind="stable")
+        self.key, self.item = key[order], item[order]  # key -> items
+
+    def has(self, item: np.ndarray, key: np.ndarray) -> np.ndarray:
+        return _member(item * self.span + key, self.pairs)
+
+    def items_of(self, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.searchsorted(self.key, key), np.searchsorted(self.key, key, side="right")
+
+
+def _holds(phrase_side: _Side, para_side: _Side, on_phrase: np.ndarray, item: np.ndarray, key: np.ndarray) -> np.ndarray:
+    out = np.empty(key.size, bool)
+    out[on_phrase] = phrase_side.has(item[on_phrase], key[on_phrase])
+    out[~on_phrase] = para_side.has(item[~on_phrase], key[~on_phrase])
+    return out
+
+
+def _item_fit(index: ParaphraseIndex, entries: np.ndarray, hyp_items: list[set[int]], ref_items: list[set[int]]) -> np.ndarray:
+    """Of these entries, those whose phrase fits one sentence side of some item and paraphrase the other.
+
+    Every entry's keys are its ASCII words and pairs. Per orientation, its key held by the fewest
+    items gives the candidate items; an entry stays if one candidate holds all of its keys, on the
+    right sides. An entry with no ASCII key at all stays.
+    """
+    if entries.size == 0:
+        return entries
+    n = index.n_words
+    span = n * (n + 1)
+    hyp, ref = _Side(hyp_items, span), _Side(ref_items, span)
+    e = _EntryWords(index, entries)
+    ascii_word = ~index.always[e.words]
+    row_entry = np.concatenate([e.entry_of[ascii_word], e.entry_of[e.inner]])
+    order = np.argsort(row_entry, kind="stable")
+    row_entry = row_entry[order]
+    row_key = np.concatenate([e.words[ascii_word], e.pair_keys])[order]
+    row_phrase = np.concatenate([e.in_phrase[ascii_word], e.in_phrase[e.inner]])[order]
+    per_entry = np.bincount(row_entry, minlength=entries.size)
+    first_row = np.cumsum(per_entry) - per_entry
+    keep = per_entry == 0
+    has_rows = np.flatnonzero(per_entry > 0)
+    two_rows = has_rows[per_entry[has_rows] > 1]
+    uniq, inverse = np.unique(row_key, return_inverse=True)  # sorted, so the searches below are cheap
+    for phrase_side, para_side in ((ref, hyp), (hyp, ref)):
+        lo, hi = np.empty(row_key.size, np.int64), np.empty(row_key.size, np.int64)
+        for side, rows in ((phrase_side, row_phrase), (para_side, ~row_phrase)):
+            side_lo, side_hi = side.items_of(uniq)
+            lo[rows], hi[rows] = side_lo[inverse[rows]], side_hi[inverse[rows]]
+        count = hi - lo
+        # each entry's rows by how few items hold them: the rarest gives the candidate items, the
+        # next one is checked first; an entry whose rarest row no item holds cannot fit
+        by_count = np.lexsort((count, row_entry))
+        anchor = by_count[first_row[has_rows]]
+        probe = np.full(entries.size, -1)
+        probe[two_rows] = by_count[first_row[two_rows] + 1]
+        anchor = anchor[count[anchor] > 0]
+        cand_entry = np.repeat(row_entry[anchor], count[anchor])
+        if cand_entry.size == 0:
+            continue
+        at = _ranges(lo[anchor], hi[anchor])
+        on_phrase = np.repeat(row_phrase[anchor], count[anchor])
+        cand_item = np.where(on_phrase, phrase_side.item[np.minimum(at, phrase_side.item.size - 1)],
+                             para_side.item[np.minimum(at, para_side.item.size - 1)])
+        probed = probe[cand_entry]
+        ok = probed < 0
+        rows = probed[~ok]
+        ok[~ok] = _holds(phrase_side, para_side, row_phrase[rows], cand_item[~ok], row_key[rows])
+        cand_entry, cand_item = cand_entry[ok], cand_item[ok]
+        # then every key of the candidate's entry in the candidate item
+        c = np.repeat(np.arange(cand_entry.size), per_entry[cand_entry])
+        rows = _ranges(first_row[cand_entry], first_row[cand_entry] + per_entry[cand_entry])
+        held = _holds(phrase_side, para_side, row_phrase[rows], cand_item[c], row_key[rows])
+        bad = np.bincount(c, weights=~held, minlength=cand_entry.size)
+        keep[cand_entry[bad == 0]] = True
+    return entries[keep]
 
 
 def write_table(index: ParaphraseIndex, entries: np.ndarray, path: Path) -> None:
@@ -293,135 +326,3 @@ def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Concatenation of arange(s, e) for each pair."""
     lengths = np.asarray(ends - starts, dtype=np.int64)
     return np.repeat(np.asarray(starts, dtype=np.int64), lengths) + _positions(lengths)
-
-
-def _build_atomically(source: Path, folder: Path) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=folder.name + ".build-", dir=folder.parent))
-    try:
-        _build(source, work)
-        try:
-            work.rename(folder)
-        except OSError:  # another process finished first: its index is the same
-            if not (folder / "index.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _build(source: Path, out: Path) -> None:
-    """Parse the table (triples of lines: probability, phrase, paraphrase) and file its entries."""
-    vocab: dict[bytes, int] = {}
-    flats, phrase_lens, para_lens = [], [], []
-    for block in _triple_blocks(source):
-        lines = block.split(b"\n")[:-1]
-        phrases, paras = lines[1::3], lines[2::3]
-        phrase_lens.append(np.fromiter(map(len, map(bytes.split, phrases)), dtype=np.int64, count=len(phrases)))
-        para_lens.append(np.fromiter(map(len, map(bytes.split, paras)), dtype=np.int64, count=len(paras)))
-        both: list[bytes] = [b""] * (2 * len(phrases))
-        both[0::2], both[1::2] = phrases, paras
-        del lines, phrases, paras
-        tokens = b" ".join(both).split()
-        del both
-        for word in dict.fromkeys(tokens):
-            if word not in vocab:
-                vocab[word] = len(vocab)
-        flats.append(np.fromiter(map(vocab.__getitem__, tokens), dtype=np.int32, count=len(tokens)))
-    words = [w.decode("utf-8", "replace") for w in vocab]
-    n = max(len(words), 1)
-    flat = np.concatenate(flats) if flats else np.zeros(0, np.int32)
-    del flats
-    phrase_len = np.concatenate(phrase_lens) if phrase_lens else np.zeros(0, np.int64)
-    para_len = np.concatenate(para_lens) if para_lens else np.zeros(0, np.int64)
-    if phrase_len.size and max(int(phrase_len.max()), int(para_len.max())) > 255:
-        raise RunError(f"{source}: a phrase of more than 255 words in the paraphrase table; report this file")
-    if n * (n + 1) >= 1 << 62:
-        raise RunError(f"{source}: too many distinct words in the paraphrase table ({n}); report this file")
-    lengths = phrase_len + para_len
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    nonempty = np.flatnonzero(lengths > 0)  # entries of no words occupy no positions
-    always = np.fromiter((not w.isascii() for w in words), dtype=bool, count=len(words))
-    # per position: does it open an entry, is it in the phrase part, is (it, next) a pair of ASCII words of one part
-    delta = np.zeros(flat.size + 1, np.int8)  # +1 where a phrase opens, -1 where its paraphrase does
-    delta[starts[nonempty]] += 1
-    delta[starts[nonempty] + phrase_len[nonempty]] -= 1
-    in_phrase = np.cumsum(delta[:-1], dtype=np.int8).astype(bool)
-    opens = np.zeros(flat.size, bool)
-    opens[starts[nonempty]] = True
-    ascii_word = ~always[flat]
-    inner = np.zeros(flat.size, bool)
-    inner[:-1] = ~opens[1:] & (in_phrase[1:] == in_phrase[:-1]) & ascii_word[:-1] & ascii_word[1:]
-    del delta, in_phrase, opens
-    # rank words and pairs by how many positions hold them; file each entry under its rarest one
-    word_count = np.bincount(flat, minlength=n)  # (a 64-bit copy of flat, briefly)
-    at = np.flatnonzero(inner)
-    del inner
-    key = flat[at].astype(np.uint32 if n * (n + 1) < 1 << 32 else np.int64)  # n * (1 + a) + b, in place
-    key += 1
-    key *= n
-    np.add(key, flat[1:][at], out=key, casting="unsafe")  # word ids are >= 0
-    pair_keys, pair_count = _counted(key)
-    counts = np.concatenate([word_count, pair_count])
-    rank = np.empty(counts.size, np.int32)
-    rank[np.argsort(counts, kind="stable")] = np.arange(counts.size, dtype=np.int32)
-    none = np.int32(counts.size)
-    word_rank = np.where(ascii_word, rank[flat], none)
-    pair_rank = np.full(flat.size, none, np.int32)
-    for lo in range(0, at.size, _BATCH_BYTES):  # the pair number of each position, a block at a time
-        pair_rank[at[lo : lo + _BATCH_BYTES]] = rank[n + np.searchsorted(pair_keys, key[lo : lo + _BATCH_BYTES])]
-    del at, key, ascii_word
-    best = np.minimum(np.minimum.reduceat(word_rank, starts[nonempty]), np.minimum.reduceat(pair_rank, starts[nonempty]))
-    del word_rank, pair_rank
-    # an entry with an empty phrase sits at the trie's root, which the jar never reports: left out
-    filed = phrase_len[nonempty] > 0
-    entries, best = nonempty[filed], best[filed]
-    by_rank = np.argsort(rank)  # rank -> word id, or n + pair number
-    key_of = np.concatenate([np.arange(n, dtype=np.int64), pair_keys.astype(np.int64), [-1]])
-    filing = key_of[np.where(best == none, counts.size, by_rank[np.minimum(best, none - 1)])]
-    by_key = np.argsort(filing, kind="stable")
-    keys, first = np.unique(filing[by_key], return_index=True)
-    np.save(out / "flat.npy", flat.astype(np.uint16 if n <= 1 << 16 else np.uint32))
-    np.save(out / "phrase_len.npy", phrase_len.astype(np.uint8))
-    np.save(out / "para_len.npy", para_len.astype(np.uint8))
-    np.save(out / "order.npy", entries[by_key].astype(np.int32))
-    np.save(out / "keys.npy", keys.astype(np.int64))
-    np.save(out / "group.npy", np.append(first, by_key.size).astype(np.int64))
-    (out / "words.txt").write_bytes("\n".join(words).encode("utf-8"))
-    stat = source.stat()
-    meta = {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "entries": int(lengths.size),
-            "filed": int(entries.size), "words": len(words), "keys": int(keys.size), "version": INDEX_VERSION}
-    (out / "index.json").write_text(json.dumps(meta, indent=1))
-
-
-def _counted(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct values of x and how often each occurs (one sorted copy; np.unique needs three arrays more)."""
-    ordered = np.sort(x)
-    if ordered.size == 0:
-        return ordered, np.zeros(0, np.int64)
-    first = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-    return ordered[first], np.diff(np.append(first, ordered.size))
-
-
-def _triple_blocks(source: Path) -> Iterator[bytes]:
-    """The decompressed table in blocks of whole (probability, phrase, paraphrase) triples."""
-    pending = b""
-    with gzip.open(source, "rb") as f:
-        while True:
-            data = f.read(_BATCH_BYTES)
-            if b"\r" in data or b"\x0b" in data:  # where Java's readLine / StringTokenizer and bytes.split would differ
-                raise RunError(f"{source}: unexpected CR or VT characters in the paraphrase table; report this file")
-            if not data:
-                break
-            pending += data
-            cut, newlines = len(pending), pending.count(b"\n")
-            if newlines < 3:
-                continue
-            for _ in range(newlines % 3 + 1):  # back to the newline that closes the last whole triple
-                cut = pending.rfind(b"\n", 0, cut)
-            yield pending[: cut + 1]
-            pending = pending[cut + 1 :]
-    if pending:
-        pending += b"" if pending.endswith(b"\n") else b"\n"
-        if pending.count(b"\n") % 3:
-            raise RunError(f"{source}: the paraphrase table does not hold whole (probability, phrase, paraphrase) triples")
-        yield pending
