@@ -214,6 +214,10 @@ def main() -> None:
         print(f"load average after {os.getloadavg()[0]:.1f}")
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines())
+
+
 def meteor_floor(folder: Path, refs: dict[str, list[str]], preds: dict[str, str], repeats: int, medians: dict) -> None:
     """Time the jar by itself on the run's SCORE lines and cut table: its start-up, then its alignments."""
     from vlmlab.metrics.java import JAVA_UTF8, java_executable, pycocoevalcap_dir
@@ -243,6 +247,24 @@ def meteor_floor(folder: Path, refs: dict[str, list[str]], preds: dict[str, str]
                 subprocess.run(jar, stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
                                cwd=pycocoevalcap_dir() / "meteor")
             out.append(_child_cpu() - cpu0)
+    # the parts of ours without METEOR that are not ours either: the interpreter with numpy, and the tokenizer JVM
+    (folder / "texts.txt").write_text("\n".join(_one_line(t) for t in [preds[i] for i in ids] + [r for i in ids for r in refs[i]]))
+    ptb_cmd = [java_executable(), *JAVA_UTF8, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp",
+               str(pycocoevalcap_dir() / "tokenizer" / "stanford-corenlp-3.4.1.jar"), "edu.stanford.nlp.process.PTBTokenizer",
+               "-preserveLines", "-lowerCase", "-encoding", "UTF-8"]
+    imports, ptbs = [], []
+    for _ in range(repeats):
+        imports.append(timed([sys.executable, "-c", "import vlmlab.metrics.caption; print('[]')"])[1])
+        cpu0 = _child_cpu()
+        with open(folder / "texts.txt", "rb") as f:
+            subprocess.run(ptb_cmd, stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        ptbs.append(_child_cpu() - cpu0)
+    imp, ptb_cpu = statistics.median(imports), statistics.median(ptbs)
+    if "no-meteor" in medians:
+        rest = medians["no-meteor"][2] - imp - ptb_cpu
+        print(f"ours without METEOR {medians['no-meteor'][2]:.2f} CPU-s = Python with vlmlab's imports {imp:.2f} + PTB tokenizer JVM "
+              f"{ptb_cpu:.2f} + reading the files, BLEU, ROUGE-L, CIDEr {rest:.2f}; best CPU ratio without our own work "
+              f"{medians['no-meteor'][3] / (imp + ptb_cpu):.1f}x (pycocoevalcap {medians['no-meteor'][3]:.2f} CPU-s)")
     start, total = statistics.median(starts), statistics.median(totals)
     pairs = sum(map(len, ref_lists))
     print(f"METEOR jar alone on the cut table (C1, 1 JVM, medians of {repeats}): start-up {start:.2f} CPU-s, "
