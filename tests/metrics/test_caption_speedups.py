@@ -43,6 +43,18 @@ def test_cached_tokenisation_equals_one_fresh_call():
     assert mixed.words() == fresh_all.words() and mixed.strings() == fresh_all.strings()
 
 
+def test_a_second_meteor_jvm_only_for_enough_work_and_a_free_core(monkeypatch):
+    monkeypatch.setattr(meteor_mod.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(meteor_mod.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert meteor_mod.default_jobs(25_000) == 2
+    assert meteor_mod.default_jobs(500) == 1  # a second start-up would cost more than it saves
+    monkeypatch.setattr(meteor_mod.os, "getloadavg", lambda: (1.6, 0.5, 0.5))
+    assert meteor_mod.default_jobs(25_000) == 1  # no free core: it would only add start-up and warm-up
+    monkeypatch.setattr(meteor_mod.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(meteor_mod.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert meteor_mod.default_jobs(25_000) == 1
+
+
 def _pycoco_meteor(items: list[tuple[dict, dict]]):
     """pycocoevalcap's own PTBTokenizer + Meteor (one Meteor object, one compute_score per set)."""
     from pycocoevalcap.meteor.meteor import Meteor

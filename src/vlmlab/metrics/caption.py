@@ -121,8 +121,8 @@ def score_captions(
         allow_missing: score only ids present on both sides instead of raising DataError.
         java_timeout: watchdog seconds for the JVMs (tokenizer and SPICE: whole run; METEOR: without
             output); defaults are generous so that only a hung JVM is killed.
-        meteor_jobs: METEOR JVMs to split the items across (default: 2 on a multi-core machine
-            from 4,000 hypothesis-reference pairs on; the scores do not depend on it).
+        meteor_jobs: METEOR JVMs to split the items across (default: 2 from 4,000
+            hypothesis-reference pairs on when a core is free; the scores do not depend on it).
 
     Returns:
         CaptionScores with corpus scores, per-item scores, token statistics and the mode.
