@@ -154,3 +154,13 @@ def test_a_broken_table_is_an_error_naming_it(tmp_path):
         f.write("0.5\na dog\n")  # a triple without its paraphrase line
     with pytest.raises(RunError, match="paraphrase-broken.gz"):
         meteor_index.paraphrase_index(table, cache=tmp_path / "cache")
+
+
+def test_an_unwritable_cache_is_an_error_saying_what_to_do(tmp_path):
+    table = tmp_path / "paraphrase-small.gz"
+    _write_table(table, [("a dog", "a hound")])
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    with pytest.raises(RunError, match="VLMLAB_HOME"):
+        meteor_index.paraphrase_index(table, cache=blocker / "meteor")
+

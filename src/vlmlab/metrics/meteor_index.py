@@ -113,8 +113,12 @@ def paraphrase_index(source: Path | None = None, cache: Path | None = None) -> P
 
 
 def _build_atomically(source: Path, folder: Path) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=folder.name + ".build-", dir=folder.parent))
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=folder.name + ".build-", dir=folder.parent))
+    except OSError as exc:
+        raise RunError(f"cannot write METEOR's paraphrase index under {folder.parent} ({exc.strerror}); "
+                       "set VLMLAB_HOME to a writable folder") from exc
     try:
         _build(source, work)
         try:
