@@ -23,6 +23,11 @@ from typing import Iterator
 import numpy as np
 
 from vlmlab.errors import RunError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: concurrent first builds both build, the rename settles it
+    fcntl = None  # type: ignore[assignment]
 from vlmlab.metrics.java import pycocoevalcap_dir
 
 INDEX_VERSION = 2
@@ -90,7 +95,7 @@ def paraphrase_index(source: Path | None = None, cache: Path | None = None) -> P
     if folder in _LOADED:
         return _LOADED[folder]
     if not (folder / "index.json").is_file():
-        _build_atomically(source, folder)
+        _build_once(source, folder)
     words = (folder / "words.txt").read_bytes().decode("utf-8").split("\n")
     phrase_len, para_len = np.load(folder / "phrase_len.npy"), np.load(folder / "para_len.npy")
     start = np.zeros(phrase_len.size + 1, np.int64)
@@ -112,13 +117,23 @@ def paraphrase_index(source: Path | None = None, cache: Path | None = None) -> P
     return index
 
 
-def _build_atomically(source: Path, folder: Path) -> None:
+def _build_once(source: Path, folder: Path) -> None:
+    """Build the index unless another process is building it (then wait for that one: same result)."""
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=folder.name + ".build-", dir=folder.parent))
+        lock = open(folder.parent / f"{folder.name}.lock", "w")  # noqa: SIM115 - held until the build ends
     except OSError as exc:
         raise RunError(f"cannot write METEOR's paraphrase index under {folder.parent} ({exc.strerror}); "
                        "set VLMLAB_HOME to a writable folder") from exc
+    with lock:
+        if fcntl is not None:  # POSIX: one builder at a time (the lock dies with its process)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "index.json").is_file():
+            _build_atomically(source, folder)
+
+
+def _build_atomically(source: Path, folder: Path) -> None:
+    work = Path(tempfile.mkdtemp(prefix=folder.name + ".build-", dir=folder.parent))
     try:
         _build(source, work)
         try:
