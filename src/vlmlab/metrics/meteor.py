@@ -11,7 +11,7 @@ Where pycocoevalcap's time goes, and what we do about it (measured on 2 shared c
   start the jar with `-a` pointing at the table cut to the entries this run's texts can use
   (`meteor_table`, exact by construction and tested against the full table): ~0.3-0.5 CPU-s.
   The first METEOR run of an installation builds the table's index once (`meteor_index`:
-  ~12 CPU-s, ~100 MB under `$VLMLAB_HOME/meteor`).
+  ~15-20 CPU-s, ~100 MB under `$VLMLAB_HOME/meteor`).
 - per item, the jar aligns the hypothesis with each reference (normalising, stemming, WordNet
   synonyms, paraphrases, a beam search): 0.15-0.6 ms per hypothesis-reference pair with the C1
   JIT, more for longer captions (synthetic 5,000 x 5: ~4 CPU-s; QuIC-360's 1,211 items: ~3.5).

@@ -2,7 +2,7 @@
 
 The jar reads `paraphrase-en.gz` (5.3M entries: a probability line, a phrase, a paraphrase) into a
 trie at every start (~10 CPU-s). The index keeps the entries' words as ids in memory-mappable
-arrays under `$VLMLAB_HOME/meteor/` (~100 MB, ~10 s to build on first use; a new pycocoevalcap
+arrays under `$VLMLAB_HOME/meteor/` (~100 MB; ~15-20 CPU-s and 1.5 GB of memory to build on first use; a new pycocoevalcap
 install, i.e. another file size or mtime, gets a new index) and files every entry under its
 rarest ASCII word or rarest pair of neighbouring ASCII words, so that a cut reads only the
 entries filed under keys its texts hold.
@@ -88,7 +88,7 @@ _LOADED: dict[Path, ParaphraseIndex] = {}
 
 
 def paraphrase_index(source: Path | None = None, cache: Path | None = None) -> ParaphraseIndex:
-    """The index of `source` (default: pycocoevalcap's table), built into `cache` on first use (~10 s)."""
+    """The index of `source` (default: pycocoevalcap's table), built into `cache` on first use (~15-20 CPU-s)."""
     source = (source or paraphrase_file()).resolve()
     stat = source.stat()
     folder = (cache or cache_home()) / f"{source.stem}-{stat.st_size}-{stat.st_mtime_ns}-v{INDEX_VERSION}"
