@@ -2,10 +2,10 @@
 
 The jar reads `paraphrase-en.gz` (5.3M entries: a probability line, a phrase, a paraphrase) into a
 trie at every start (~10 CPU-s). The index keeps the entries' words as ids in memory-mappable
-arrays under `$VLMLAB_HOME/meteor/` (~100 MB; ~15-20 CPU-s and 1.5 GB of memory to build on first use; a new pycocoevalcap
-install, i.e. another file size or mtime, gets a new index) and files every entry under its
-rarest ASCII word or rarest pair of neighbouring ASCII words, so that a cut reads only the
-entries filed under keys its texts hold.
+arrays under `$VLMLAB_HOME/meteor/` (~100 MB; building it on first use takes ~15-20 CPU-s and
+1.5 GB of memory; another pycocoevalcap install, i.e. another file size or mtime, gets a new
+index) and files every entry under its rarest ASCII word or rarest pair of neighbouring ASCII
+words, so that a cut reads only the entries filed under keys its texts hold.
 """
 
 from __future__ import annotations
