@@ -32,7 +32,7 @@ def test_bleu_rouge_cider_equal_pycocoevalcap_on_3000_messy_items(messy_3000):
     preds, refs, ref = messy_3000
     ours = score_captions(preds, refs, metrics=["BLEU", "ROUGE-L", "CIDEr"])
     assert ours.n == 3000 and ours.mode == "grouped"
-    _assert_close(ours, ref, NGRAM_KEYS, 1e-6)
+    _assert_close(ours, ref, NGRAM_KEYS, 1e-9)
     # the generator makes empty and punctuation-only predictions; they are counted, not dropped
     assert ours.stats["empty_predictions"] == sum(1 for p in preds.values() if not p.strip()) > 0
 
@@ -52,7 +52,7 @@ def test_meteor_equals_pycocoevalcap_on_3000_messy_items_through_the_cli(messy_3
     out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "grouped" and out["n"] == 3000
     assert "SPICE" in out and (out["SPICE"] is not None or out["SPICE_reason"])
-    for key, tol in [("METEOR", 1e-3), ("BLEU-4", 1e-6), ("ROUGE-L", 1e-6), ("CIDEr", 1e-6)]:
+    for key, tol in [("METEOR", 1e-6), ("BLEU-4", 1e-9), ("ROUGE-L", 1e-9), ("CIDEr", 1e-9)]:
         corpus, items = ref[key]
         assert out[key] == pytest.approx(corpus, abs=tol), key
         ours_items = np.array([out["per_item"][str(i)][key] for i in ref["_ids"]])
@@ -76,7 +76,7 @@ def test_quic360_excerpt_matches_pycocoevalcap(mode):
     ref = pycoco_scores(ref_preds, ref_refs)
     ours = score_captions(preds, grouped, mode=mode, metrics=["BLEU", "ROUGE-L", "CIDEr"])
     assert ours.mode == mode and ours.n == (len(pairs) if mode == "grouped" else len(rows))
-    _assert_close(ours, ref, NGRAM_KEYS, 1e-6)
+    _assert_close(ours, ref, NGRAM_KEYS, 1e-9)
     assert ours.stats["mean_reference_tokens"] > ours.stats["mean_prediction_tokens"] * 0.5
     assert ours.stats["token_ratio"] == pytest.approx(
         ours.stats["mean_prediction_tokens"] / ours.stats["mean_reference_tokens"]
@@ -88,7 +88,7 @@ def test_empty_predictions_are_scored_and_counted():
     refs = {k: ["a dog runs on the grass .", "the dog is running"] for k in preds}
     ours = score_captions(preds, refs, metrics=["BLEU", "ROUGE-L", "CIDEr"])
     ref = pycoco_scores(preds, refs)
-    _assert_close(ours, ref, NGRAM_KEYS, 1e-6)
+    _assert_close(ours, ref, NGRAM_KEYS, 1e-9)
     assert ours.stats["empty_predictions"] == 2 and ours.stats["empty_prediction_rate"] == 0.5
     assert ours.per_item["BLEU-1"][0] < 1e-9 and ours.per_item["BLEU-1"][1] > 0.9
 
@@ -132,10 +132,10 @@ def test_ptb_tokenizer_keeps_one_line_per_caption():
 def test_meteor_watchdog_turns_a_hung_jvm_into_an_error():
     from vlmlab.metrics.meteor import _SHARED
 
-    _SHARED.close()  # a cold JVM cannot answer within 0.5 s: the watchdog must fire (a warm one might)
+    _SHARED.close()  # a cold JVM cannot answer within 0.05 s (it starts in ~0.4 s on a cut table): the watchdog must fire
     start = time.monotonic()
     with pytest.raises(RunError, match="did not finish"):
-        meteor(["a dog"] * 50, [["a dog runs"]] * 50, timeout=0.5)
+        meteor(["a dog"] * 50, [["a dog runs"]] * 50, timeout=0.05)
     assert time.monotonic() - start < 20
 
 

@@ -1,5 +1,6 @@
-"""The speed-ups of caption scoring change nothing: a shared, early-started METEOR JVM equals the jar
-as pycocoevalcap runs it; the per-process tokenisation cache equals a fresh tokenisation."""
+"""The speed-ups of caption scoring change nothing: METEOR on a cut paraphrase table, on reused and
+split JVMs, equals the jar as pycocoevalcap runs it; the per-process tokenisation cache equals a
+fresh tokenisation."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ def test_cached_tokenisation_equals_one_fresh_call():
     assert mixed.words() == fresh_all.words() and mixed.strings() == fresh_all.strings()
 
 
+def test_a_second_meteor_jvm_only_for_enough_work_and_a_free_core(monkeypatch):
+    monkeypatch.setattr(meteor_mod.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(meteor_mod.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert meteor_mod.default_jobs(25_000) == 2
+    assert meteor_mod.default_jobs(500) == 1  # a second start-up would cost more than it saves
+    monkeypatch.setattr(meteor_mod.os, "getloadavg", lambda: (1.6, 0.5, 0.5))
+    assert meteor_mod.default_jobs(25_000) == 1  # no free core: it would only add start-up and warm-up
+    monkeypatch.setattr(meteor_mod.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(meteor_mod.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert meteor_mod.default_jobs(25_000) == 1
+
+
 def _pycoco_meteor(items: list[tuple[dict, dict]]):
     """pycocoevalcap's own PTBTokenizer + Meteor (one Meteor object, one compute_score per set)."""
     from pycocoevalcap.meteor.meteor import Meteor
@@ -58,8 +71,8 @@ def _pycoco_meteor(items: list[tuple[dict, dict]]):
     return out
 
 
-@pytest.mark.slow  # two METEOR start-ups (~10 s each on a quiet machine), one of them pycocoevalcap's
-def test_shared_meteor_jvm_equals_the_jar_as_pycocoevalcap_runs_it():
+@pytest.mark.slow  # pycocoevalcap's METEOR start-up (~10 s on a quiet machine)
+def test_meteor_on_cut_tables_and_split_jvms_equals_the_jar_as_pycocoevalcap_runs_it():
     rows, grouped = read_quic_excerpt()
     pairs = list(grouped)
     quic_preds = {p: grouped[pairs[(i + 1) % len(pairs)]][i % 5] for i, p in enumerate(pairs)}
@@ -69,18 +82,24 @@ def test_shared_meteor_jvm_equals_the_jar_as_pycocoevalcap_runs_it():
     expected = _pycoco_meteor([(quic_preds, grouped), (per_row_preds, per_row_refs), (messy_preds, messy_refs)])
 
     # a JVM killed by the watchdog is replaced on the next call, never reused half-read
-    meteor_mod._SHARED.close()  # a cold JVM cannot answer within 0.2 s (a warm one from an earlier test might)
+    meteor_mod._SHARED.close()
     with pytest.raises(RunError, match="did not finish"):
-        meteor_mod.meteor(["a dog"] * 5, [["a dog runs"]] * 5, timeout=0.2)
+        meteor_mod.meteor(["a dog"] * 5, [["a dog runs"]] * 5, timeout=0.05)
+    grouped_scores = score_captions(quic_preds, grouped, mode="grouped", metrics=["METEOR", "BLEU"])
+    pids = meteor_mod._SHARED.pids()
+    per_row_scores = score_captions(quic_preds, grouped, mode="per-row", metrics=["METEOR"])
+    assert meteor_mod._SHARED.pids() == pids  # the same texts: the JVM and its table serve both modes
     results = [
-        score_captions(quic_preds, grouped, mode="grouped", metrics=["METEOR", "BLEU"]),
-        score_captions(quic_preds, grouped, mode="per-row", metrics=["METEOR"]),
-        score_captions(messy_preds, messy_refs, metrics=["METEOR", "CIDEr", "ROUGE-L"]),
+        grouped_scores,
+        per_row_scores,
+        score_captions(messy_preds, messy_refs, metrics=["METEOR", "CIDEr", "ROUGE-L"], meteor_jobs=1),
+        score_captions(messy_preds, messy_refs, metrics=["METEOR"], meteor_jobs=2),
     ]
-    pid = meteor_mod._SHARED._proc.pid  # type: ignore[union-attr]
-    for ours, (score, per_item, ids) in zip(results, expected):
+    assert len(meteor_mod._SHARED.pids()) == 2
+    for ours, (score, per_item, ids) in zip(results, expected + expected[-1:]):
         assert ours.n == len(ids)
         assert abs(ours.scores["METEOR"] - score) <= 1e-6
         np.testing.assert_allclose(ours.per_item["METEOR"], per_item, atol=1e-6, rtol=0)
-    meteor_mod.meteor(["a dog"], [["a dog runs"]])
-    assert meteor_mod._SHARED._proc.pid == pid  # one JVM served every call  # type: ignore[union-attr]
+    # two JVMs and one EVAL over their statistics give exactly the one-JVM result
+    assert results[3].scores["METEOR"] == results[2].scores["METEOR"]
+    np.testing.assert_array_equal(results[3].per_item["METEOR"], results[2].per_item["METEOR"])

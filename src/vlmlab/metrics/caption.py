@@ -2,9 +2,9 @@
 
 Call `score_captions(predictions, references, mode="grouped")` with plain dicts
 (`{id: prediction}`, `{id: [reference, ...]}`); it PTB-tokenises every text in one JVM call and
-computes BLEU, ROUGE-L and CIDEr-D with our numpy code (equal to pycocoevalcap within 1e-6),
-METEOR with the METEOR 1.5 jar, SPICE with its jar when the CoreNLP jars exist (otherwise the
-score is `None` and the reason is recorded).
+computes BLEU, ROUGE-L and CIDEr-D with our numpy code (equal to pycocoevalcap within 1e-9),
+METEOR with the METEOR 1.5 jar on a paraphrase table cut to the run (see `meteor`), SPICE with
+its jar when the CoreNLP jars exist (otherwise the score is `None` and the reason is recorded).
 
 Modes:
   - `grouped`: one item per id, scored against all of its references (COCO style).
@@ -18,7 +18,6 @@ so that a study can decide what to do with them.
 from __future__ import annotations
 
 import difflib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -27,7 +26,7 @@ import numpy as np
 from vlmlab.errors import ConfigError, DataError
 from vlmlab.metrics.bleu import bleu
 from vlmlab.metrics.cider import cider_d
-from vlmlab.metrics.meteor import meteor, start_meteor
+from vlmlab.metrics.meteor import meteor_async
 from vlmlab.metrics.ngrams import ngram_table_from_tokens
 from vlmlab.metrics.ptb import ptb_tokens
 from vlmlab.metrics.rouge import rouge_l_tokens
@@ -35,7 +34,6 @@ from vlmlab.metrics.spice import spice, spice_unavailable_reason
 
 CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE-L", "CIDEr", "SPICE")
 MODES = ("grouped", "per-row")
-_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="meteor")
 SCORE_KEYS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "SPICE")
 
 
@@ -111,6 +109,7 @@ def score_captions(
     metrics: Sequence[str] | None = None,
     allow_missing: bool = False,
     java_timeout: float | None = None,
+    meteor_jobs: int | None = None,
 ) -> CaptionScores:
     """Score captions against references the pycocoevalcap way.
 
@@ -122,6 +121,8 @@ def score_captions(
         allow_missing: score only ids present on both sides instead of raising DataError.
         java_timeout: watchdog seconds for the JVMs (tokenizer and SPICE: whole run; METEOR: without
             output); defaults are generous so that only a hung JVM is killed.
+        meteor_jobs: METEOR JVMs to split the items across (default: 2 from 4,000
+            hypothesis-reference pairs on when a core is free; the scores do not depend on it).
 
     Returns:
         CaptionScores with corpus scores, per-item scores, token statistics and the mode.
@@ -138,8 +139,6 @@ def score_captions(
     ref_lists = [list(references[i]) for i in ids]
     if not ids:
         raise DataError("no items to score: predictions and references share no id")
-    if "METEOR" in wanted:
-        start_meteor()  # its JVM loads the paraphrase table while we tokenise and count n-grams
     tok = ptb_tokens(pred_texts + [r for refs in ref_lists for r in refs], timeout=java_timeout)
     strings, words = tok.strings(), tok.words()
     split_space = [p if p else [""] for p in tok.pieces]  # str.split(" ") of each string, for ROUGE-L
@@ -166,8 +165,8 @@ def score_captions(
     scores: dict[str, float | None] = {}
     unavailable: dict[str, str] = {}
     per_item: dict[str, np.ndarray] = {}
-    # METEOR runs in its JVM (on a thread that waits for it) while this thread does BLEU, ROUGE-L, CIDEr
-    meteor_job = _POOL.submit(meteor, hyps, refs_for_items, timeout=java_timeout) if "METEOR" in wanted else None
+    # METEOR runs in its JVMs (fed by threads) while this thread does BLEU, ROUGE-L, CIDEr
+    meteor_job = meteor_async(hyps, refs_for_items, timeout=java_timeout, jobs=meteor_jobs) if "METEOR" in wanted else None
     table = None
     if {"BLEU", "CIDEr"} & set(wanted):
         table = ngram_table_from_tokens([words[j] for j in hyp_idx] + [words[k] for r in ref_idx for k in r])
