@@ -47,6 +47,10 @@ def test_a_duplicate_name_is_an_error_and_keeps_the_first_entry():
     with pytest.raises(ValueError, match="widget 'a' is already registered"):
         registry.register_lazy("a", "json:dumps")
     assert registry.get("a") == 1 and list(registry) == ["a"] and len(registry) == 1
+    from vlmlab.errors import ModelError
+
+    with pytest.raises(ModelError, match="model name 'm' is already registered"):
+        Registry("model name", {"m": 1}, duplicate_error=ModelError).register("m", 2)
 
 
 def test_lazy_entries_are_imported_on_first_get_only(tmp_path, monkeypatch):
@@ -76,6 +80,8 @@ def test_default_message_and_error_type():
     assert str(far.value) == "unknown sampler 'zzz'; choose one of random, mix"
     with pytest.raises(KeyError):
         Registry("k", error=KeyError).check("q")
+    with pytest.raises(ConfigError, match=r"unknown sampler \['mix'\]; choose one of random, mix"):
+        registry.check(["mix"])  # an unhashable value is an unknown name, not a TypeError
 
 
 def _generate(kind):

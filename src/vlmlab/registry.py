@@ -72,12 +72,16 @@ class Registry(Generic[T]):
         unknown: builds the error message; default `"unknown {what} 'x'; did you mean 'y'?"`, or
             `"...; choose one of a, b"` when no name is close.
         cutoff: how alike (difflib's ratio) a name must be to be suggested.
+        duplicate_error: the exception registering a name twice raises (a programming error:
+            `ValueError`; `ModelError` where users register names, e.g. models).
     """
 
     def __init__(self, what: str, entries: Mapping[str, T] | None = None, *, error: type[Exception] = ConfigError,
-                 unknown: UnknownMessage | None = None, cutoff: float = 0.6) -> None:
+                 unknown: UnknownMessage | None = None, cutoff: float = 0.6,
+                 duplicate_error: type[Exception] = ValueError) -> None:
         self.what = what
         self.error = error
+        self.duplicate_error = duplicate_error
         self.cutoff = cutoff
         self._unknown = unknown
         self._entries: dict[str, object] = {}
@@ -91,9 +95,9 @@ class Registry(Generic[T]):
         return Registry(what, {name: name for name in names}, error=error, unknown=unknown, cutoff=cutoff)
 
     def register(self, name: str, target: T) -> T:
-        """Add `name` -> `target`; a name already registered is a ValueError."""
+        """Add `name` -> `target`; a name already registered is an error (`duplicate_error`)."""
         if name in self._entries:
-            raise ValueError(f"{self.what} {name!r} is already registered")
+            raise self.duplicate_error(f"{self.what} {name!r} is already registered")
         self._entries[name] = target
         return target
 
@@ -105,7 +109,10 @@ class Registry(Generic[T]):
         return tuple(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        try:
+            return name in self._entries
+        except TypeError:  # an unhashable value (a YAML list, say) is simply not a name
+            return False
 
     def __iter__(self) -> Iterator[str]:
         return iter(tuple(self._entries))
@@ -117,12 +124,12 @@ class Registry(Generic[T]):
         return f"Registry({self.what!r}: {', '.join(self._entries)})"
 
     def hint(self, name: str) -> str:
-        """"did you mean 'x'?" for the registered name closest to `name`, or ""."""
+        """The `did_you_mean` hint for `name` among the registered names ("" when none is close)."""
         return did_you_mean(name, self._entries, cutoff=self.cutoff)
 
     def check(self, name: str) -> str:
         """`name` if it is registered (nothing is imported), else the registry's error."""
-        if name not in self._entries:
+        if name not in self:
             hint, names = self.hint(name), self.names()
             if self._unknown is not None:
                 message = self._unknown(name, hint, names)
