@@ -29,6 +29,28 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the tables tests publish, at the end of the run where CI logs show them.
+
+    A test publishes one row with `request.node.user_properties.append(("summary_table", {"title":
+    ..., "header": ..., "row": ..., "order": n}))`; rows with the same title form one table. User
+    properties travel with each report from pytest-xdist workers to the controller, unlike output
+    printed under `capsys.disabled()`, which workers swallow (tests/models/test_conformance_matrix.py).
+    """
+    tables: dict[str, tuple[str, list[tuple[Any, str]]]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for key, value in getattr(report, "user_properties", ()):
+                if key == "summary_table":
+                    tables.setdefault(value["title"], (value["header"], []))[1].append((value["order"], value["row"]))
+    for title, (head, rows) in tables.items():
+        terminalreporter.write_sep("=", title)
+        terminalreporter.write_line(head)
+        for _, line in sorted(rows):
+            terminalreporter.write_line(line)
+
 
 
 @pytest.fixture(scope="session")

@@ -88,8 +88,9 @@ def test_generate_with_one_and_three_images(family: str, backend, images) -> Non
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_batched_equals_unbatched_greedy(family: str, backend, images) -> None:
+    batched_backend = backend(family, batch_size=8)  # first: convs() reads its max_images_per_prompt (xdist may run this test alone)
     reqs = [GenerationRequest(id=f"r{i}", conversation=c, max_new_tokens=5, top_logprobs=2) for i, c in enumerate(convs(images, 8, family))]
-    batched = backend(family, batch_size=8).generate(reqs)
+    batched = batched_backend.generate(reqs)
     single = backend(family, batch_size=1, vision_cache=False).generate(reqs)
     for a, s in zip(batched, single):
         assert a.status != "error", a.error

@@ -11,6 +11,7 @@ from vlmlab.errors import ModelError
 from vlmlab.models.families import lora_targets
 from vlmlab.models.loading import load_backend
 from vlmlab.models.registry import FAMILIES, ModelSpec, get_spec, list_specs, register
+from vlmlab.models.tiny import TINY_FAMILIES
 
 USER_NAMES = ["qwen2-vl-2b", "qwen2.5-vl-3b", "internvl3.5-1b", "internvl3.5-2b", "gemma3-4b", "blip2-opt-2.7b", "smolvlm", "llava"]
 
@@ -63,14 +64,42 @@ def test_cli_models_list_tiny_and_check(tmp_path: Path) -> None:
     from vlmlab.cli import app
 
     runner = CliRunner()
-    listed = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"})
+    env = {"COLUMNS": "300", "VLMLAB_HOME": str(tmp_path / "home")}
+    listed = runner.invoke(app, ["models", "list"], env=env)
     assert listed.exit_code == 0 and "qwen2.5-vl-3b" in listed.output and "google/gemma-3-4b-it" in listed.output
+    rows = family_rows(listed.output)  # `vlmlab.models.support`'s rows, which the conformance matrix holds to behaviour
+    assert list(rows) == list(TINY_FAMILIES)
+    # facts of the architectures themselves: BLIP-2 puts one image's query tokens before the text and
+    # ships no chat template; IDEFICS (Flamingo) takes interleaved prompts and adapts its gated
+    # cross-attention layers too; Qwen3-VL's deepstack features keep it out of the vision cache
+    assert rows["blip2"]["images/prompt"] == "1" and rows["blip2"]["overrides"] == "default_chat_template"
+    assert rows["idefics"]["interleaved"] == "yes" and rows["llava"]["interleaved"] == "no"
+    assert rows["idefics"]["LoRA"] == "56 linear" and rows["llava"]["LoRA"] == "28 linear"  # 4 layers x (7 + 7 gated x-attn)
+    assert rows["qwen3-vl"]["vision cache"] == "no" and rows["qwen3-vl"]["overrides"] == "vision_cache"
+    assert rows["qwen2-vl"]["vision cache"] == "yes" and rows["qwen2-vl"]["images/prompt"] == "any"
+    if TINY_FAMILIES["mistral3"].missing():
+        assert rows["mistral3"]["needs"] == "torchvision" and rows["mistral3"]["LoRA"] == "?"
+    [cache] = (tmp_path / "home" / "tiny").glob("support-*.json")
+    written = cache.stat().st_mtime_ns
+    assert runner.invoke(app, ["models", "list"], env=env).output == listed.output  # read back from the cache
+    assert cache.stat().st_mtime_ns == written
     built = runner.invoke(app, ["models", "tiny", "gemma3", "--out", str(tmp_path / "g"), "--seed", "1"])
     assert built.exit_code == 0, built.output
     assert (tmp_path / "g" / "model.safetensors").exists()
     checked = runner.invoke(app, ["models", "check", str(tmp_path / "g")], env={"COLUMNS": "200"})
     assert checked.exit_code == 0, checked.output
     assert "generate_seconds" in checked.output and "score_target_tokens" in checked.output
+
+
+def family_rows(output: str) -> dict[str, dict[str, str]]:
+    """The families table of `vlmlab models list`: family -> support column -> cell."""
+    from vlmlab.models.support import SUPPORT_COLUMNS
+
+    table = output[output.index("families ("):]
+    lines = [[c.strip() for c in line.strip("│┃ ").split("│" if "│" in line else "┃")] for line in table.splitlines()
+             if line.startswith(("│", "┃"))]
+    head, *body = lines
+    return {cells[0]: {c: cells[head.index(c)] for c in SUPPORT_COLUMNS} for cells in body}
 
 
 def test_cli_unknown_model_is_one_line_and_exit_2(capsys) -> None:

@@ -8,6 +8,14 @@ sub-processor. Without torchvision (this machine) stock transformers cannot buil
 processor, so for those families the stock load must fail only on torchvision, never on a
 missing file.
 
+Besides every tiny family: a Qwen2-VL re-saved by the backend, a full fine-tune as `vlmlab train
+--method full` saves it (`save_trained`), a LoRA adapter over its base, and a toy model (the
+`face-rater` recipe the demo uses; run alone, this test builds it: minutes).
+The toy models and most fine-tunes here are Qwen2-VL, whose stock processor needs torchvision: on a
+machine without it their stock model loads and the processor fails on that import only (asserted
+below); a LLaVA full fine-tune loads completely either way.
+vlmlab writes no merged LoRA (no code path merges an adapter into its base), so there is none to load.
+
 The stock loader runs under `$VLMLAB_STOCK_PYTHON` when that is set (an interpreter of another
 venv, e.g. one with torchvision: benchmarks/check_with_torchvision.sh), else under this one.
 With torchvision every folder must load. `$VLMLAB_STOCK_RESULTS` names a JSON file for the
@@ -98,9 +106,26 @@ def lora_adapter(base: Path, out: Path) -> Path:
     return out
 
 
-@pytest.mark.slow  # one subprocess loads every family and a LoRA adapter (~60-100 s under load)
-def test_every_tiny_folder_loads_with_stock_transformers(tiny_model, tmp_path: Path) -> None:
+def full_fine_tune(base: Path, out: Path) -> Path:
+    """A fully fine-tuned model as `vlmlab train --method full` saves it (weights moved as if trained)."""
+    import torch
+
+    from vlmlab.models.processor import load_processor
+    from vlmlab.train.model_setup import load_for_training, save_trained
+
+    model = load_for_training(base, method="full", torch_dtype=torch.float32, lora_r=2, lora_alpha=4, lora_dropout=0.0,
+                              target_modules=None, gradient_checkpointing=False)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.add_(0.01)
+    save_trained(model, load_processor(base), out, method="full", train_config={"method": "full"})
+    return out
+
+
+@pytest.mark.slow  # one subprocess loads every family, a LoRA adapter and a toy model (~60-120 s under load, + the toy build when alone)
+def test_every_tiny_folder_loads_with_stock_transformers(tiny_model, tmp_path: Path, tmp_path_factory) -> None:
     from vlmlab.models.hf import HFBackend
+    from vlmlab.toymodels import build_toy_model
+    from vlmlab_test_support import shared_basetemp
 
     families = [f for f in TINY_FAMILIES if not TINY_FAMILIES[f].missing()]
     folders = {f: tiny_model(f) for f in families}
@@ -110,6 +135,13 @@ def test_every_tiny_folder_loads_with_stock_transformers(tiny_model, tmp_path: P
     backend.model.save_pretrained(resaved)
     backend.processor.save_pretrained(resaved)
     folders["resaved qwen2-vl"] = resaved
+    folders["full fine-tune of qwen2-vl"] = full_fine_tune(folders["qwen2-vl"], tmp_path / "full-fine-tune")
+    # LLaVA's processor has no video processor: its full fine-tune loads completely without torchvision too
+    folders["full fine-tune of llava"] = full_fine_tune(folders["llava"], tmp_path / "full-fine-tune-llava")
+    # the toy-model cache tests/toymodels and tests/demo build into: in a full run the face rater is built
+    # there once (by whichever test asks first, under a file lock), so loading it here costs nothing more
+    toy_root = shared_basetemp(tmp_path_factory) / "vlmlab-home" / "toymodels"
+    folders["toy model face-rater"] = build_toy_model("face-rater", cache_root=toy_root, progress=False)
     for name, folder in folders.items():  # every file a stock processor reads is there
         saved = json.loads((folder / "processor_config.json").read_text())
         missing = [a for a in expected_subprocessors(folder) if a not in saved]

@@ -41,6 +41,7 @@ from vlmlab.caption.generate import PromptItem, generate_predictions
 from vlmlab.caption.images import ImagePreparer
 from vlmlab.caption.scoring import human_metrics, score_predictions
 from vlmlab.errors import ModelError, VlmlabError
+from vlmlab.models.preflight import preflight_model
 from vlmlab.runs import Run, atomic_write_json, atomic_write_text, read_run_info
 
 MODEL_FILE = "model.json"
@@ -89,6 +90,14 @@ def run_study(
     if gpus:
         check_gpu_ids(gpus)
     study_dir = config.study_dir()
+    refused = []  # hub access, processor, family facts, quantization, checked before anything is written:
+    for model in selected:  # a model that fails alone is recorded failed below; when all fail, one line and nothing written
+        try:
+            preflight_model(model, config.tiny_root)
+        except VlmlabError as exc:
+            refused.append(str(exc))
+    if refused and len(refused) == len(selected):
+        raise ModelError("; ".join(refused))
     shared = prepare_data(config)
     if config.scoring.human:
         run_human(config, shared, overwrite=overwrite)

@@ -17,9 +17,11 @@ app = typer.Typer(help="Model names, checks and tiny offline models.", no_args_i
 
 @app.command("list")
 def list_models() -> None:
-    """Every model name you can pass to a study, with its source and family facts.
+    """Every model name you can pass to a study, with its source and family, then every family with
+    a tiny build and what it supports.
 
-    dtype "ckpt" = the checkpoint's own; vcache = how vision features are cached per image.
+    dtype "ckpt" = the checkpoint's own; overrides = the facts its family's registry entry states
+    instead of deriving them from the checkpoint.
     """
     table = Table()
     for header in ("name", "source", "family", "model_type", "dtype", "overrides"):
@@ -39,23 +41,22 @@ def list_models() -> None:
 
 
 def _families_table() -> Table:
-    """Every family with a tiny build: what vlmlab derives for it and what its entry overrides.
-
-    Facts marked "derived" come from the checkpoint at load (chat template, images per prompt,
-    vision-feature cache, LoRA targets); the conformance matrix (tests/models) checks generate,
-    batched == unbatched, score, LoRA, the vision cache and multi-image prompts for each.
+    """Every family with a tiny build and what it supports, derived by the code the backend runs at
+    load (`vlmlab.models.support`, the facts the conformance matrix holds each family to): images per
+    prompt, the vision-feature cache, the linear layers LoRA adapts, interleaved prompts (IDEFICS),
+    a module the processor needs that is missing here, and the registry's overrides.
     """
     from vlmlab.models.families import family_for_model_type
-    from vlmlab.models.tiny import TINY_FAMILIES
+    from vlmlab.models.loading import default_tiny_root
+    from vlmlab.models.support import SUPPORT_COLUMNS, all_family_support
 
-    table = Table(title="families (generate, score and LoRA for all; a model_type not listed takes the same generic path)")
-    for header in ("family", "model_type", "tiny build", "overrides", "image tokens"):
+    table = Table(title="families (generate and score for all; a model_type not listed takes the same generic path)")
+    for header in ("family", "model_type", *SUPPORT_COLUMNS, "image tokens"):
         table.add_column(header, no_wrap=True)
-    for name, recipe in TINY_FAMILIES.items():
-        fam = family_for_model_type(recipe.model_type)
-        missing = recipe.missing()
-        table.add_row(name, recipe.model_type, f"needs {', '.join(missing)}" if missing else "yes",
-                      ", ".join(fam.overrides) or "-", fam.image_tokens or "-")
+    for support in all_family_support(default_tiny_root()):  # cached there: building every recipe takes seconds
+        cells = support.cells()
+        table.add_row(support.family, support.model_type, *(cells[c] for c in SUPPORT_COLUMNS),
+                      family_for_model_type(support.model_type).image_tokens or "-")
     return table
 
 

@@ -30,6 +30,7 @@ from vlmlab.icl.prompts import check_backend_images, generation_request, postpro
 from vlmlab.icl.stages import embedders_of, index_support, load_backend, open_sharded
 from vlmlab.metrics.inference import ci_label
 from vlmlab.models.base import Backend
+from vlmlab.models.preflight import preflight_model
 from vlmlab.progress import track
 
 
@@ -180,6 +181,8 @@ def run_eval(config: EvalConfig, out: Path | str, *, backend: Backend | None = N
             assert config.selector is not None
             demos, mismatches = selector_demos(config.selector, index, icfg, q_text, q_image, exclude, eval_ids, shots, config)
         plan += [(method, shots, q, d) for q, d in zip(eval_ids, demos)]
+    if backend is None:
+        preflight_model(config.model)  # hub access, processor, family facts, quantization: before the run folder
     run, rank, world, barrier = open_sharded(out, config, "icl-eval", overwrite, config.device)
     mine_q = set(eval_ids[rank::world])
     todo = [p for p in plan if p[2] in mine_q and f"{p[0]}|{p[1]}|{p[2]}" not in run.done_ids()]

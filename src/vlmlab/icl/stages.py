@@ -35,6 +35,7 @@ from vlmlab.icl.prompts import check_backend_images
 from vlmlab.icl.rl_data import (answer_candidates, balance_records, candidate_sequences, mined_sequences, policy_candidates, rl_statistics,
                                 score_candidates)
 from vlmlab.models.base import Backend
+from vlmlab.models.preflight import preflight_model
 from vlmlab.models.spec import ModelBlock
 from vlmlab.progress import track
 from vlmlab.runs import Run, atomic_write_text
@@ -177,6 +178,8 @@ def run_beam(config: BeamConfig, out: Path | str, *, backend: Backend | None = N
         beam_mod.check_search(len(c["pool"]), config.beam_size, config.shots, config.order, config.rank_by)
         if c["id"] in c["pool"]:
             raise DataError(f"{config.candidates}: anchor {c['id']} is in its own pool; rebuild the candidates")
+    if backend is None:
+        preflight_model(config.scorer)  # hub access, processor, family facts, quantization: before the run folder
     run, rank, world, barrier = open_sharded(out, config, "icl-beam", overwrite, config.device)
     mine = [c for c in cands[rank::world] if c["id"] not in run.done_ids()]
     started = time.perf_counter()
@@ -256,6 +259,8 @@ def run_rl_data(config: RLDataConfig, out: Path | str, *, backend: Backend | Non
     mined, mined_counts = mined_sequences(beams, [(str(p), read_jsonl(earlier_rl_file(p))) for p in config.mine_from], bcfg.shots)
     for anchor, seqs in mined.items():
         extra.setdefault(anchor, []).extend(seqs)
+    if backend is None:
+        preflight_model(config.scorer or bcfg.scorer)  # before the run folder
     run = Run.open(out, config, stage="icl-rl-data", overwrite=overwrite)
     pending = [b for b in beams if b["id"] not in run.done_ids()]
     # score sampled sequences as the beams were scored (files from before these fields: answer only, chat)

@@ -28,6 +28,24 @@ def resolve_checkpoint(path_or_id: str | Path) -> Path:
         raise hub_error(str(path_or_id), exc) from None
 
 
+# What a processor, a config and a chat template are made of: everything of a hub repo but its weights.
+CONFIG_FILES = ("*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken", "tokenizer*")
+
+
+def resolve_configs(path_or_id: str | Path) -> Path:
+    """Like `resolve_checkpoint`, but of a hub id only the files that are not weights are fetched
+    (`CONFIG_FILES`): enough to check access, the config and the processor before a long download."""
+    p = Path(path_or_id).expanduser()
+    if p.exists():
+        return resolve_checkpoint(p)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(path_or_id), allow_patterns=list(CONFIG_FILES)))
+    except Exception as exc:  # noqa: BLE001 - hub_error turns every hub failure into one line
+        raise hub_error(str(path_or_id), exc) from None
+
+
 def hub_error(repo_id: str, exc: BaseException) -> ModelError:
     """One line for a hub id that cannot be fetched: which model, why, and what to do."""
     from huggingface_hub.errors import GatedRepoError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
@@ -75,7 +93,7 @@ def open_checkpoint(path: Path) -> tuple[Any, ResolvedSpec]:
     fam = family_for_model_type(read_model_type(path))
     cls = model_class(path)
     try:
-        processor = load_processor(path, default_chat_template=fam.default_chat_template)
+        processor = load_processor(path, default_chat_template=fam.default_chat_template, require_chat_template=False)
     except ImportError as exc:  # transformers' placeholder class of a processor whose backend is missing
         raise ModelError(f"{path}: {missing_backend(exc)}") from None
     spec = resolve_spec(path, processor, cls)

@@ -190,21 +190,32 @@ def resolve_spec(path: Path, processor: Any, model_class: type | None = None) ->
         ModelError: a fact the generic path needs cannot be derived; the line names it and how to
             supply it.
     """
-    fam = family_for_model_type(read_model_type(path))
+    return resolve_facts(read_model_type(path), processor, model_class, where=path)
+
+
+def resolve_facts(model_type: str, processor: Any, model_class: type | None = None, *, where: Any = None) -> ResolvedSpec:
+    """`resolve_spec` for a processor that is not (yet) in a folder, e.g. a tiny recipe built in
+    memory for `vlmlab models list`; `where` names it in errors (default: the model_type)."""
+    fam = family_for_model_type(model_type)
+    path = where if where is not None else f"model_type {model_type!r}"
     derived = {k: "registry" for k in fam.overrides}
     template = getattr(processor, "chat_template", None)
-    if not template:
-        raise ModelError(
-            f"{path}: model_type {fam.model_type!r} ships no chat template and has no registry entry with one; "
-            "add chat_template.jinja to the folder (or register_family(FamilySpec(..., default_chat_template=...)))"
-        )
     token = processor_image_token(processor)
-    derived["chat_template"] = "registry" if template == fam.default_chat_template else "checkpoint"
-    if token is None:
-        raise ModelError(
-            f"{path}: model_type {fam.model_type!r}: its processor names no image token (processor.image_token), "
-            "so vlmlab cannot place images in a prompt; use a processor that defines image_token"
+    missing = []  # every fact that cannot be derived, each with how to supply it, in one line
+    if not template:
+        missing.append(
+            "a chat template (the folder ships none and no registry entry has one): add chat_template.jinja to the folder, "
+            f"or register_family(FamilySpec({fam.family!r}, {fam.model_type!r}, default_chat_template=...))"
         )
+    if token is None:
+        missing.append(
+            "the image placeholder (neither the processor nor its tokenizer names an image_token, so vlmlab cannot place "
+            'images in a prompt): name it in tokenizer_config.json, e.g. "extra_special_tokens": {"image_token": "<image>"}, '
+            "with a processor that expands it"
+        )
+    if missing:
+        raise ModelError(f"{path}: model_type {fam.model_type!r} lacks " + "; and ".join(missing))
+    derived["chat_template"] = "registry" if template == fam.default_chat_template else "checkpoint"
     max_images, min_images = _images_per_prompt(processor, token)
     derived["max_images"] = "checkpoint"
     cache = (fam.vision_cache and model_class is not None and _takes_precomputed_features(model_class)
@@ -338,5 +349,6 @@ def lora_targets(model: Any) -> str:
 
 __all__ = [
     "BLIP2_TEMPLATE", "FAMILIES", "FamilySpec", "ResolvedSpec", "family_for_model_type", "language_model_layers",
-    "lora_targets", "per_image_processing", "processor_image_token", "read_model_type", "register_family", "resolve_spec", "takes_interleaved_prompts",
+    "lora_targets", "per_image_processing", "processor_image_token", "read_model_type", "register_family", "resolve_facts", "resolve_spec",
+    "takes_interleaved_prompts",
 ]

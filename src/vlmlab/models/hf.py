@@ -66,6 +66,7 @@ from vlmlab.models.base import (
     StepLogprobs,
     conversation_images,
 )
+from vlmlab.models.batching import batches
 from vlmlab.models.checkpoint import hub_error, model_class, open_checkpoint, resolve_checkpoint  # noqa: F401 - their old home
 from vlmlab.models.decode_path import check_decode_options, decode_options
 from vlmlab.models.families import ResolvedSpec
@@ -247,8 +248,8 @@ class HFBackend:
         Encoding errors (`VlmlabError`: a missing image, too many images, too long) fail their
         item. A batch that raises `RuntimeError`/`ValueError`/`VlmlabError` is retried item by item,
         so one bad item fails alone; its error is the exception's one-line message. `by_length`:
-        batches are cut from the requests sorted by prompt length (tokens, image tokens included;
-        a stable sort), so rows of one batch need little padding; results come back in request order.
+        batches are cut from the requests sorted by prompt length (see `batching.batches`);
+        results come back in request order.
         """
         results: dict[int, Any] = {}
         encoded: dict[int, Encoded] = {}
@@ -259,7 +260,6 @@ class HFBackend:
                 raise  # a setting of the whole study, not one bad item
             except VlmlabError as exc:
                 results[i] = error(req, str(exc))
-        order = sorted(encoded, key=lambda i: int(encoded[i].input_ids.shape[0])) if by_length else list(encoded)
 
         def attempt(idx: list[int]) -> None:
             try:
@@ -272,8 +272,8 @@ class HFBackend:
                 msg = str(exc) if isinstance(exc, VlmlabError) else f"{type(exc).__name__}: {exc}"
                 results[idx[0]] = error(requests[idx[0]], " ".join(msg.split()))
 
-        for start in range(0, len(order), self.batch_size):
-            attempt(order[start : start + self.batch_size])
+        for batch in batches(encoded, self.batch_size, by_length):
+            attempt(batch)
         return [results[i] for i in range(len(requests))]
 
     # ------------------------------------------------------------------ generate
@@ -441,3 +441,4 @@ class HFBackend:
             "max_images_per_prompt": self.spec.max_images,
             "quantization": self.quantization,
         }
+

@@ -39,11 +39,12 @@ def _processor_class_name(path: Path) -> str | None:
     return PROCESSOR_MAPPING_NAMES.get(model_type)
 
 
-def load_processor(path: str | Path, *, default_chat_template: str | None = None) -> Any:
+def load_processor(path: str | Path, *, default_chat_template: str | None = None, require_chat_template: bool = True) -> Any:
     """Load the processor of a local checkpoint folder, without a video processor.
 
     The chat template is the processor's, else the tokenizer's, else `default_chat_template`
-    (the registry's family default, e.g. BLIP-2's, which ships none).
+    (the registry's family default, e.g. BLIP-2's, which ships none). `require_chat_template=False`
+    leaves a missing one to the caller (`open_checkpoint` reports it with every other missing fact).
 
     Raises:
         ModelError: no processor can be found or loaded; the message names the folder.
@@ -65,7 +66,7 @@ def load_processor(path: str | Path, *, default_chat_template: str | None = None
         raise ModelError(f"{path}: cannot load processor {cls_name} ({type(exc).__name__}: {exc})") from None
     if not getattr(processor, "chat_template", None):
         processor.chat_template = getattr(processor.tokenizer, "chat_template", None) or default_chat_template
-    if not processor.chat_template:
+    if not processor.chat_template and require_chat_template:
         raise ModelError(f"{path}: the processor has no chat template; add chat_template.jinja to the checkpoint folder")
     return processor
 

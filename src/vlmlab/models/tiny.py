@@ -149,6 +149,7 @@ def _build_idefics3(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _build_gemma3(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
+    import torch
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
@@ -165,6 +166,9 @@ def _build_gemma3(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
         image_token_index=tok.id("<image_soft_token>"), tie_word_embeddings=True,
     )
     model = Gemma3ForConditionalGeneration(config)
+    # transformers initialises the projector's weight to zeros (a released checkpoint overwrites it),
+    # which would make every image the same zero features: images must reach a random tiny model too
+    torch.nn.init.normal_(model.model.multi_modal_projector.mm_input_projection_weight, std=config.text_config.initializer_range)
     ip = Gemma3ImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_pan_and_scan=False)
     proc = Gemma3Processor(image_processor=ip, tokenizer=tok.hf, image_seq_length=4, chat_template=_GEMMA3_TEMPLATE)
     return model, proc
@@ -233,7 +237,7 @@ TINY_FAMILIES: dict[str, TinyRecipe] = {
                          "<bos>", "<end_of_turn>", "<pad>", _GEMMA3_TEMPLATE, _build_gemma3,
                          _DEFAULTS | dict(vision_dim=64), 4,
                          (("image_token", "<image_soft_token>"), ("boi_token", "<start_of_image>"),
-                          ("eoi_token", "<end_of_image>"))),
+                          ("eoi_token", "<end_of_image>")), revision=1),  # 1: a random (not zero) projector
     "internvl": TinyRecipe("internvl", "internvl", _QWEN_SPECIAL[:3] + ("<img>", "</img>", "<IMG_CONTEXT>", "<video>"),
                            None, "<|im_end|>", "<|endoftext|>", _INTERNVL_TEMPLATE, _build_internvl,
                            _DEFAULTS | dict(vision_dim=64), 4,
@@ -269,6 +273,8 @@ def recipe_hash(family: str, *, seed: int = 0, **config_overrides: Any) -> str:
     recipe = _recipe(family)
     payload = {"family": family, "seed": seed, "options": _options(recipe, config_overrides),
                "recipe": RECIPE_VERSION, "transformers": transformers.__version__}
+    if recipe.revision:
+        payload["revision"] = recipe.revision
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 

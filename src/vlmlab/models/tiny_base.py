@@ -57,6 +57,7 @@ class TinyRecipe:
     image_tokens: int  # image tokens per 56x56 image
     extra_special: tuple[tuple[str, str], ...] = ()  # (tokenizer attribute, token) e.g. image_token
     requires: tuple[str, ...] = ()  # importable modules the family's processor needs (Pixtral: torchvision)
+    revision: int = 0  # bump when this recipe alone changes: a new hash for its cached builds, the others' kept
 
     def missing(self) -> list[str]:
         """The required modules that cannot be imported here."""

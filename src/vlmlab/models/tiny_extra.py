@@ -195,6 +195,7 @@ _MLLAMA_TEMPLATE = (
 
 
 def _build_mllama(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
+    import torch
     from transformers import MllamaConfig, MllamaForConditionalGeneration, MllamaProcessor
     from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
 
@@ -207,6 +208,12 @@ def _build_mllama(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
                 eos_token_id=tok.id("<|eot_id|>"), pad_token_id=tok.id("<|finetune_right_pad_id|>"))
     config = MllamaConfig(vision_config=vision, text_config=text, image_token_index=tok.id("<|image|>"))
     model = MllamaForConditionalGeneration(config)
+    # transformers initialises the cross-attention gates to zero (tanh(0) = 0: the text never sees
+    # the image until a released checkpoint overwrites them); open them so images reach the model
+    for layer in model.model.language_model.layers:
+        for gate in (getattr(layer, "cross_attn_attn_gate", None), getattr(layer, "cross_attn_mlp_gate", None)):
+            if gate is not None:
+                torch.nn.init.constant_(gate, 0.5)
     ip = MllamaImageProcessorPil(max_image_tiles=1, size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
     proc = MllamaProcessor(image_processor=ip, tokenizer=tok.hf, chat_template=_MLLAMA_TEMPLATE)
     return model, proc
@@ -379,7 +386,7 @@ EXTRA_FAMILIES: dict[str, TinyRecipe] = {
         TinyRecipe("mllama", "mllama", ("<|begin_of_text|>", "<|eot_id|>", "<|finetune_right_pad_id|>", "<|image|>",
                                         "<|start_header_id|>", "<|end_header_id|>"),
                    "<|begin_of_text|>", "<|eot_id|>", "<|finetune_right_pad_id|>", _MLLAMA_TEMPLATE, _build_mllama, _SMALL, 1,
-                   (("image_token", "<|image|>"),)),
+                   (("image_token", "<|image|>"),), revision=1),  # 1: open cross-attention gates
         TinyRecipe("idefics", "idefics", ("<unk>", "<s>", "</s>", "<pad>", "<image>", "<fake_token_around_image>",
                                           "<end_of_utterance>"),
                    "<s>", "</s>", "<pad>", _IDEFICS2_TEMPLATE, _build_idefics, _SMALL, 1, (("image_token", "<image>"),)),

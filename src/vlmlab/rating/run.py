@@ -26,6 +26,7 @@ from vlmlab.data.images import Image
 from vlmlab.errors import DataError, ModelError
 from vlmlab.models.backend_checks import CONNECTION_OPTIONS, connection_keys, preflight
 from vlmlab.models.base import Backend, GenerationRequest, GenerationResult, Turn
+from vlmlab.models.preflight import preflight_model
 from vlmlab.progress import progress_bar
 from vlmlab.metrics.agreement import entropy
 from vlmlab.rating.capture import digit_distribution, logprob_arrays, rating_step, save_npz
@@ -304,8 +305,12 @@ def run_study(
     factory = backend_factory or _load_backend
     backends: dict[tuple[str, str], Backend] = {}
     done = _done_counts(study, items, conditions, overwrite, keep_errors)
+    checked: set[tuple[str, str]] = set()
     for condition, finished in zip(conditions, done):  # HTTP servers with work to do are checked before anything is written
         key = (condition.model.name, condition.variant.name)
+        if condition.model.kind == "hf" and backend_factory is None and finished < len(items) and key not in checked:
+            checked.add(key)
+            preflight_model(condition.block)  # hub access, processor, family facts, quantization: one line, nothing written
         if condition.model.kind != "hf" and key not in backends and finished < len(items):
             backends[key] = factory(condition)
             image = any(c.mode != "text-only" for c in conditions if c.model.name == condition.model.name)

@@ -1,5 +1,6 @@
-"""Test support that ships with vlmlab: fake OpenAI-compatible and Ollama servers, and a synthetic
-selector world (`vlmlab.testing.selector_world`: selector data with a known right answer).
+"""Test support that ships with vlmlab: fake OpenAI-compatible and Ollama servers, a synthetic
+selector world (`vlmlab.testing.selector_world`: selector data with a known right answer), and the
+conformance checks of a VLM checkpoint (`vlmlab.testing.conformance.run_all(folder)`).
 
 Not part of any study: no product module imports `vlmlab.testing` (tests/test_layers.py checks
 it). The test suite, `benchmarks/bench_http.py` and `benchmarks/bench_selectors.py` use it; users may too, to test their own code

@@ -24,7 +24,11 @@ serialised by a lock, so a stateful scripted rater needs no locking of its own
 
 The server binds 127.0.0.1 on a free port, runs the stdlib `ThreadingHTTPServer` in a daemon
 thread, and stops when the `with` block ends, when `close()` is called, or at the latest after
-`lifetime` seconds, so a test that forgets it never leaves it running.
+`lifetime` seconds, so a test that forgets it never leaves it running. Stopping is one step as
+seen from outside: from the moment it begins no request reaches the responder (open keep-alive
+connections included), and `running` turns False only once the port is released. Every answer
+carries `X-Fake-Server: <server_id>`, so a client can tell this server from another one that
+later binds the same port.
 
 Routes: openai `POST /v1/chat/completions`, `GET /v1/models`; ollama `POST /api/chat`,
 `GET /api/tags`. Faults are injected only into the chat routes.
@@ -37,6 +41,7 @@ import json
 import random
 import socket
 import threading
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -156,8 +161,11 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(obj).encode()
         if cut:
             data = data[: len(data) // 2]
+        if self._stopping():  # stopping began while this request was served
+            return
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
+        self.send_header("X-Fake-Server", self.server.handle.server_id)
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -172,6 +180,14 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _stopping(self) -> bool:
+        """A request read after stopping began (on a keep-alive connection, or on one accepted
+        just before the listening socket closed) is dropped unanswered, never served."""
+        if not self.server.handle._stopped.is_set():
+            return False
+        self._drop()
+        return True
+
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
@@ -179,6 +195,8 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- routes
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         handle = self.server.handle
+        if self._stopping():
+            return
         if handle.api == "openai" and self.path.rstrip("/") == "/v1/models":
             self._send_json(200, {"object": "list", "data": [{"id": handle.model, "object": "model"}]})
         elif handle.api == "ollama" and self.path.rstrip("/") == "/api/tags":
@@ -189,6 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
         handle = self.server.handle
         raw = self._read_body()
+        if self._stopping():
+            return
         chat_path = "/v1/chat/completions" if handle.api == "openai" else "/api/chat"
         if self.path.rstrip("/") != chat_path:
             self._send_json(404, error_json(handle.api, f"no route POST {self.path}", "not_found"))
@@ -259,13 +279,16 @@ class ServerHandle:
         self.model = model
         self.require_api_key = require_api_key
         self.serialize = serialize
+        self.server_id = uuid.uuid4().hex  # sent as X-Fake-Server with every answer
         self.chat_requests = 0  # chat requests received (faulty ones included)
         self.answered = 0  # responder calls (a raising responder counts too)
         self.max_in_flight = 0
         self._in_flight = 0
         self._count_lock = threading.Lock()
         self._responder_lock = threading.Lock()
-        self._stopped = threading.Event()
+        self._stopped = threading.Event()  # set when stopping begins: no request is served after it
+        self._closed = threading.Event()  # set when stopping is done: the port is free
+        self._close_lock = threading.Lock()  # close() from the lifetime timer and from `with` at once
         self._connections: set[socket.socket] = set()
         self._server = _Server(self)
         self.port = self._server.server_address[1]
@@ -282,25 +305,30 @@ class ServerHandle:
 
     # ---- lifecycle
     def close(self) -> None:
-        """Stop serving and free the port; safe to call twice."""
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
-        if self._timer is not None and threading.current_thread() is not self._timer:
-            self._timer.cancel()
-        self._server.shutdown()
-        self._server.server_close()
-        with self._count_lock:  # keep-alive connections would otherwise go on being served
-            connections, self._connections = self._connections, set()
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        """Stop serving and free the port; returns once both are done (also when another thread,
+        e.g. the lifetime timer, is closing it at the same time); safe to call twice."""
+        with self._close_lock:
+            if self._closed.is_set():
+                return
+            self._stopped.set()
+            if self._timer is not None and threading.current_thread() is not self._timer:
+                self._timer.cancel()
+            self._server.shutdown()
+            self._server.server_close()
+            with self._count_lock:  # keep-alive connections would otherwise go on being served
+                connections, self._connections = self._connections, set()
+            for conn in connections:
+                _shut(conn)
+            self._closed.set()
 
     @property
     def running(self) -> bool:
-        return not self._stopped.is_set()
+        """False once the server has stopped: it serves nothing and its port is released.
+
+        (It turned False at the *start* of stopping before, so a client that saw it could still be
+        served on a keep-alive connection for up to one poll interval: a flaky test under load.)
+        """
+        return not self._closed.is_set()
 
     def __enter__(self) -> "ServerHandle":
         return self
@@ -314,7 +342,9 @@ class ServerHandle:
     # ---- used by the handler
     def _track(self, conn: socket.socket, open_: bool) -> None:
         with self._count_lock:
-            if open_:
+            if open_ and self._stopped.is_set():  # accepted just before the listening socket closed
+                _shut(conn)
+            elif open_:
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)
@@ -359,6 +389,13 @@ class ServerHandle:
                     raise TypeError(f"responder must return str or (str, logprobs), got {type(out).__name__}")
                 prompt_tokens = generated_tokens = None
         return answer_json(self.api, self.model, number, text, steps, params, prompt_tokens, generated_tokens)
+
+
+def _shut(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def serve(
