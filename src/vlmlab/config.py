@@ -9,7 +9,6 @@ resolved config, so two runs with the same settings land in the same folder and 
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import itertools
 import json
@@ -22,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from vlmlab.errors import ConfigError
+from vlmlab.registry import did_you_mean
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -170,8 +170,8 @@ def format_validation_error(exc: pydantic.ValidationError, model: type[BaseModel
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, loc)
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
-            hint = f" (did you mean '{close[0]}'?)" if close else (f" (valid keys: {', '.join(allowed)})" if allowed else "")
+            close = did_you_mean(str(loc[-1]), allowed, cutoff=0.5)
+            hint = f" ({close})" if close else (f" (valid keys: {', '.join(allowed)})" if allowed else "")
             problems.append(f"unknown key '{dotted}'{hint}")
         elif err["type"] == "missing":
             problems.append(f"missing required key '{dotted}'")

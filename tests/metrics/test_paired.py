@@ -89,14 +89,6 @@ def test_bad_pairs() -> None:
         paired_bootstrap([], [])
 
 
-def test_paired_tests_are_reachable_from_inference() -> None:
-    from vlmlab.metrics import inference, paired
-
-    assert inference.paired_bootstrap is paired.paired_bootstrap and inference.mcnemar_test is paired.mcnemar_test
-    with pytest.raises(AttributeError):
-        inference.no_such_test  # noqa: B018
-
-
 def test_clustered_mdd_uses_the_cluster_robust_standard_error_of_statsmodels() -> None:
     import statsmodels.api as sm
 

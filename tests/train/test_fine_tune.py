@@ -130,6 +130,20 @@ def test_bfloat16_autocast_trains_and_float16_needs_a_gpu(tiny_qwen: Path, examp
             resolve_dtype("float16", tiny_qwen)
 
 
+def test_one_process_trains_float32_then_bfloat16_then_float32_again(tiny_qwen: Path, examples, tmp_path: Path) -> None:
+    """Several models of a study train in one process with different dtypes (accelerate's process-wide
+    state would refuse a second precision); bfloat16 autocast takes effect and leaves nothing behind.
+    Full training keeps float32 weights, so only autocast can make the bfloat16 run differ."""
+    args = dict(method="full", learning_rate=1e-3, max_steps=2, batch_size=4, max_length=64, warmup_ratio=0.0, show_progress=False)
+    first = fine_tune(tiny_qwen, examples, tmp_path / "fp32-a", **args, dtype="float32")
+    half = fine_tune(tiny_qwen, examples, tmp_path / "bf16", **args, dtype="bfloat16")
+    again = fine_tune(tiny_qwen, examples, tmp_path / "fp32-b", **args, dtype="float32")
+    assert half.dtype == "bfloat16" and half.losses != first.losses  # the forward really ran in bfloat16
+    assert again.losses == first.losses
+    files = [load_file(str(r.output_path / "model.safetensors")) for r in (first, again)]
+    assert files[0].keys() == files[1].keys() and all(torch.equal(files[0][k], files[1][k]) for k in files[0])
+
+
 def test_episodes_train_on_every_answer_and_reencoding_changes_nothing(tiny_qwen: Path, colour_images, tmp_path: Path) -> None:
     from vlmlab.models.base import Turn
     from vlmlab.train import TrainExample

@@ -18,7 +18,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from vlmlab.config import StrictModel
+from vlmlab.errors import ConfigError
 from vlmlab.models.spec import ModelBlock
+from vlmlab.registry import did_you_mean
 
 ImagePolicy = Literal["squash", "pad", "cubemap", "none"]
 ScoreMode = Literal["grouped", "per-row"]
@@ -176,7 +178,6 @@ class CaptionConfig(StrictModel):
         return self.finetune.enabled if model.finetune is None else model.finetune
 
     def metrics_canonical(self) -> list[str]:
-        from vlmlab.errors import ConfigError
         from vlmlab.metrics.caption import parse_metrics
 
         try:
@@ -195,18 +196,14 @@ class CaptionConfig(StrictModel):
 
 def select_models(config: CaptionConfig, names: list[str] | None) -> list[ModelEntry]:
     """The config's models named in `names` (all when None); an unknown name is a ConfigError with a hint."""
-    import difflib
-
-    from vlmlab.errors import ConfigError
-
     if not names:
         return list(config.models)
     known = {m.name: m for m in config.models}
     out = []
     for name in names:
         if name not in known:
-            close = difflib.get_close_matches(name, list(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = did_you_mean(name, known)
+            hint = f"; {close}" if close else ""
             raise ConfigError(f"--models: {name!r} is not a model of this config ({', '.join(known)}){hint}")
         out.append(known[name])
     return out

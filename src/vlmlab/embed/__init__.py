@@ -1,7 +1,7 @@
 """Text and image embedders (MiniLM, CLIP, downsampled pixels) with an on-disk cache by content hash.
 
 Call `build_embedder(name, **options)` with a registered name (`minilm`, `clip-text`, `clip-image`,
-`pixels`, `pixels-text`) and `embed_texts` / `embed_images` (in `vlmlab.embed.cache`) to get float32,
+`pixels`, `bag-of-words`) and `embed_texts` / `embed_images` (in `vlmlab.embed.cache`) to get float32,
 L2-normalised rows, cached by the sha256 of the text or of the image bytes.
 """
 

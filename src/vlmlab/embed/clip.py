@@ -39,24 +39,33 @@ def _as_tensor(out):
     return out
 
 
-class CLIPTextEmbedder:
-    """CLIP text tower embeddings (truncated to the model's max length)."""
+class _CLIPTower:
+    """What both towers share: the model folder, the loaded `CLIPModel` and a fingerprint of the folder."""
 
-    modality = "text"
+    name = ""
 
     def __init__(self, path: Path | str, device: str = "cpu") -> None:
-        from transformers import AutoTokenizer
-
         self.path = Path(path)
         self.device = device
         self.model = _load_clip(self.path, device)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-        self.name = "clip-text"
-        self._fingerprint = model_fingerprint(self.path, "clip-text")
+        self._fingerprint = model_fingerprint(self.path, self.name)
 
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
+
+
+class CLIPTextEmbedder(_CLIPTower):
+    """CLIP text tower embeddings (truncated to the model's max length)."""
+
+    modality = "text"
+    name = "clip-text"
+
+    def __init__(self, path: Path | str, device: str = "cpu") -> None:
+        from transformers import AutoTokenizer
+
+        super().__init__(path, device)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
 
     def embed(self, items: Sequence[str]) -> np.ndarray:
         import torch
@@ -68,24 +77,17 @@ class CLIPTextEmbedder:
         return l2_normalize(out.float().cpu().numpy())
 
 
-class CLIPImageEmbedder:
+class CLIPImageEmbedder(_CLIPTower):
     """CLIP vision tower embeddings."""
 
     modality = "image"
+    name = "clip-image"
 
     def __init__(self, path: Path | str, device: str = "cpu") -> None:
         from transformers import AutoImageProcessor
 
-        self.path = Path(path)
-        self.device = device
-        self.model = _load_clip(self.path, device)
+        super().__init__(path, device)
         self.processor = AutoImageProcessor.from_pretrained(str(self.path), local_files_only=True)
-        self.name = "clip-image"
-        self._fingerprint = model_fingerprint(self.path, "clip-image")
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
 
     def embed(self, items: Sequence[Image]) -> np.ndarray:
         import torch

@@ -9,24 +9,21 @@ not depend on which other anchors are processed, in which order, or on which ran
 
 from __future__ import annotations
 
-import difflib
 from typing import Sequence
 
 import numpy as np
 
 from vlmlab.errors import ConfigError, DataError
 from vlmlab.icl.index import SupportIndex, nearest
+from vlmlab.registry import Registry
 
-SAMPLERS = ("random", "text", "image", "mix")
+SAMPLERS = Registry.of_names("sampler", ("random", "text", "image", "mix"))
 DEFAULT_MIX = {"random": 0.5, "text": 0.25, "image": 0.25}
 
 
 def check_sampler(name: str) -> str:
     """Validate a sampler name (did-you-mean on typos)."""
-    if name not in SAMPLERS:
-        close = difflib.get_close_matches(name, SAMPLERS, n=1)
-        raise ConfigError(f"unknown sampler {name!r}; " + (f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(SAMPLERS)}"))
-    return name
+    return SAMPLERS.check(name)
 
 
 def choose_anchors(n_support: int, n_anchors: int, seed: int) -> list[int]:

@@ -13,7 +13,6 @@ share an image are resampled together) or, as an option, over questions.
 
 from __future__ import annotations
 
-import difflib
 from typing import Sequence
 
 import numpy as np
@@ -23,16 +22,15 @@ from vlmlab.icl.index import nearest
 from vlmlab.icl.rl_data import anchor_seed
 from vlmlab.metrics import inference
 from vlmlab.metrics.inference import Interval
+from vlmlab.registry import Registry
 
-METHODS = ("zero-shot", "random", "text", "image", "selector")
+METHODS = Registry.of_names("eval method", ("zero-shot", "random", "text", "image", "selector"),
+                           unknown=lambda name, hint, names: f"unknown eval method {name!r}; {hint or 'choose from ' + ', '.join(names)}")
 CI_UNITS = ("image", "question")
 
 
 def check_method(name: str) -> str:
-    if name not in METHODS:
-        close = difflib.get_close_matches(name, METHODS, n=1)
-        raise ConfigError(f"unknown eval method {name!r}; " + (f"did you mean {close[0]!r}?" if close else f"choose from {', '.join(METHODS)}"))
-    return name
+    return METHODS.check(name)
 
 
 def nested_subset(ids: Sequence[str], size: int | None, seed: int) -> list[str]:

@@ -24,10 +24,12 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
-PRESETS = ("vlmlab", "lever-plus")
+from vlmlab.registry import Registry
+
+PRESETS = Registry.of_names("preset", ("vlmlab", "lever-plus"), error=ValueError,
+                            unknown=lambda name, hint, names: f"unknown preset {name!r}; choose one of {', '.join(names)}")
 
 STAGE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "lever-plus": {
@@ -48,7 +50,7 @@ LEVER_PLUS_CROSS_LAYERS = 3
 # upstream Lever-Plus version name -> vlmlab selector fields. Upstream's v4 and v4-N are its v3 recipe (RCE
 # warm-up, then GRPO) on RL data v4; v4-N name the pointer network (v4-2's GRU decoder is vlmlab's pointer).
 _RL = {"version": "v4", "ranking_loss": "none"}
-UPSTREAM_VERSIONS: dict[str, dict[str, Any]] = {
+_UPSTREAM_SELECTORS: dict[str, dict[str, Any]] = {
     "v0": {"version": "v0"},  # GPT-2 over pool positions (Lever-LM)
     "v1": {"version": "v1"},  # bi-encoder pointer network
     "v2": {"version": "v2"},  # + cross-attention
@@ -61,6 +63,11 @@ UPSTREAM_VERSIONS: dict[str, dict[str, Any]] = {
     "v4-7": {**_RL, "diversity": "dpp"},  # DPP-style log-det set gain
     "v4-10": {**_RL, "stop_token": True},  # STOP token: adaptive number of shots
 }
+UPSTREAM_VERSIONS: Registry[dict[str, Any]] = Registry(
+    "upstream_version", _UPSTREAM_SELECTORS, error=ValueError,
+    unknown=lambda name, hint, names: (f"upstream_version {name!r} is not an upstream Lever-Plus version; "
+                                       f"{hint + ' ' if hint else ''}choose one of {', '.join(names)}"),
+)
 # upstream versions vlmlab does not have, and why (the error says it)
 NOT_IMPLEMENTED = {
     "v4-1": "its query update is a learned scalar gate; vlmlab's pointer updates with a GRU, upstream's v4-2 (use upstream_version: v4-2)",
@@ -71,9 +78,7 @@ NOT_IMPLEMENTED = {
 
 
 def check_preset(name: str) -> str:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return name
+    return PRESETS.check(name)
 
 
 def apply_stage_preset(data: Any, stage: str) -> Any:
@@ -94,12 +99,7 @@ def resolve_selector(selector: dict[str, Any], preset: str, upstream_version: st
     if upstream_version is not None:
         if upstream_version in NOT_IMPLEMENTED:
             raise ValueError(f"upstream_version {upstream_version!r} is not available: {NOT_IMPLEMENTED[upstream_version]}")
-        if upstream_version not in UPSTREAM_VERSIONS:
-            close = difflib.get_close_matches(upstream_version, list(UPSTREAM_VERSIONS), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"upstream_version {upstream_version!r} is not an upstream Lever-Plus version; {hint}choose one of "
-                             f"{', '.join(UPSTREAM_VERSIONS)}")
-        mapped = UPSTREAM_VERSIONS[upstream_version]
+        mapped = UPSTREAM_VERSIONS.get(upstream_version)
         given = out.get("version")
         if given is not None and given != mapped["version"]:
             raise ValueError(f"upstream_version {upstream_version} is vlmlab version {mapped['version']}, but selector.version is {given}")

@@ -395,15 +395,3 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
     out[order] = np.minimum(adj, 1.0)
     return out
-
-
-_PAIRED = ("PairedTest", "paired_bootstrap", "sign_flip_test", "mcnemar_test", "paired_mdd")
-
-
-def __getattr__(name: str) -> Any:
-    """The paired tests live in `vlmlab.metrics.paired` (which imports this module); reachable here too."""
-    if name in _PAIRED:
-        from vlmlab.metrics import paired
-
-        return getattr(paired, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,9 +30,10 @@ from typing import Any, Literal, Sequence
 
 import torch
 
+from vlmlab._compat import image_only_processor_class, with_image_processor  # noqa: F401 - the tiny builders import it from here
 from vlmlab.errors import ModelError
 from vlmlab.models.base import Turn, conversation_images
-from vlmlab.models.processor import image_only_processor_class, load_processor  # noqa: F401 - their old home
+from vlmlab.models.processor import load_processor  # noqa: F401 - its old home
 
 # Per-token tensors with more dimensions (Mllama: token x image x tile); padded on every dimension.
 # IDEFICS: token x image, which image each token's gated cross-attention sees.
@@ -143,9 +144,10 @@ class ImageInputCache:
     Only for processors whose image processor treats each image on its own (the families with a
     `vision_cache` kind): a batch's outputs are then the per-image outputs concatenated along
     dim 0. For one processor call the real `processor.image_processor` is swapped (on a shallow
-    copy of the processor) for `_CachedImageProcessor`, which returns cached rows; everything else
-    - placeholder expansion, tokenisation, token-type ids - is the processor's own code. Images
-    already cached are passed as a 1x1 stand-in that the processor only counts.
+    copy of the processor, `_compat.with_image_processor`) for `_CachedImageProcessor`, which
+    returns cached rows; everything else - placeholder expansion, tokenisation, token-type ids - is
+    the processor's own code. Images already cached are passed as a 1x1 stand-in that the
+    processor only counts.
     """
 
     def __init__(self, size: int = 128) -> None:
@@ -163,8 +165,6 @@ class ImageInputCache:
         """`_processor_call(processor, text, [im.load() ...])`, with per-image outputs cached."""
         if not images:
             return _processor_call(processor, text, [])
-        import copy
-
         import PIL.Image
 
         from vlmlab.models.families import takes_interleaved_prompts
@@ -173,8 +173,7 @@ class ImageInputCache:
         keys = [im.sha256 for im in images]
         stand_in = PIL.Image.new("RGB", (1, 1))
         pils = [stand_in if key in self._rows else im.load() for key, im in zip(keys, images)]
-        proxy = copy.copy(processor)
-        proxy.image_processor = _CachedImageProcessor(processor.image_processor, self, keys, pils)
+        proxy = with_image_processor(processor, _CachedImageProcessor(processor.image_processor, self, keys, pils))
         return _processor_call(proxy, text, pils)
 
     def rows(self, inner: Any, keys: list[str], pils: list[Any], kwargs: dict) -> dict[str, Any]:

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
 
 from vlmlab.errors import DataError
 from vlmlab.metrics import agreement as ag
@@ -31,42 +29,11 @@ from vlmlab.metrics.inference import bootstrap_ci, proportion_ci
 from vlmlab.rating import bias
 from vlmlab.rating.capture import load_npz
 from vlmlab.rating.analysis_report import build_report, model_rows  # noqa: F401  (model_rows: part of this module's API)
+from vlmlab.rating.conditions import ConditionRun, load_condition  # noqa: F401  (ConditionRun: part of this module's API)
 from vlmlab.report import write_report
-from vlmlab.runs import atomic_write_json, read_ledger, read_run_info
+from vlmlab.runs import atomic_write_json, read_run_info
 
 DIMENSIONS = ("valence", "arousal")
-
-
-@dataclass
-class ConditionRun:
-    folder: Path
-    config: dict[str, Any]
-    records: list[dict[str, Any]]
-
-    @property
-    def label(self) -> str:
-        c = self.config
-        return f"{c['model']['name']}/{c['variant']['name']}/{c['mode']}/t{c['temperature']:g}/r{c['repeat']}"
-
-    @property
-    def family(self) -> tuple[str, str, str]:
-        """(model, variant, mode): conditions that differ only in temperature/repeat."""
-        c = self.config
-        return (c["model"]["name"], c["variant"]["name"], c["mode"])
-
-
-def load_condition(folder: Path) -> ConditionRun:
-    folder = Path(folder)
-    config_path = folder / "config.yaml"
-    if not config_path.exists():
-        raise DataError(f"{folder}: not a rating run folder (no config.yaml)")
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    if not isinstance(config, dict) or config.get("stage") != "rating.condition":
-        raise DataError(f"{folder}: not a rating condition run (stage {config.get('stage') if isinstance(config, dict) else None!r})")
-    records = read_ledger(folder / "ledger.jsonl")
-    if not records:
-        raise DataError(f"{folder}: no rated items yet; run `vlmlab rating run` first")
-    return ConditionRun(folder, config, records)
 
 
 def _boot(statistic: Any, *arrays: Any, seed: int, n_boot: int, method: str = "percentile", **kwargs: Any) -> dict[str, Any]:

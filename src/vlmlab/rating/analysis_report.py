@@ -15,7 +15,7 @@ from vlmlab.report import Report, Table
 from vlmlab.report.plots import confusion_matrix_plot, line_chart, scatter_plot
 
 if TYPE_CHECKING:
-    from vlmlab.rating.analysis import ConditionRun
+    from vlmlab.rating.conditions import ConditionRun
 
 DIMENSIONS = ("valence", "arousal")
 

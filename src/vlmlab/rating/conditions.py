@@ -1,4 +1,5 @@
-"""The conditions matrix: models × variants × prompt modes × temperatures × repeats, with priorities."""
+"""The conditions matrix: models × variants × prompt modes × temperatures × repeats, with priorities;
+and `ConditionRun`, one condition's finished run folder as the analysis reads it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from vlmlab.errors import DataError
 from vlmlab.models.spec import ModelBlock
 from vlmlab.rating.config import ModelConfig, PriorityRule, PromptMode, RatingConfig, VariantConfig
+from vlmlab.runs import read_ledger
 
 
 @dataclass(frozen=True)
@@ -100,3 +105,35 @@ def request_seed(condition_seed: int, item_id: str, question: str) -> int:
 
 def condition_dir(out: Path, condition: Condition) -> Path:
     return Path(out) / condition.name
+
+
+@dataclass
+class ConditionRun:
+    folder: Path
+    config: dict[str, Any]
+    records: list[dict[str, Any]]
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        return f"{c['model']['name']}/{c['variant']['name']}/{c['mode']}/t{c['temperature']:g}/r{c['repeat']}"
+
+    @property
+    def family(self) -> tuple[str, str, str]:
+        """(model, variant, mode): conditions that differ only in temperature/repeat."""
+        c = self.config
+        return (c["model"]["name"], c["variant"]["name"], c["mode"])
+
+
+def load_condition(folder: Path) -> ConditionRun:
+    folder = Path(folder)
+    config_path = folder / "config.yaml"
+    if not config_path.exists():
+        raise DataError(f"{folder}: not a rating run folder (no config.yaml)")
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    if not isinstance(config, dict) or config.get("stage") != "rating.condition":
+        raise DataError(f"{folder}: not a rating condition run (stage {config.get('stage') if isinstance(config, dict) else None!r})")
+    records = read_ledger(folder / "ledger.jsonl")
+    if not records:
+        raise DataError(f"{folder}: no rated items yet; run `vlmlab rating run` first")
+    return ConditionRun(folder, config, records)

@@ -14,35 +14,29 @@ with query-dependent captions), `vqa` (ambiguous VQA v2 for in-context learning)
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Callable
 
 from vlmlab.config import SEED_MAX
 from vlmlab.errors import ConfigError
+from vlmlab.registry import Registry
 from vlmlab.toyworld.staging import staged_generate
 from vlmlab.toyworld.writers import Manifest
 
 __all__ = ["KINDS", "DEFAULT_SIZES", "Manifest", "generate"]
 
 DEFAULT_SIZES: dict[str, int] = {"captions": 2000, "panorama": 1000, "vqa": 3000, "faces": 1200}
-KINDS: tuple[str, ...] = tuple(DEFAULT_SIZES)
 KIND_OPTIONS: dict[str, tuple[str, ...]] = {"captions": (), "panorama": (), "vqa": ("context_strength",), "faces": ()}
-
-
-def _generator(kind: str) -> Callable[..., Manifest]:
-    # Imported lazily so that importing one kind does not load the others.
-    if kind == "captions":
-        from vlmlab.toyworld.captions import generate_captions
-        return generate_captions
-    if kind == "panorama":
-        from vlmlab.toyworld.panorama import generate_panorama
-        return generate_panorama
-    if kind == "vqa":
-        from vlmlab.toyworld.vqa import generate_vqa
-        return generate_vqa
-    from vlmlab.toyworld.faces import generate_faces
-    return generate_faces
+# Lazy, so that importing one kind does not load the others.
+GENERATORS: Registry[Callable[..., Manifest]] = Registry(
+    "toyworld kind",
+    unknown=lambda kind, hint, names: f"toyworld kind {kind!r} is unknown; {hint + ' ' if hint else ''}choose one of {', '.join(names)}",
+)
+GENERATORS.register_lazy("captions", "vlmlab.toyworld.captions:generate_captions")
+GENERATORS.register_lazy("panorama", "vlmlab.toyworld.panorama:generate_panorama")
+GENERATORS.register_lazy("vqa", "vlmlab.toyworld.vqa:generate_vqa")
+GENERATORS.register_lazy("faces", "vlmlab.toyworld.faces:generate_faces")
+KINDS: tuple[str, ...] = GENERATORS.names()
 
 
 def generate(kind: str, out_dir: str | Path, n: int | None = None, seed: int = 0, overwrite: bool = False,
@@ -62,10 +56,7 @@ def generate(kind: str, out_dir: str | Path, n: int | None = None, seed: int = 0
         ConfigError: unknown kind (with a suggestion), a non-positive `n`, a bad seed, or an unknown option.
         DataError: the folder holds something else, or cannot be written (read-only, disk full).
     """
-    if kind not in DEFAULT_SIZES:
-        close = difflib.get_close_matches(kind, KINDS, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"toyworld kind {kind!r} is unknown; {hint}choose one of {', '.join(KINDS)}")
+    GENERATORS.check(kind)
     size = DEFAULT_SIZES[kind] if n is None else n
     if size < 1:
         raise ConfigError(f"toyworld --n must be at least 1, got {size}")
@@ -76,6 +67,6 @@ def generate(kind: str, out_dir: str | Path, n: int | None = None, seed: int = 0
     if unknown:
         valid = ", ".join(KIND_OPTIONS[kind]) or "none"
         raise ConfigError(f"toyworld {kind}: unknown option(s) {', '.join(unknown)}; valid for {kind}: {valid}")
-    generator = _generator(kind)
+    generator = GENERATORS.get(kind)
     return staged_generate(out_dir, kind, overwrite,
                            lambda staging: generator(staging, n=size, seed=seed, overwrite=False, **options))

@@ -214,7 +214,6 @@ def fine_tune(
         A `TrainResult` with the output path, per-step losses, skipped sample ids and seconds.
     """
     from accelerate import Accelerator, DistributedDataParallelKwargs
-    from accelerate.state import AcceleratorState
 
     from vlmlab.models.hf import open_checkpoint, resolve_checkpoint
     from vlmlab.models.families import per_image_processing
@@ -227,13 +226,16 @@ def fine_tune(
         raise ModelError(f"{model_path}: no config.json; pass a Hugging Face checkpoint folder")
     out_dir = Path(out_dir)
     torch_dtype, mixed_precision = resolve_dtype(dtype, model_path)
-    # accelerate keeps one process-wide state whose precision cannot change; successive fine_tune calls
-    # in one process (several models of a study) may use different dtypes. The process group stays.
-    AcceleratorState._reset_state(reset_partial_state=False)
     # Full training under DDP: a text-only batch leaves the vision tower without gradients.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=method == "full")
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision, kwargs_handlers=[ddp])
+    # Half precision is torch.autocast (+ a GradScaler for float16) here, not accelerate's mixed_precision:
+    # accelerate keeps it in one process-wide state that refuses a second value, and successive fine_tune
+    # calls in one process (several models of a study) may use different dtypes. Same bytes either way
+    # (measured on CPU for float32 and bfloat16, LoRA and full).
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
     world, rank = accelerator.num_processes, accelerator.process_index
+    device_type = accelerator.device.type
+    scaler = torch.amp.GradScaler(device_type, enabled=mixed_precision == "fp16")
 
     train_config = {
         "model_path": str(model_path.resolve()), "examples": examples_fingerprint(examples), "num_examples": len(examples),
@@ -306,17 +308,19 @@ def fine_tune(
                 batch = batch_for(ranks[rank])
                 labels = batch.pop("labels")
                 sync = contextlib.nullcontext() if j == len(micro) - 1 else accelerator.no_sync(model)
-                with sync, accelerator.autocast():
+                with sync, torch.autocast(device_type, dtype=torch_dtype, enabled=mixed_precision != "no"):
                     logits = model(**batch, use_cache=False).logits
                     token_loss = torch.nn.functional.cross_entropy(
                         logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
                     )
-                    accelerator.backward(token_loss * (world / step_tokens))
+                    accelerator.backward(scaler.scale(token_loss * (world / step_tokens)))
                 loss_sum += token_loss.detach()
             if max_grad_norm > 0:
+                scaler.unscale_(optimizer)
                 accelerator.clip_grad_norm_(params, max_grad_norm)
             lrs.append(float(lr_scheduler.get_last_lr()[0]))
-            optimizer.step()
+            scaler.step(optimizer)  # optimizer.step(), skipped (float16 only) when a gradient overflowed
+            scaler.update()
             lr_scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step_loss = float(accelerator.reduce(loss_sum, reduction="sum")) / step_tokens

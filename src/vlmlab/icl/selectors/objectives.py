@@ -17,12 +17,13 @@ at positions that are not allowed at a step (padding, already chosen); those nev
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import Tensor
+
+from vlmlab.registry import Registry
 
 
 def step_log_probs(logits: Tensor) -> Tensor:
@@ -136,7 +137,7 @@ def _need(values: Tensor | None, name: str, mode: str) -> Tensor:
 # are Lever-Plus `compute_reward_for_candidate`; `hybrid` is vlmlab's own; `legacy` is upstream's
 # alpha · quality + beta · correctness with quality = the InfoScore (alpha = infoscore_weight) and 0/1
 # correctness (beta = hard_weight).
-REWARD_MODES: dict[str, Callable[[RewardInputs, float, float, float], Tensor]] = {
+_REWARD_FORMULAS: dict[str, Callable[[RewardInputs, float, float, float], Tensor]] = {
     "hard_plus_soft": lambda r, h, s, i: h * r.correct + s * r.acc,
     "hard_plus_soft_v2": lambda r, h, s, i: s * r.acc + 2.0 * h * r.correct,
     "hard_only": lambda r, h, s, i: h * r.correct,
@@ -151,16 +152,16 @@ REWARD_MODES: dict[str, Callable[[RewardInputs, float, float, float], Tensor]] =
     "hybrid": lambda r, h, s, i: h * r.correct + s * r.acc + i * _need(r.beam_score, "beam_score (InfoScore)", "hybrid"),
     "legacy": lambda r, h, s, i: h * r.correct + (i * _need(r.beam_score, "beam_score (InfoScore)", "legacy") if i else 0.0),
 }
+REWARD_MODES: Registry[Callable[[RewardInputs, float, float, float], Tensor]] = Registry(
+    "reward_mode", _REWARD_FORMULAS, error=ValueError, cutoff=0.5,
+    unknown=lambda mode, hint, names: f"unknown reward_mode {mode!r}{f' ({hint})' if hint else ''}; choose one of {', '.join(names)}",
+)
 REWARD_CLIP = 5.0  # upstream clips every reward to [-5, 5]
 
 
 def check_reward_mode(mode: str) -> str:
     """`mode` if it is a reward mode, else a ValueError naming the closest one."""
-    if mode not in REWARD_MODES:
-        close = difflib.get_close_matches(mode, list(REWARD_MODES), n=1, cutoff=0.5)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ValueError(f"unknown reward_mode {mode!r}{hint}; choose one of {', '.join(REWARD_MODES)}")
-    return mode
+    return REWARD_MODES.check(mode)
 
 
 def rewards(
@@ -194,8 +195,7 @@ def rewards(
     Raises:
         ValueError: an unknown mode (with the closest name), or a mode whose input is missing.
     """
-    check_reward_mode(mode)
-    out = REWARD_MODES[mode](RewardInputs(correct, acc, beam_score, gt_prob, rel, rel_weight), hard_weight, soft_weight, infoscore_weight)
+    out = REWARD_MODES.get(mode)(RewardInputs(correct, acc, beam_score, gt_prob, rel, rel_weight), hard_weight, soft_weight, infoscore_weight)
     return out.clamp(-REWARD_CLIP, REWARD_CLIP)
 
 

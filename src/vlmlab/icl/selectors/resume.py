@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -26,8 +26,13 @@ from vlmlab.icl.selectors.config import SelectorConfig
 from vlmlab.icl.selectors.data import SelectorData
 from vlmlab.icl.selectors.registry import build_selector
 
-if TYPE_CHECKING:
-    from vlmlab.icl.selectors.train import TrainReport
+
+class TrainLogs(Protocol):
+    """The part of `train.TrainReport` a resume state saves and restores (no import of `train`)."""
+
+    steps: list[dict[str, Any]]
+    evals: list[dict[str, Any]]
+    resumed_epochs: int
 
 
 @dataclass
@@ -64,7 +69,7 @@ class TrainingState:
         out["rng.torch"] = torch.get_rng_state()
         return out
 
-    def meta(self, report: TrainReport, seconds: float) -> dict[str, Any]:
+    def meta(self, report: TrainLogs, seconds: float) -> dict[str, Any]:
         """Counters, non-tensor optimizer state, the numpy RNG state and the logs (JSON-ready)."""
         scalars = {}
         if self.optimizer is not None:
@@ -122,7 +127,7 @@ def check_identity(folder: Path, saved: dict[str, Any], identity: dict[str, Any]
         raise CheckpointError(f"{folder} holds a resume state trained on other data ({what}); {fix}")
 
 
-def restore(state: TrainingState, report: TrainReport, saved: tuple[dict[str, Tensor], dict[str, Any]], folder: Path) -> float:
+def restore(state: TrainingState, report: TrainLogs, saved: tuple[dict[str, Tensor], dict[str, Any]], folder: Path) -> float:
     """Load weights, RNG states, counters and logs from `saved`; returns the seconds trained before."""
     tensors, meta = saved
     try:
