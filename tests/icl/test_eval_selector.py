@@ -137,6 +137,7 @@ def test_selector_on_other_pools_is_refused_unless_allowed(tmp_path: Path, index
     import vlmlab.icl.eval_stage as eval_stage
 
     monkeypatch.setattr(eval_stage, "load_backend", lambda cfg: toy_backend)
+    monkeypatch.setattr(eval_stage, "preflight_model", lambda *a, **k: None)  # the scripted backend has no checkpoint
     cfg = _eval_yaml(tmp_path, index_run, toy_test, ckpt, selector_k=6)
     code, err = _cli(["icl", "eval", str(cfg), "--out", str(tmp_path / "eval"), "--allow-mismatch"], capsys)
     assert code == 0 and "WARNING" in err and "pool_k: 4 != 6" in err

@@ -47,6 +47,7 @@ def test_beam_stage_with_most_anchors_failing_exits_3_with_counts(tmp_path: Path
     cfg = tmp_path / "beam.yaml"
     cfg.write_text(yaml.safe_dump({"candidates": str(candidates_run), "scorer": {"ref": "x"}, "beam_size": 2, "shots": 2}))
     monkeypatch.setattr(stages, "load_backend", lambda _: Overloaded(toy_backend, set(anchors[:7])))
+    monkeypatch.setattr(stages, "preflight_model", lambda *a, **k: None)  # the scripted backend has no checkpoint
     code, err = _cli(["icl", "beam", cfg, "--out", tmp_path / "beam"], capsys)
     assert code == 3, err
     assert "7/10 items failed (70% failed with the same error, more than 50%)" in err
@@ -54,6 +55,7 @@ def test_beam_stage_with_most_anchors_failing_exits_3_with_counts(tmp_path: Path
     assert json.loads((tmp_path / "beam" / "metrics.json").read_text())["errors"] == 7
     # a re-run retries the failed anchors; with the server back, the stage ends well
     monkeypatch.setattr(stages, "load_backend", lambda _: toy_backend)
+    monkeypatch.setattr(stages, "preflight_model", lambda *a, **k: None)  # the scripted backend has no checkpoint
     code, err = _cli(["icl", "beam", cfg, "--out", tmp_path / "beam"], capsys)
     assert code == 0, err
     assert json.loads((tmp_path / "beam" / "metrics.json").read_text())["ok"] == 10
@@ -70,6 +72,7 @@ def test_eval_stage_exit_code_follows_the_health_rule(tmp_path: Path, index_run:
                                    "shots": [1], "n_boot": 20}))
     for name, failing, expected in (("most", qids[:12], 3), ("few", qids[:2], 0)):  # 18 questions x 2 methods
         monkeypatch.setattr(eval_stage, "load_backend", lambda _, f=set(failing): Overloaded(toy_backend, f))
+        monkeypatch.setattr(eval_stage, "preflight_model", lambda *a, **k: None)  # the scripted backend has no checkpoint
         code, err = _cli(["icl", "eval", cfg, "--out", tmp_path / name], capsys)
         assert code == expected, err
         n_failed = 2 * len(failing)

@@ -107,6 +107,7 @@ def test_lever_plus_chain_through_the_cli(tmp_path: Path, candidates_run: Path, 
 
     backend = Recording(toy_backend)
     monkeypatch.setattr(stages, "load_backend", lambda cfg: backend)
+    monkeypatch.setattr(stages, "preflight_model", lambda *a, **k: None)  # the scripted backend has no checkpoint
     beam_cfg = _write(tmp_path / "beam.yaml", {"preset": "lever-plus", "candidates": str(candidates_run), "scorer": {"ref": "toy"},
                                                "beam_size": 3, "shots": 2})
     assert _cli(["icl", "beam", str(beam_cfg), "--out", str(tmp_path / "beam")]) == 0

@@ -90,7 +90,7 @@ def test_rating_int4_refusal_writes_nothing(tiny_model, faces: Path, tmp_path: P
 def test_caption_gated_model_writes_nothing(online_hub: str, tmp_path: Path, capsys) -> None:
     data = tmp_path / "panorama"
     with pytest.raises(SystemExit):
-        main(["toyworld", "generate", "panorama", "--out", str(data), "--n", "6"])
+        main(["toyworld", "generate", "panorama", "--out", str(data), "--n", "20"])
     config = tmp_path / "caption.yaml"
     config.write_text(yaml.safe_dump({
         "name": "t", "out_dir": str(tmp_path / "runs"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -90,15 +91,18 @@ def run_study(
     if gpus:
         check_gpu_ids(gpus)
     study_dir = config.study_dir()
-    refused = []  # hub access, processor, family facts, quantization, checked before anything is written:
+    created = _first_missing(study_dir)  # removed again if no model can run: nothing is left behind
+    shared = prepare_data(config)  # every image decoded before any model is looked up
+    refused = []  # hub access, processor, family facts, quantization, checked before any run folder:
     for model in selected:  # a model that fails alone is recorded failed below; when all fail, one line and nothing written
         try:
             preflight_model(model, config.tiny_root)
         except VlmlabError as exc:
             refused.append(str(exc))
     if refused and len(refused) == len(selected):
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise ModelError("; ".join(refused))
-    shared = prepare_data(config)
     if config.scoring.human:
         run_human(config, shared, overwrite=overwrite)
     outcome = StudyOutcome(study_dir=study_dir)
@@ -122,6 +126,16 @@ def run_study(
 
         outcome.report = build_report(study_dir)
     return outcome
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost folder of `folder`'s path that does not exist yet (None if it exists)."""
+    missing = None
+    for candidate in [folder, *folder.parents]:
+        if candidate.exists():
+            return missing
+        missing = candidate
+    return missing
 
 
 def prepare_data(config: CaptionConfig) -> SharedData:
