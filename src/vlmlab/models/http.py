@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import difflib
 import email.utils
 import functools
 import io
@@ -37,6 +36,7 @@ from vlmlab.data.images import Image
 from vlmlab.errors import ConfigError, DataError, ModelError
 from vlmlab.models.base import GenerationRequest, GenerationResult, LogprobSource, ScoreRequest, ScoreResult
 from vlmlab.progress import progress_bar
+from vlmlab.registry import did_you_mean
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -271,8 +271,7 @@ def check_options(backend: str, options: dict[str, Any], allowed: Sequence[str])
     """Raise `ConfigError` naming an unknown option and the closest valid one."""
     for key in options:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"valid options: {', '.join(sorted(allowed))}"
+            hint = did_you_mean(key, allowed) or f"valid options: {', '.join(sorted(allowed))}"
             raise ConfigError(f"unknown option {key!r} for the {backend} backend; {hint}")
 
 

@@ -11,9 +11,7 @@ without an entry takes the generic path.
 
 from __future__ import annotations
 
-import difflib
 import re
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 from vlmlab.errors import ModelError
 from vlmlab.models.families import FAMILIES, FamilySpec, family_for_model_type, read_model_type
 from vlmlab.models.tiny import TINY_FAMILIES
+from vlmlab.registry import Registry
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -40,15 +39,17 @@ class ModelSpec:
 
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+# Users register names too (`register`), so a duplicate is a `ModelError` (one line, exit 2), not a bug.
+_REGISTRY: Registry[ModelSpec] = Registry(
+    "model name", error=ModelError, duplicate_error=ModelError, cutoff=0.5,
+    unknown=lambda name, hint, names: (
+        f"unknown model {name!r}{'; ' + hint if hint else ''} (see `vlmlab models list`, or pass a checkpoint folder)"),
+)
 
 
 def register(spec: ModelSpec) -> ModelSpec:
     """Add a name; a duplicate name is an error."""
-    if spec.name in _REGISTRY:
-        raise ModelError(f"model name {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return _REGISTRY.register(spec.name, spec)
 
 
 for _name, _hf, _model_type, _desc in [
@@ -75,7 +76,7 @@ for _recipe in TINY_FAMILIES.values():
 
 def list_specs() -> list[ModelSpec]:
     """All registered names, in registration order."""
-    return list(_REGISTRY.values())
+    return [_REGISTRY.get(name) for name in _REGISTRY]
 
 
 def spec_for_checkpoint(path: Path) -> ModelSpec:
@@ -94,15 +95,13 @@ def get_spec(name_or_path: str | Path) -> ModelSpec:
     """
     key = str(name_or_path)
     if key in _REGISTRY:
-        return _REGISTRY[key]
+        return _REGISTRY.get(key)
     p = Path(key).expanduser()
     if p.is_dir():
         return spec_for_checkpoint(p)
     if re.fullmatch(r"[\w.-]+/[\w.-]+", key) and not p.exists():  # a hub id: its family comes from its config.json
         return ModelSpec(name=key, hf_id=key, family=FamilySpec("hub", ""), description="Hugging Face hub id")
-    close = difflib.get_close_matches(key, list(_REGISTRY), n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ModelError(f"unknown model {key!r}{hint} (see `vlmlab models list`, or pass a checkpoint folder)")
+    return _REGISTRY.get(key)  # not a registered name: the one-line error with a "did you mean"
 
 
 __all__ = ["FAMILIES", "FamilySpec", "ModelSpec", "get_spec", "list_specs", "register", "spec_for_checkpoint"]

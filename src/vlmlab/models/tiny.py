@@ -44,6 +44,7 @@ from vlmlab.models.tiny_base import (
     _Tok,
     _train_tokenizer,
 )
+from vlmlab.registry import did_you_mean
 
 RECIPE_VERSION = 1  # bump when any recipe changes, so cached tiny models are rebuilt
 
@@ -251,11 +252,8 @@ TINY_FAMILIES |= EXTRA_FAMILIES
 
 def _recipe(family: str) -> TinyRecipe:
     if family not in TINY_FAMILIES:
-        import difflib
-
-        close = difflib.get_close_matches(family, TINY_FAMILIES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ModelError(f"unknown tiny model family {family!r}{hint} (known: {', '.join(TINY_FAMILIES)})")
+        hint = did_you_mean(family, TINY_FAMILIES)
+        raise ModelError(f"unknown tiny model family {family!r}{'; ' + hint if hint else ''} (known: {', '.join(TINY_FAMILIES)})")
     return TINY_FAMILIES[family]
 
 
