@@ -59,7 +59,7 @@ def test_a_duplicate_name_is_an_error_and_keeps_the_first_entry():
 
 def test_the_model_and_format_tables_refuse_a_duplicate_name():
     from vlmlab.data.readers import FORMATS, register_format
-    from vlmlab.models.registry import get_spec, list_specs, register
+    from vlmlab.models.names import get_spec, list_specs, register
 
     first = list_specs()[0]
     with pytest.raises(ModelError, match=f"^model name {first.name!r} is already registered$"):
@@ -201,9 +201,9 @@ WORDING = [
     (_block_option, {"kind": "openai", "base_url": "http://h", "options": {"zzz": 1}}, ValueError,
      "unknown option 'zzz' for the openai backend; valid: api_key_env, backoff_base, backoff_max, extra_body, jitter, "
      "logprob_source, max_concurrency, max_retries, max_retry_after, retry_seed, timeout"),
-    (_call("vlmlab.models.registry", "get_spec"), "qwen2-vl-2", ModelError,
+    (_call("vlmlab.models.names", "get_spec"), "qwen2-vl-2", ModelError,
      "unknown model 'qwen2-vl-2'; did you mean 'qwen2-vl-2b'? (see `vlmlab models list`, or pass a checkpoint folder)"),
-    (_call("vlmlab.models.registry", "get_spec"), "zzzzzz", ModelError,
+    (_call("vlmlab.models.names", "get_spec"), "zzzzzz", ModelError,
      "unknown model 'zzzzzz' (see `vlmlab models list`, or pass a checkpoint folder)"),
     (_call("vlmlab.models.tiny", "_recipe"), "qwen2vl", ModelError,
      f"unknown tiny model family 'qwen2vl'; did you mean 'qwen2-vl'? (known: {TINY})"),

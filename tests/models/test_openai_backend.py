@@ -257,7 +257,7 @@ def test_context_manager_closes_client():
 
 def test_registry_builds_the_http_backends():
     from vlmlab.models.ollama import OllamaBackend
-    from vlmlab.models.registry import load_backend
+    from vlmlab.models.loading import load_backend
 
     with serve(Recorder(), api="openai") as server:
         backend = load_backend(server.url, kind="openai", model="m", max_retries=1, backoff_base=0.001)

@@ -88,6 +88,19 @@ def _open_text(path: Path) -> str:
         raise DataError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8") from None
 
 
+def read_file_rows(path: Path | str) -> Table:
+    """A CSV, TSV or JSONL file by its extension (`.jsonl`/`.ndjson` are JSON Lines).
+
+    Readers take any source through `vlmlab.data.sources.read_rows`, which also reads parquet,
+    arrow, save_to_disk folders and `hf:` ids."""
+    path = Path(path)
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return read_jsonl(path)
+    if path.suffix.lower() not in DELIMITERS:
+        raise DataError(f"{path}: unknown extension {path.suffix!r}; use .csv, .tsv or .jsonl")
+    return read_table(path)
+
+
 def read_table(path: Path | str, delimiter: str | None = None) -> Table:
     """Read a CSV or TSV file with a header line into a `Table`.
 
@@ -163,22 +176,6 @@ def read_jsonl(path: Path | str) -> Table:
         columns.update(dict.fromkeys(value))
         rows.append(Row(line=number, values=value))
     return Table(path=path, columns=tuple(columns), rows=tuple(rows))
-
-
-def read_rows(path: Path | str) -> Table:
-    """A CSV, TSV or JSONL file by its extension (`.jsonl`/`.ndjson` are JSON Lines), or any
-    Hugging Face `datasets` source (parquet, arrow, save_to_disk folder, `hf:` id; see
-    `vlmlab.data.sources`)."""
-    from vlmlab.data.sources import is_dataset_source, read_source_table
-
-    if is_dataset_source(path):
-        return read_source_table(path)
-    path = Path(path)
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return read_jsonl(path)
-    if path.suffix.lower() not in DELIMITERS:
-        raise DataError(f"{path}: unknown extension {path.suffix!r}; use .csv, .tsv or .jsonl")
-    return read_table(path)
 
 
 def read_json(path: Path | str) -> Any:

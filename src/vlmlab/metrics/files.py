@@ -206,7 +206,7 @@ def read_vqa_question_ids(path: str | Path) -> list[Any]:
 
 def _annotations_from_table(source: str | Path) -> list[dict]:
     """VQA annotation dicts from a one-row-per-question table; answers may be strings or dicts."""
-    from vlmlab.data.tables import read_rows
+    from vlmlab.data.sources import read_rows
 
     table = read_rows(source)
     qid_col = table.find_column(("question_id", "qid"), "the question id")
@@ -227,7 +227,7 @@ def _annotations_from_table(source: str | Path) -> list[dict]:
 def _references_from_table(source: str | Path) -> dict[str, list[str]]:
     """{id: [references]} from a parquet/arrow/save_to_disk/hub table (COCO-Caption style copies)."""
     from vlmlab.data.captions import CAPTION_COLUMNS
-    from vlmlab.data.tables import read_rows
+    from vlmlab.data.sources import read_rows
 
     table = read_rows(source)
     id_col = table.find_column(("id", "image_id", "question_id"), "the id")
