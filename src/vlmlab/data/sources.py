@@ -124,9 +124,8 @@ def _load_arrow_rows(source: Source, label: str) -> list[dict[str, Any]]:
         raise DataError(f"{label}: not a readable {KINDS[source.kind]} ({first})") from None
     # `load_dataset(id, split=...)` returns that split itself (and downloads only its files)
     dataset = loaded if source.kind == "hub" and source.split else _pick_split(loaded, source, label)
-    if getattr(dataset, "_indices", None) is not None:
-        dataset = dataset.flatten_indices()
-    return dataset.data.to_pylist()  # the arrow table: Image features stay as stored, never decoded
+    # the arrow table of the rows (a select/shuffle applied): Image features stay as stored, never decoded
+    return dataset.with_format("arrow")[:].to_pylist()
 
 
 def _load_parquet_rows(source: Source, label: str) -> list[dict[str, Any]]:

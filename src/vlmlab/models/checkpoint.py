@@ -78,8 +78,8 @@ def model_class(path: Path) -> type:
         config = transformers.AutoConfig.from_pretrained(path)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"{path}: cannot read its config ({type(exc).__name__}: {exc})") from None
-    try:
-        return transformers.AutoModelForImageTextToText._model_mapping[type(config)]
+    try:  # the auto class's own (public) mapping, so the class named is the class it would load
+        return transformers.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING[type(config)]
     except KeyError:
         raise ModelError(
             f"{path}: model_type {config.model_type!r} is not an image-text-to-text architecture in transformers "

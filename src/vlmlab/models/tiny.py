@@ -73,7 +73,7 @@ _INTERNVL_TEMPLATE = (
 def _build_qwen2_vl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
-    from vlmlab.models.hf_encode import image_only_processor_class
+    from vlmlab._compat import image_only_processor_class
 
     text = _qwen_text_config(tok, o)
     vision = dict(depth=o["vision_depth"], embed_dim=o["vision_dim"], hidden_size=o["hidden_size"], num_heads=4,
@@ -94,7 +94,7 @@ def _build_qwen2_vl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
 def _build_qwen2_5_vl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
-    from vlmlab.models.hf_encode import image_only_processor_class
+    from vlmlab._compat import image_only_processor_class
 
     text = _qwen_text_config(tok, o)
     vision = dict(depth=o["vision_depth"], hidden_size=o["vision_dim"], intermediate_size=2 * o["vision_dim"],
@@ -179,7 +179,7 @@ def _build_internvl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
-    from vlmlab.models.hf_encode import image_only_processor_class
+    from vlmlab._compat import image_only_processor_class
 
     text = _text_defaults(o) | dict(
         model_type="qwen2", vocab_size=tok.vocab_size, bos_token_id=tok.id("<|endoftext|>"),
