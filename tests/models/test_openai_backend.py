@@ -270,7 +270,7 @@ def test_retry_policy_backoff_and_retry_after_parsing():
     import email.utils
     import random
 
-    from vlmlab.models.http import RetryPolicy, parse_retry_after
+    from vlmlab.models.http_retry import RetryPolicy, parse_retry_after
 
     policy = RetryPolicy(backoff_base=1.0, backoff_max=5.0, jitter=0.5, max_retry_after=10.0)
     rng = random.Random(0)
