@@ -66,7 +66,7 @@ from vlmlab.models.base import (
     conversation_images,
 )
 from vlmlab.models.batching import batches
-from vlmlab.models.checkpoint import open_checkpoint, resolve_checkpoint
+from vlmlab.models.checkpoint import check_safetensors_files, open_checkpoint, resolve_checkpoint
 from vlmlab.models.decode_path import check_decode_options, decode_options
 from vlmlab.models.families import ResolvedSpec
 from vlmlab.models.hf_encode import (
@@ -80,7 +80,6 @@ from vlmlab.models.hf_outputs import generated_ids, pool_hidden, top_logprobs
 from vlmlab.models.positions import GenerationTooLong, check_room, position_limit
 from vlmlab.models.prefix_scoring import PrefixStats, find_decoder, shared_prefix
 from vlmlab.models.sampling import SeededSampler
-from vlmlab.models.weight_files import check_safetensors_files
 from vlmlab.models.quantize import check_quantizable, quantization_error, quantization_kwargs
 from vlmlab.models.vision_cache import CacheKind, VisionFeatureCache, batch_kind
 

@@ -81,7 +81,7 @@ def load_for_training(
     from transformers import AutoModelForImageTextToText
 
     load_dtype = torch_dtype if method == "lora" else torch.float32
-    from vlmlab.models.weight_files import check_safetensors_files
+    from vlmlab.models.checkpoint import check_safetensors_files
 
     check_safetensors_files(model_path)
     try:
