@@ -113,6 +113,15 @@ def estimate(
     return dataclasses.replace(ci, dropped=dropped, note=note)
 
 
+def _correlatable(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pairs without a missing value, as floats; None where r is undefined (`correlation_undefined_reason`)."""
+    (u, v), _ = drop_missing(x, y)
+    u, v = u.astype(float), v.astype(float)
+    if u.size < 2 or np.ptp(u) == 0 or np.ptp(v) == 0:
+        return None
+    return u, v
+
+
 def _pearson_rows(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
     xm = x - x.mean(axis=axis, keepdims=True)
     ym = y - y.mean(axis=axis, keepdims=True)
@@ -127,22 +136,16 @@ def pearson_r(x: Sequence[float], y: Sequence[float], axis: int | None = None) -
     With `axis`, rows along that axis are correlated at once (the bootstrap's vectorised path)."""
     if axis is not None:
         return _pearson_rows(np.asarray(x, float), np.asarray(y, float), axis)
-    (u, v), _ = drop_missing(x, y)
-    u, v = u.astype(float), v.astype(float)
-    if u.size < 2 or np.ptp(u) == 0 or np.ptp(v) == 0:
-        return math.nan
-    return float(stats.pearsonr(u, v)[0])
+    pairs = _correlatable(x, y)
+    return math.nan if pairs is None else float(stats.pearsonr(*pairs)[0])
 
 
 def spearman_r(x: Sequence[float], y: Sequence[float], axis: int | None = None) -> float | np.ndarray:
     """Spearman rank correlation (average ranks for ties; NaN when either side is constant)."""
     if axis is not None:
         return _pearson_rows(stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis), axis)
-    (u, v), _ = drop_missing(x, y)
-    u, v = u.astype(float), v.astype(float)
-    if u.size < 2 or np.ptp(u) == 0 or np.ptp(v) == 0:
-        return math.nan
-    return float(stats.spearmanr(u, v)[0])
+    pairs = _correlatable(x, y)
+    return math.nan if pairs is None else float(stats.spearmanr(*pairs)[0])
 
 
 def mae(x: Sequence[float], y: Sequence[float], axis: int | None = None) -> float | np.ndarray:
