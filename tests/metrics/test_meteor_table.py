@@ -164,3 +164,20 @@ def test_an_unwritable_cache_is_an_error_saying_what_to_do(tmp_path):
     with pytest.raises(RunError, match="VLMLAB_HOME"):
         meteor_index.paraphrase_index(table, cache=blocker / "meteor")
 
+
+
+def test_empty_hypotheses_keep_what_the_jar_needs(tmp_path):
+    """Every hypothesis empty (a model that answered nothing): the cut used to index an empty side
+    (IndexError in `caption run`); with one empty hypothesis side the jar still scores the same on
+    the cut table as on the whole one."""
+    hyps, ref_lists = _texts(40, seed=5)
+    table = tmp_path / "paraphrase-test.gz"
+    _write_table(table, _table_for(hyps, ref_lists, seed=2))
+    index = meteor_index.paraphrase_index(table, cache=tmp_path / "cache")
+    empty_hyps = [""] * len(ref_lists)
+    kept = meteor_table.kept_entries(index, [_sent_hypothesis(h) for h in empty_hyps], ref_lists)
+    cut = tmp_path / "cut.gz"
+    meteor_table.write_table(index, kept, cut)
+    lines = [_score_line(h, refs) for h, refs in zip(empty_hyps, ref_lists)]
+    score = lambda t: _jar(["Meteor", "-", "-", "-stdio", "-l", "en", "-norm", "-a", str(t)], lines)  # noqa: E731
+    assert score(cut) == score(table)

@@ -237,6 +237,12 @@ def _holds(phrase_side: _Side, para_side: _Side, on_phrase: np.ndarray, item: np
     return out
 
 
+def _clipped_take(items: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """`items[at]` with `at` clipped into range (the rows np.where discards may point past the end);
+    a side no item holds (every hypothesis empty) gives -1s, which no kept row reads."""
+    return items[np.minimum(at, items.size - 1)] if items.size else np.full(at.shape, -1, dtype=np.int64)
+
+
 def _item_fit(index: ParaphraseIndex, entries: np.ndarray, hyp_items: list[set[int]], ref_items: list[set[int]]) -> np.ndarray:
     """Of these entries, those whose phrase fits one sentence side of some item and paraphrase the other.
 
@@ -280,8 +286,7 @@ def _item_fit(index: ParaphraseIndex, entries: np.ndarray, hyp_items: list[set[i
             continue
         at = _ranges(lo[anchor], hi[anchor])
         on_phrase = np.repeat(row_phrase[anchor], count[anchor])
-        cand_item = np.where(on_phrase, phrase_side.item[np.minimum(at, phrase_side.item.size - 1)],
-                             para_side.item[np.minimum(at, para_side.item.size - 1)])
+        cand_item = np.where(on_phrase, _clipped_take(phrase_side.item, at), _clipped_take(para_side.item, at))
         probed = probe[cand_entry]
         ok = probed < 0
         rows = probed[~ok]
