@@ -46,7 +46,7 @@ def bench_vlmlab(model: Path, examples: list[TrainExample], out: Path, method: s
 def bench_trainer(model_path: Path, examples: list[TrainExample], out: Path, steps: int, batch: int) -> float:
     from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
 
-    from vlmlab.models.hf_encode import load_processor
+    from vlmlab.models.processor import load_processor
     from vlmlab.train.batches import collate_with_labels
     from vlmlab.train.examples import encode_example
 
@@ -75,7 +75,7 @@ def bench_plain(model_path: Path, examples: list[TrainExample], steps: int, batc
     """The floor: forward, backward and AdamW on the same batches, nothing else."""
     from transformers import AutoModelForImageTextToText
 
-    from vlmlab.models.hf_encode import load_processor
+    from vlmlab.models.processor import load_processor
     from vlmlab.train.batches import collate_with_labels
     from vlmlab.train.examples import encode_example
 

@@ -2,6 +2,7 @@
 
 When one of the `*_still_*` tests fails, the library has fixed what the workaround works around:
 delete the workaround (its docstring names the library version it was written for) and this test.
+The last tests pin the public APIs that replaced private ones (`_compat`'s docstring lists them).
 """
 
 from __future__ import annotations
@@ -109,3 +110,16 @@ def test_processors_still_rerun_the_image_processor_and_reach_it_by_attribute(ti
     swapped = proxy(text=[text], images=[image.load()], return_tensors="pt")
     assert calls[2:] == ["swapped", "original"] and processor.image_processor is not proxy.image_processor
     assert swapped["pixel_values"].equal(first["pixel_values"]) and swapped["input_ids"].equal(first["input_ids"])
+
+
+def test_the_public_image_text_to_text_mapping_is_the_one_the_auto_class_loads_with(tiny_qwen2_vl):
+    """transformers 5.25: `checkpoint.model_class` reads `MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING` (public)
+    instead of `AutoModelForImageTextToText._model_mapping`. If this fails, the class vlmlab names for a
+    checkpoint is no longer the class `AutoModelForImageTextToText` builds: look up the new mapping."""
+    import transformers
+
+    from vlmlab.models.checkpoint import model_class
+
+    assert transformers.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING is transformers.AutoModelForImageTextToText._model_mapping
+    loaded = transformers.AutoModelForImageTextToText.from_pretrained(tiny_qwen2_vl)
+    assert model_class(tiny_qwen2_vl) is type(loaded) is transformers.Qwen2VLForConditionalGeneration

@@ -12,9 +12,19 @@ which workaround to delete.
 - `with_image_processor` (transformers 5.25): processors run their image processor on every call;
   the image-input cache swaps it, for one call, on a shallow copy of the processor.
 
-accelerate's process-wide `AcceleratorState` refuses a second mixed-precision mode in one process;
-`fine_tune` used to reset it (private `_reset_state`) and now runs half precision as `torch.autocast`
-instead, so no workaround is needed there.
+Private APIs that public ones replaced (no workaround left; `tests/test_compat.py` pins the public
+one where it could drift from what the library does):
+
+- accelerate's process-wide `AcceleratorState` refuses a second mixed-precision mode in one
+  process; `fine_tune` used to reset it (private `_reset_state`) and now runs half precision as
+  `torch.autocast` instead.
+- `checkpoint.model_class` read `AutoModelForImageTextToText._model_mapping` (transformers 5.25);
+  the same mapping is public as `transformers.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING`.
+- `sources` checked datasets' private `Dataset._indices` to flatten a select/shuffle (datasets
+  5.2); `dataset.with_format("arrow")[:]` gives the selected rows through the public API.
+
+Not a private API, so not here: `prefix_scoring.shared_prefix` swaps a decoder's `forward` on the
+instance for one call and restores whatever was there (accelerate's hooks put one on the instance).
 """
 
 from __future__ import annotations

@@ -39,13 +39,18 @@ def closest(name: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str | 
     return close[0] if close else None
 
 
-def did_you_mean(name: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str:
+def did_you_mean(name: str, choices: Iterable[str], *, cutoff: float = 0.6,
+                 show: Callable[[str], str] | None = None) -> str:
     """`"did you mean 'x'?"` for the choice closest to `name`, or "" when none is close.
 
-    The caller places it in its own sentence, e.g. `f"unknown sampler {name!r}; {hint}"`.
+    The caller places it in its own sentence, e.g. `f"unknown sampler {name!r}; {hint}"`. `show`
+    maps the closest choice to the name the hint names, where names are matched in another form
+    than they are written (caption metrics: matched lower-cased, suggested as `CIDEr`).
     """
     found = closest(name, choices, cutoff=cutoff)
-    return f"did you mean {found!r}?" if found is not None else ""
+    if found is None:
+        return ""
+    return f"did you mean {(show(found) if show is not None else found)!r}?"
 
 
 class _Lazy:

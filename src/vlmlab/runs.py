@@ -90,7 +90,12 @@ def _json_default(obj: Any) -> Any:
 
 
 def read_ledger(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
-    """Read a JSONL ledger. A torn final line is dropped (and cut from the file when `repair`)."""
+    """Read a JSONL ledger. A torn final line is dropped (and cut from the file when `repair`).
+
+    Not `vlmlab.data.tables.jsonl_objects`, the JSON Lines reader of every other file: a ledger is
+    appended to while a run may be killed, so a bad last line is a torn write to drop (keeping the
+    byte offset of the last good line, to truncate there), not an error, and a missing ledger is an
+    empty one."""
     if not path.exists():
         return []
     raw = path.read_bytes()

@@ -120,7 +120,8 @@ def test_training_prompt_is_the_generation_prompt_and_only_the_caption_carries_l
                                                                                      tmp_path: Path) -> None:
     from vlmlab.caption.data import build_conversation, prepare_shared_data
     from vlmlab.caption.images import ImagePreparer
-    from vlmlab.models.hf_encode import encode_conversation, load_processor
+    from vlmlab.models.hf_encode import encode_conversation
+    from vlmlab.models.processor import load_processor
     from vlmlab.train import TrainExample, encode_example
 
     shared = prepare_shared_data(toy_data / "test.tsv", tmp_path / "shared", train=toy_data / "train.tsv", max_train_rows=3)

@@ -292,3 +292,16 @@ def test_score_caption_against_a_parquet_of_references(tmp_path, run_cli):
         assert code == 0, stderr
         scores.append(json.loads(stdout))
     assert scores[0]["n"] == 2 and scores[0]["CIDEr"] > 0 and scores[0] == scores[1]
+
+
+def test_a_loaded_dataset_with_an_indices_mapping_gives_its_selected_rows_in_order(tmp_path, monkeypatch):
+    """A `select`/`shuffle` keeps the whole arrow table plus an indices mapping; the rows read are the
+    selected ones, in the selected order (read through the public arrow format, not `_indices`)."""
+    folder = tmp_path / "disk"
+    _vqav2().save_to_disk(str(folder))
+    selected = datasets.load_from_disk(str(folder)).select([2, 0])
+    assert selected.data.num_rows == 3  # the mapping is there: the table itself still holds every row
+    monkeypatch.setattr(datasets, "load_from_disk", lambda location: selected)
+    table = read_source_table(folder)
+    assert [row.values["question_id"] for row in table.rows] == [20, 10]
+    assert table.rows[0].values["image"]["bytes"] == _png_bytes(COLORS[1])  # not decoded

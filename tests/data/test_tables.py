@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vlmlab.data.tables import read_json, read_jsonl, read_rows, read_table
+from vlmlab.data.sources import read_rows
+from vlmlab.data.tables import read_json, read_jsonl, read_table
 from vlmlab.errors import DataError
 
 

@@ -13,19 +13,17 @@ from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from vlmlab.errors import DataError
 from vlmlab.metrics.agreement import (
     Estimate,
-    cohen_kappa,
-    confusion_matrix,
     entropy,
     estimate,
     false_positive_rate,
     false_positive_rates,
     mae,
     pearson_r,
-    per_class_accuracy,
     rating_distribution,
     spearman_r,
     within_category_spread,
 )
+from vlmlab.metrics.label_agreement import cohen_kappa, confusion_matrix, per_class_accuracy
 
 
 @pytest.fixture

@@ -14,11 +14,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from vlmlab.errors import ConfigError, DataError
 from vlmlab.metrics.agreement import (
-    accuracy,
     agreement_summary,
-    cohen_kappa,
-    confusion_matrix,
-    drop_missing,
     estimate,
     false_positive_rates,
     mae,
@@ -26,6 +22,7 @@ from vlmlab.metrics.agreement import (
     spearman_r,
     within_category_spread,
 )
+from vlmlab.metrics.label_agreement import accuracy, cohen_kappa, confusion_matrix, drop_missing
 
 # ratings that never use 1, 4, 6 or 9: the observed values are not the scale
 HUMAN = [2, 3, 5, 7, 8, 2, 3, 5, 7, 8, 3, 5, 7, 2, 8, 5]

@@ -176,7 +176,7 @@ def test_hidden_states_have_documented_shapes(family: str, backend, images) -> N
 def test_save_load_round_trip_gives_identical_logits(family: str, tiny_model, images, tmp_path: Path) -> None:
     from transformers import AutoModelForImageTextToText
 
-    from vlmlab.models.hf_encode import load_processor
+    from vlmlab.models.processor import load_processor
 
     path = tiny_model(family)
     proc = load_processor(path)

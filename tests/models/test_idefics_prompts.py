@@ -18,7 +18,8 @@ from vlmlab.data.images import Image
 from vlmlab.models.base import ScoreRequest, Turn
 from vlmlab.models.families import takes_interleaved_prompts
 from vlmlab.models.hf import HFBackend
-from vlmlab.models.hf_encode import encode_conversation, load_processor
+from vlmlab.models.hf_encode import encode_conversation
+from vlmlab.models.processor import load_processor
 
 EOU = "<end_of_utterance>"
 

@@ -257,7 +257,7 @@ def test_context_manager_closes_client():
 
 def test_registry_builds_the_http_backends():
     from vlmlab.models.ollama import OllamaBackend
-    from vlmlab.models.registry import load_backend
+    from vlmlab.models.loading import load_backend
 
     with serve(Recorder(), api="openai") as server:
         backend = load_backend(server.url, kind="openai", model="m", max_retries=1, backoff_base=0.001)
@@ -270,7 +270,7 @@ def test_retry_policy_backoff_and_retry_after_parsing():
     import email.utils
     import random
 
-    from vlmlab.models.http import RetryPolicy, parse_retry_after
+    from vlmlab.models.http_retry import RetryPolicy, parse_retry_after
 
     policy = RetryPolicy(backoff_base=1.0, backoff_max=5.0, jitter=0.5, max_retry_after=10.0)
     rng = random.Random(0)

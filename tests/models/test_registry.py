@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from vlmlab.errors import ModelError
-from vlmlab.models.families import lora_targets
+from vlmlab.models.families import FAMILIES, lora_targets
 from vlmlab.models.loading import load_backend
-from vlmlab.models.registry import FAMILIES, ModelSpec, get_spec, list_specs, register
+from vlmlab.models.names import ModelSpec, get_spec, list_specs, register
 from vlmlab.models.tiny import TINY_FAMILIES
 
 USER_NAMES = ["qwen2-vl-2b", "qwen2.5-vl-3b", "internvl3.5-1b", "internvl3.5-2b", "gemma3-4b", "blip2-opt-2.7b", "smolvlm", "llava"]
@@ -33,6 +33,16 @@ def test_unknown_name_suggests_the_closest() -> None:
         get_spec("qwen2-vl-2")
     with pytest.raises(ModelError, match="unknown model"):
         get_spec("zzzzzz")
+
+
+def test_the_import_path_the_readme_documents_still_works() -> None:
+    """README "Python API": `from vlmlab.models.registry import load_backend` (and the name table)."""
+    import vlmlab.models.loading as loading
+    import vlmlab.models.names as names
+    from vlmlab.models import registry
+
+    assert registry.load_backend is loading.load_backend and registry.check_model is loading.check_model
+    assert registry.get_spec is names.get_spec and registry.register is names.register and registry.FAMILIES is FAMILIES
 
 
 def test_duplicate_name_is_an_error() -> None:

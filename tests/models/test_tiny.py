@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vlmlab.errors import ModelError
-from vlmlab.models.hf_encode import load_processor
+from vlmlab.models.processor import load_processor
 from vlmlab.models.tiny import TINY_FAMILIES, build_tiny, recipe_hash, tiny_model_path
 
 

@@ -10,7 +10,8 @@ import torch
 from train_fixtures import TINY, colour_examples
 from vlmlab.errors import DataError
 from vlmlab.models.base import Turn
-from vlmlab.models.hf_encode import encode_conversation, load_processor
+from vlmlab.models.hf_encode import encode_conversation
+from vlmlab.models.processor import load_processor
 from vlmlab.train import TrainExample, encode_and_guard, encode_example
 from vlmlab.train.batches import collate_with_labels
 from vlmlab.train.examples import IGNORE_INDEX

@@ -13,7 +13,7 @@ overrides of the keys below. Every problem in the file is reported at once, befo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from pydantic import Field, field_validator, model_validator
 
@@ -21,6 +21,9 @@ from vlmlab.config import StrictModel
 from vlmlab.errors import ConfigError
 from vlmlab.models.spec import ModelBlock
 from vlmlab.registry import did_you_mean
+
+if TYPE_CHECKING:
+    from vlmlab.train.args import FineTuneArgs
 
 ImagePolicy = Literal["squash", "pad", "cubemap", "none"]
 ScoreMode = Literal["grouped", "per-row"]
@@ -105,7 +108,9 @@ class PromptConfig(StrictModel):
 
 
 class FinetuneConfig(StrictModel):
-    """Settings passed to `vlmlab.train.fine_tune` (identical for every model of the study)."""
+    """The `finetune:` block: `FineTuneArgs` fields (identical for every model of the study) plus
+    `enabled` and `save_every`. Its keys and defaults are the config's (they enter its hash); a test
+    checks every other key is a `FineTuneArgs` field whose bounds here are no looser."""
 
     enabled: bool = True
     method: Literal["lora", "full"] = "lora"
@@ -124,6 +129,18 @@ class FinetuneConfig(StrictModel):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+
+    def fine_tune_args(self, *, target_modules: Sequence[str] | None, dtype: str) -> FineTuneArgs:
+        """The `FineTuneArgs` of one model: this block plus the model's LoRA targets and dtype."""
+        from vlmlab.train.args import FineTuneArgs  # here: loading a config imports no torch
+
+        shared = {name: getattr(self, name) for name in type(self).model_fields if name not in CAPTION_ONLY_FINETUNE_KEYS}
+        targets = tuple(target_modules) if target_modules is not None else None
+        return FineTuneArgs(**(shared | {"target_modules": targets, "dtype": dtype}))
+
+
+# `finetune:` keys that are not `FineTuneArgs` fields: whether to train, and a run-control keyword.
+CAPTION_ONLY_FINETUNE_KEYS = ("enabled", "save_every")
 
 
 class GenerationConfig(StrictModel):

@@ -293,14 +293,8 @@ def _finetune(config: CaptionConfig, model: ModelEntry, base_path: Path, shared:
 
     ft = config.finetune
     examples = [TrainExample(id=r.id, conversation=conversation(r), target=r.references[0]) for r in shared.train]
-    return fine_tune(
-        base_path, examples, out_dir, method=ft.method, lora_r=ft.lora_r, lora_alpha=ft.lora_alpha,
-        lora_dropout=ft.lora_dropout, target_modules=model.target_modules, learning_rate=ft.learning_rate,
-        epochs=ft.epochs, max_steps=ft.max_steps, batch_size=ft.batch_size, grad_accum=ft.grad_accum,
-        max_length=ft.max_length, skip_too_long=ft.skip_too_long, save_every=ft.save_every, seed=ft.seed,
-        dtype=ft.dtype if model.dtype == "auto" else model.dtype, warmup_ratio=ft.warmup_ratio, scheduler=ft.scheduler,
-        resume=not overwrite,
-    )
+    args = ft.fine_tune_args(target_modules=model.target_modules, dtype=ft.dtype if model.dtype == "auto" else model.dtype)
+    return fine_tune(base_path, examples, out_dir, args, save_every=ft.save_every, resume=not overwrite)
 
 
 def _model_report(name: str, metrics: dict[str, Any]) -> str:

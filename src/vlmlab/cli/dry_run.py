@@ -27,7 +27,7 @@ def resolve_model(ref: str | Path, kind: str = "hf") -> str:
         return f"{kind} model {ref} (the server is checked when the run starts)"
     if kind != "hf":
         raise ModelError(f"unknown backend kind {kind!r}; use hf, openai or ollama")
-    from vlmlab.models.registry import get_spec
+    from vlmlab.models.names import get_spec
 
     spec = get_spec(ref)
     return f"hf model {ref} ({spec.family.family}{', tiny, built on first use' if spec.tiny and spec.path is None else ''})"

@@ -10,7 +10,7 @@ from vlmlab.progress import make_console
 from rich.table import Table
 
 from vlmlab.models.loading import check_model
-from vlmlab.models.registry import list_specs
+from vlmlab.models.names import list_specs
 
 app = typer.Typer(help="Model names, checks and tiny offline models.", no_args_is_help=True)
 

@@ -32,8 +32,8 @@ from urllib.parse import unquote, urlsplit
 
 from vlmlab.data.images import Image, image_under_root
 from vlmlab.data.records import CaptionRecord
-from vlmlab.data.sources import embedded_name, image_from_cell
-from vlmlab.data.tables import Row, read_json, read_rows, require_key
+from vlmlab.data.sources import embedded_name, image_from_cell, read_rows
+from vlmlab.data.tables import Row, read_json, require_key
 from vlmlab.errors import DataError
 
 IMAGE_COLUMNS = ("url", "image", "path", "file_name")

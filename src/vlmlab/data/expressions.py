@@ -30,7 +30,7 @@ import PIL.Image
 
 from vlmlab.data.images import Image, image_under_root
 from vlmlab.data.records import RatingRecord
-from vlmlab.data.tables import read_rows
+from vlmlab.data.sources import read_rows
 from vlmlab.errors import DataError
 
 FER2013_EMOTIONS = ("angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral")

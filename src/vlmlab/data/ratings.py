@@ -23,8 +23,8 @@ from pathlib import Path
 
 from vlmlab.data.images import SUPPORTED_EXTENSIONS, Image, image_under_root
 from vlmlab.data.records import RatingRecord
-from vlmlab.data.sources import image_from_cell
-from vlmlab.data.tables import Row, Table, read_rows
+from vlmlab.data.sources import image_from_cell, read_rows
+from vlmlab.data.tables import Row, Table
 from vlmlab.errors import DataError
 
 ID_COLUMNS = ("image_id", "image")

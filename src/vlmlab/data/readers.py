@@ -24,7 +24,6 @@ Formats and the options each accepts:
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -37,6 +36,7 @@ from vlmlab.data.records import CaptionRecord, RatingRecord, Record, record_from
 from vlmlab.data.tables import read_jsonl
 from vlmlab.data.vqa import read_vqa
 from vlmlab.errors import ConfigError, DataError
+from vlmlab.registry import Registry
 
 __all__ = [
     "FORMATS",
@@ -98,14 +98,13 @@ class Format:
     help: str
 
 
-FORMATS: dict[str, Format] = {}
+FORMATS: Registry[Format] = Registry("dataset format", unknown=lambda name, hint, names: (
+    f"unknown dataset format {name!r}; choose one of {', '.join(names)}{'; ' + hint if hint else ''}"))
 
 
 def register_format(fmt: Format) -> None:
     """Add a format; a name already taken is an error."""
-    if fmt.name in FORMATS:
-        raise ValueError(f"dataset format {fmt.name!r} is already registered")
-    FORMATS[fmt.name] = fmt
+    FORMATS.register(fmt.name, fmt)
 
 
 def _captions(per_row: bool) -> Callable[..., list[Any]]:
@@ -146,11 +145,7 @@ _OPTION_FLAGS = {"images": "--images", "annotations": "--annotations", "url_map"
 
 def get_format(name: str) -> Format:
     """The format called `name`, or a `ConfigError` with the closest name."""
-    if name not in FORMATS:
-        close = difflib.get_close_matches(name, FORMATS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown dataset format {name!r}; choose one of {', '.join(FORMATS)}{hint}")
-    return FORMATS[name]
+    return FORMATS.get(name)
 
 
 @dataclass(frozen=True)

@@ -12,25 +12,23 @@ changes results, so it is an explicit, recorded option:
 
 from __future__ import annotations
 
-import difflib
 from typing import Literal
 
 import PIL.Image
 
 from vlmlab.data.images import Image
 from vlmlab.errors import ConfigError
+from vlmlab.registry import Registry
 
 ResizePolicy = Literal["squash", "pad", "none"]
 RESIZE_POLICIES: tuple[str, ...] = ("squash", "pad", "none")
+_POLICIES = Registry.of_names("resize policy", RESIZE_POLICIES, unknown=lambda name, hint, names: (
+    f"unknown resize policy {name!r}; choose one of {', '.join(names)}{'; ' + hint if hint else ''}"))
 
 
 def check_policy(policy: str) -> ResizePolicy:
     """`policy` if it is a known resize policy, else a `ConfigError` with a "did you mean"."""
-    if policy not in RESIZE_POLICIES:
-        close = difflib.get_close_matches(policy, RESIZE_POLICIES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown resize policy {policy!r}; choose one of {', '.join(RESIZE_POLICIES)}{hint}")
-    return policy  # type: ignore[return-value]
+    return _POLICIES.check(policy)  # type: ignore[return-value]
 
 
 def _check_size(size: int | tuple[int, int] | None) -> tuple[int, int]:

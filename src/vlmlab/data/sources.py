@@ -1,11 +1,11 @@
 """Data sources: where a reader's rows come from, whatever the container.
 
 Every table reader (`read_caption_table`, `read_ratings`, VQA tables, `data check`) takes one
-source string and gets a `Table` of rows from it:
+source string and gets a `Table` of rows from it with `read_rows`:
 
 | source | example | read with |
 |---|---|---|
-| CSV / TSV / JSONL file | `test.tsv` | `vlmlab.data.tables` |
+| CSV / TSV / JSONL file | `test.tsv` | `vlmlab.data.tables.read_file_rows` |
 | parquet file | `val-00000-of-00001.parquet` | pyarrow |
 | arrow file (`datasets` cache / `save_to_disk` shard) | `data-00000-of-00001.arrow` | `datasets.Dataset.from_file` |
 | `datasets` `save_to_disk` folder | `okvqa-val/` (a `DatasetDict` folder: `okvqa/#val2014`) | `datasets.load_from_disk` |
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
 from vlmlab.data.images import Image, resolve_under_root
-from vlmlab.data.tables import Row, Table
+from vlmlab.data.tables import Row, Table, read_file_rows
 from vlmlab.errors import DataError
 
 R = TypeVar("R", bound=Any)  # a record dataclass with `image` and `source`
@@ -124,9 +124,8 @@ def _load_arrow_rows(source: Source, label: str) -> list[dict[str, Any]]:
         raise DataError(f"{label}: not a readable {KINDS[source.kind]} ({first})") from None
     # `load_dataset(id, split=...)` returns that split itself (and downloads only its files)
     dataset = loaded if source.kind == "hub" and source.split else _pick_split(loaded, source, label)
-    if getattr(dataset, "_indices", None) is not None:
-        dataset = dataset.flatten_indices()
-    return dataset.data.to_pylist()  # the arrow table: Image features stay as stored, never decoded
+    # the arrow table of the rows (a select/shuffle applied): Image features stay as stored, never decoded
+    return dataset.with_format("arrow")[:].to_pylist()
 
 
 def _load_parquet_rows(source: Source, label: str) -> list[dict[str, Any]]:
@@ -138,6 +137,14 @@ def _load_parquet_rows(source: Source, label: str) -> list[dict[str, Any]]:
     except (pyarrow.ArrowException, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{label}: not a readable parquet file ({first})") from None
+
+
+def read_rows(spec: str | os.PathLike[str]) -> Table:
+    """The rows of any source: a CSV, TSV or JSONL file by its extension (`vlmlab.data.tables`),
+    or a parquet, arrow, save_to_disk or hub source (`read_source_table`)."""
+    if is_dataset_source(spec):
+        return read_source_table(spec)
+    return read_file_rows(spec)
 
 
 def read_source_table(spec: str | os.PathLike[str]) -> Table:

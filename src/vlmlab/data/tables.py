@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -72,20 +72,86 @@ class Table:
         raise DataError(f"{self.path}: no column for {what}; expected {wanted}, found columns: {found}")
 
 
-def _open_text(path: Path) -> str:
+@dataclass(frozen=True)
+class FileRules:
+    """One caller's wording for a bad file, and whether an empty one is an error.
+
+    Every JSON and JSON Lines file vlmlab reads goes through `read_json` / `jsonl_objects` with the
+    rules of its caller: a data file a user wrote asks them to fix it, a stage file asks them to
+    re-run the stage that wrote it, and the tests pin each wording. Placeholders: `{path}`, and
+    per message `{line}` (1-based), `{col}`, `{msg}` (json's reason), `{error}` (the whole exception
+    text), `{type}` (of a non-object line), `{byte}` and `{reason}` (of a UTF-8 error).
+
+    Attributes:
+        empty: the message for a file with nothing but whitespace, or None when such a file simply
+            has no rows (JSON Lines) or fails to parse (JSON).
+    """
+
+    missing: str = "{path}: file not found; check the path"
+    directory: str = "{path}: is a directory, expected a file"
+    empty: str | None = "{path}: file is empty; expected a header line and data rows"
+    not_utf8: str = "{path}:{line}: not valid UTF-8 (byte {byte}); re-save the file as UTF-8"
+    bad_json: str = "{path}:{line}: not valid JSON ({msg} at column {col}); fix or remove the line"
+    not_object: str = "{path}:{line}: expected a JSON object, got {type}"
+
+
+DATA_FILE = FileRules()
+"""The rules of the data readers (tables, JSON Lines, JSON documents) users point vlmlab at."""
+
+
+def _open_text(path: Path, rules: FileRules = DATA_FILE) -> str:
     """Read a UTF-8 file (a BOM is dropped); missing, empty or undecodable files are `DataError`s."""
     if not path.exists():
-        raise DataError(f"{path}: file not found; check the path")
+        raise DataError(rules.missing.format(path=path))
     if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected a file")
+        raise DataError(rules.directory.format(path=path))
     raw = path.read_bytes()
-    if not raw.strip():
-        raise DataError(f"{path}: file is empty; expected a header line and data rows")
+    if rules.empty is not None and not raw.strip():
+        raise DataError(rules.empty.format(path=path))
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8") from None
+        raise DataError(rules.not_utf8.format(path=path, line=line, byte=exc.start, reason=exc.reason, error=exc)) from None
+
+
+def jsonl_objects(path: Path | str, rules: FileRules = DATA_FILE) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSON Lines file, in file order.
+
+    Lines are split on "\n" only (a JSON string may hold U+2028; "\r\n" ends are JSON whitespace).
+    The run ledger has its own reader (`vlmlab.runs`): it drops a torn last line instead of failing.
+
+    Raises:
+        DataError: as `rules` words it: a missing file or a folder, an empty file (when `rules.empty`),
+            bytes that are not UTF-8, a line that is not valid JSON or not an object.
+    """
+    path = Path(path)
+    text = _open_text(path, rules)
+    out: list[tuple[int, dict[str, Any]]] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(rules.bad_json.format(path=path, line=number, msg=exc.msg, col=exc.colno, error=exc)) from None
+        if not isinstance(value, dict):
+            raise DataError(rules.not_object.format(path=path, line=number, type=type(value).__name__))
+        out.append((number, value))
+    return out
+
+
+def read_file_rows(path: Path | str) -> Table:
+    """A CSV, TSV or JSONL file by its extension (`.jsonl`/`.ndjson` are JSON Lines).
+
+    Readers take any source through `vlmlab.data.sources.read_rows`, which also reads parquet,
+    arrow, save_to_disk folders and `hf:` ids."""
+    path = Path(path)
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return read_jsonl(path)
+    if path.suffix.lower() not in DELIMITERS:
+        raise DataError(f"{path}: unknown extension {path.suffix!r}; use .csv, .tsv or .jsonl")
+    return read_table(path)
 
 
 def read_table(path: Path | str, delimiter: str | None = None) -> Table:
@@ -148,47 +214,22 @@ def read_jsonl(path: Path | str) -> Table:
             the line number).
     """
     path = Path(path)
-    text = _open_text(path)
-    rows: list[Row] = []
-    columns: dict[str, None] = {}
-    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: JSON may hold U+2028
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno}); fix or remove the line") from None
-        if not isinstance(value, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
-        columns.update(dict.fromkeys(value))
-        rows.append(Row(line=number, values=value))
-    return Table(path=path, columns=tuple(columns), rows=tuple(rows))
+    rows = tuple(Row(line=number, values=value) for number, value in jsonl_objects(path))
+    columns = dict.fromkeys(key for row in rows for key in row.values)
+    return Table(path=path, columns=tuple(columns), rows=rows)
 
 
-def read_rows(path: Path | str) -> Table:
-    """A CSV, TSV or JSONL file by its extension (`.jsonl`/`.ndjson` are JSON Lines), or any
-    Hugging Face `datasets` source (parquet, arrow, save_to_disk folder, `hf:` id; see
-    `vlmlab.data.sources`)."""
-    from vlmlab.data.sources import is_dataset_source, read_source_table
+JSON_DATA_FILE = replace(DATA_FILE, bad_json="{path}:{line}: not valid JSON ({msg} at column {col}); fix the file")
 
-    if is_dataset_source(path):
-        return read_source_table(path)
+
+def read_json(path: Path | str, rules: FileRules = JSON_DATA_FILE) -> Any:
+    """Parse a whole JSON document; a syntax error names the line and column (worded by `rules`)."""
     path = Path(path)
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return read_jsonl(path)
-    if path.suffix.lower() not in DELIMITERS:
-        raise DataError(f"{path}: unknown extension {path.suffix!r}; use .csv, .tsv or .jsonl")
-    return read_table(path)
-
-
-def read_json(path: Path | str) -> Any:
-    """Parse a whole JSON document; a syntax error names the line and column."""
-    path = Path(path)
-    text = _open_text(path)
+    text = _open_text(path, rules)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); fix the file") from None
+        raise DataError(rules.bad_json.format(path=path, line=exc.lineno, msg=exc.msg, col=exc.colno, error=exc)) from None
 
 
 def require_key(obj: Any, key: str, path: Path, where: str, kind: type | tuple[type, ...] | None = None) -> Any:

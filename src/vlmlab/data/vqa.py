@@ -31,8 +31,8 @@ from typing import Any, Mapping
 
 from vlmlab.data.images import Image, image_under_root
 from vlmlab.data.records import VQARecord
-from vlmlab.data.sources import embedded_name, image_from_cell, is_dataset_source
-from vlmlab.data.tables import read_json, read_rows, require_key
+from vlmlab.data.sources import embedded_name, image_from_cell, is_dataset_source, read_rows
+from vlmlab.data.tables import read_json, require_key
 from vlmlab.errors import ConfigError, DataError
 
 

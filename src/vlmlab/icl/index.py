@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from vlmlab.data.records import VQARecord
+from vlmlab.data.tables import FileRules, read_json
 from vlmlab.embed.base import Embedder
 from vlmlab.embed.cache import EmbeddingCache, embed_images, embed_texts
 from vlmlab.errors import DataError
@@ -36,15 +37,17 @@ EMBEDDINGS_DIR = "embeddings"
 MODALITY_PARTS: dict[str, tuple[str, ...]] = {"text": ("text",), "image": ("image",), "text+image": ("text", "image")}
 
 
+_INDEX_IDS = FileRules(
+    missing="{path} not found; run the icl index stage first (`vlmlab icl index`)",
+    directory="{path} is a folder, not the index's ids file; rebuild the index", empty=None,
+    not_utf8="{path} is not UTF-8 text; rebuild the index", bad_json="{path} is not valid JSON ({msg}); rebuild the index",
+)
+
+
 def read_index_ids(index_dir: Path | str) -> list[str]:
     """The support question ids of an index run folder, in row order (`embeddings/ids.json`)."""
     path = Path(index_dir) / EMBEDDINGS_DIR / "ids.json"
-    try:
-        ids = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path} not found; run the icl index stage first (`vlmlab icl index`)") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc.msg}); rebuild the index") from None
+    ids = read_json(path, _INDEX_IDS)
     if not isinstance(ids, list):
         raise DataError(f"{path} must hold a list of question ids; rebuild the index")
     return [str(i) for i in ids]

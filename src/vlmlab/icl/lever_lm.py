@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
+from vlmlab.data import tables
+from vlmlab.data.tables import FileRules
 from vlmlab.errors import DataError
 from vlmlab.runs import atomic_write_text
 
@@ -128,14 +130,14 @@ class SupportRows:
             raise DataError(f"{where}: question id {qid} is not in {self.source}; export with the index run the beams were made from") from None
 
 
+# Upstream's files and our sidecars: the reason is json's own text, the file is the user's to check.
+UPSTREAM_FILE = FileRules(missing="{path}: file not found", empty=None, not_utf8="{path}: not valid JSON ({error})",
+                          bad_json="{path}: not valid JSON ({error})")
+
+
 def read_json(path: Path | str) -> Any:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except ValueError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    """An upstream Lever-LM / Lever-Plus JSON file (or our sidecar), parsed."""
+    return tables.read_json(path, UPSTREAM_FILE)
 
 
 def sidecar(path: Path | str) -> Path:

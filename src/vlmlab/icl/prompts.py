@@ -108,7 +108,7 @@ def check_backend_images(backend: Backend, shots: int, stage: str) -> None:
     need = images_per_prompt(shots)
     if limit is None or need <= limit:
         return
-    from vlmlab.models.registry import FAMILIES
+    from vlmlab.models.families import FAMILIES
 
     family = getattr(backend, "family", getattr(backend, "name", "this backend"))
     multi = ", ".join(f for f in FAMILIES if f != family)  # the other registered families

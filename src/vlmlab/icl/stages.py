@@ -8,7 +8,7 @@ so an interrupted run ends with the same files as an uninterrupted one.
 `beam` and `eval` are data-parallel: under `torchrun --nproc_per_node N`, each rank takes every
 N-th item (`accelerate.PartialState`), appends to its own ledger shard, and rank 0 merges the
 shards in item order and writes the outputs. Backends can be passed in (notebooks, tests);
-otherwise they are loaded from the config with `vlmlab.models.registry.load_backend`.
+otherwise they are loaded from the config with `vlmlab.models.loading.load_backend`.
 """
 
 from __future__ import annotations

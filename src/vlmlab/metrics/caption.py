@@ -17,7 +17,6 @@ so that a study can decide what to do with them.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -31,6 +30,7 @@ from vlmlab.metrics.ngrams import ngram_table_from_tokens
 from vlmlab.metrics.ptb import ptb_tokens
 from vlmlab.metrics.rouge import rouge_l_tokens
 from vlmlab.metrics.spice import spice, spice_unavailable_reason
+from vlmlab.registry import did_you_mean
 
 CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE-L", "CIDEr", "SPICE")
 MODES = ("grouped", "per-row")
@@ -93,9 +93,9 @@ def parse_metrics(names: Sequence[str] | None) -> list[str]:
                 continue
             key = name.lower()
             if key not in canon:
-                close = difflib.get_close_matches(key, list(canon), n=1)
-                hint = f"; did you mean {canon[close[0]]!r}?" if close else ""
-                raise ConfigError(f"unknown caption metric {name!r}{hint} (choose from {', '.join(CAPTION_METRICS)})")
+                hint = did_you_mean(key, canon, show=canon.__getitem__)
+                raise ConfigError(f"unknown caption metric {name!r}{'; ' + hint if hint else ''} "
+                                  f"(choose from {', '.join(CAPTION_METRICS)})")
             if canon[key] not in out:
                 out.append(canon[key])
     return out

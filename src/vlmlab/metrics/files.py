@@ -15,10 +15,20 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
+from vlmlab.data.tables import FileRules, jsonl_objects, read_json
 from vlmlab.errors import DataError
+
+
+# The files `vlmlab score` reads; an empty file has no rows (the caller says what it found none of).
+_SCORED_FILE = FileRules(missing="{path}: file not found", directory="{path}: file not found", empty=None,
+                         not_utf8="{path}: not UTF-8 text ({reason})",
+                         bad_json="{path}:{line}: not valid JSON ({msg}); expected one JSON object per line",
+                         not_object="{path}:{line}: expected a JSON object per line")
+_SCORED_JSON = replace(_SCORED_FILE, bad_json="{path}: not valid JSON (line {line}: {msg})")
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict]]:
@@ -26,24 +36,14 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".tsv"):
+        yield from jsonl_objects(path, _SCORED_FILE)
+        return
     try:
-        if suffix in (".csv", ".tsv"):
-            with path.open(newline="", encoding="utf-8") as f:
-                reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
-                for row in reader:
-                    yield reader.line_num, row
-            return
-        with path.open(encoding="utf-8") as f:
-            for num, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{num}: not valid JSON ({exc.msg}); expected one JSON object per line") from exc
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{num}: expected a JSON object per line")
-                yield num, row
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
+            for row in reader:
+                yield reader.line_num, row
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from exc
 
@@ -148,14 +148,7 @@ def read_caption_references(path: str | Path) -> dict[str, list[str]]:
 
 
 def _load_json(path: Path) -> Any:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    return read_json(path, _SCORED_JSON)
 
 
 def read_vqa_predictions(path: str | Path) -> dict[Any, str]:
@@ -206,7 +199,7 @@ def read_vqa_question_ids(path: str | Path) -> list[Any]:
 
 def _annotations_from_table(source: str | Path) -> list[dict]:
     """VQA annotation dicts from a one-row-per-question table; answers may be strings or dicts."""
-    from vlmlab.data.tables import read_rows
+    from vlmlab.data.sources import read_rows
 
     table = read_rows(source)
     qid_col = table.find_column(("question_id", "qid"), "the question id")
@@ -227,7 +220,7 @@ def _annotations_from_table(source: str | Path) -> list[dict]:
 def _references_from_table(source: str | Path) -> dict[str, list[str]]:
     """{id: [references]} from a parquet/arrow/save_to_disk/hub table (COCO-Caption style copies)."""
     from vlmlab.data.captions import CAPTION_COLUMNS
-    from vlmlab.data.tables import read_rows
+    from vlmlab.data.sources import read_rows
 
     table = read_rows(source)
     id_col = table.find_column(("id", "image_id", "question_id"), "the id")

@@ -1,6 +1,7 @@
 """From a model reference to a local checkpoint folder, its processor and its resolved family
 spec, with one-line errors for everything that can go wrong before a model loads (hub access,
-an architecture that is not image-text-to-text, a fact that cannot be derived)."""
+an architecture that is not image-text-to-text, a fact that cannot be derived, a damaged weights
+file)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vlmlab.errors import ModelError
+from vlmlab.errors import CheckpointError, ModelError
 from vlmlab.models.families import ResolvedSpec, family_for_model_type, read_model_type, resolve_spec
 from vlmlab.models.processor import load_processor
 
@@ -78,8 +79,8 @@ def model_class(path: Path) -> type:
         config = transformers.AutoConfig.from_pretrained(path)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"{path}: cannot read its config ({type(exc).__name__}: {exc})") from None
-    try:
-        return transformers.AutoModelForImageTextToText._model_mapping[type(config)]
+    try:  # the auto class's own (public) mapping, so the class named is the class it would load
+        return transformers.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING[type(config)]
     except KeyError:
         raise ModelError(
             f"{path}: model_type {config.model_type!r} is not an image-text-to-text architecture in transformers "
@@ -116,3 +117,28 @@ def missing_backend(exc: ImportError) -> str:
     cls, lib = found.groups()
     hint = " (the release that matches your torch, e.g. torch 2.14.1 + torchvision 0.29.1)" if lib.lower() == "torchvision" else ""
     return f"its processor {cls} needs {lib.lower()}, which is not installed here; pip install {lib.lower()}{hint}"
+
+
+def check_safetensors_files(folder: str | Path) -> None:
+    """Raise `CheckpointError` naming the first unreadable `*.safetensors` file under `folder`.
+
+    A truncated or 0-byte `model.safetensors` (an interrupted download or copy, a full disk) made
+    transformers fail with a bare `SafetensorError: Error while deserializing header` that names no
+    file. Reading each header takes milliseconds (no tensor data is read) and safetensors itself
+    checks that the header covers the file exactly, so truncation anywhere is caught.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return  # a hub name or a single file: transformers reports those itself
+    for path in sorted(folder.glob("*.safetensors")):
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"{path}: weights file is empty (0 bytes); re-download or rebuild the checkpoint")
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
+        except SafetensorError as exc:
+            raise CheckpointError(
+                f"{path}: truncated or corrupt weights file ({exc}); re-download or rebuild the checkpoint"
+            ) from None

@@ -63,11 +63,10 @@ from vlmlab.models.base import (
     GenerationResult,
     ScoreRequest,
     ScoreResult,
-    StepLogprobs,
     conversation_images,
 )
 from vlmlab.models.batching import batches
-from vlmlab.models.checkpoint import hub_error, model_class, open_checkpoint, resolve_checkpoint  # noqa: F401 - their old home
+from vlmlab.models.checkpoint import check_safetensors_files, open_checkpoint, resolve_checkpoint
 from vlmlab.models.decode_path import check_decode_options, decode_options
 from vlmlab.models.families import ResolvedSpec
 from vlmlab.models.hf_encode import (
@@ -77,10 +76,10 @@ from vlmlab.models.hf_encode import (
     encode_conversation,
     image_token_id,
 )
+from vlmlab.models.hf_outputs import generated_ids, pool_hidden, top_logprobs
 from vlmlab.models.positions import GenerationTooLong, check_room, position_limit
 from vlmlab.models.prefix_scoring import PrefixStats, find_decoder, shared_prefix
 from vlmlab.models.sampling import SeededSampler
-from vlmlab.models.weight_files import check_safetensors_files
 from vlmlab.models.quantize import check_quantizable, quantization_error, quantization_kwargs
 from vlmlab.models.vision_cache import CacheKind, VisionFeatureCache, batch_kind
 
@@ -328,56 +327,20 @@ class HFBackend:
         seconds = (time.perf_counter() - t0) / len(reqs)
         results = []
         for b, (req, enc) in enumerate(zip(reqs, encs)):
-            ids = new_tokens[b].tolist()[: req.max_new_tokens]
-            n = len(ids)
-            for j, t in enumerate(ids):
-                if t in eos_ids or t == self.pad_id:
-                    n = j
-                    break
-            ids = ids[:n]
+            ids = generated_ids(new_tokens[b].tolist(), req.max_new_tokens, eos_ids | {self.pad_id})
             text = tok.decode(ids, skip_special_tokens=True)
             logprobs = None
             if req.top_logprobs > 0 and step_logprobs is not None:
-                logprobs = []
-                for j, t in enumerate(ids):
-                    lp = step_logprobs[j][b]
-                    top = torch.topk(lp, min(req.top_logprobs, lp.shape[-1]))
-                    top_ids = top.indices.tolist()
-                    logprobs.append(StepLogprobs(
-                        token=tok.decode([t]), logprob=float(lp[t]), token_id=t,
-                        top=[(tok.decode([k]), float(v)) for k, v in zip(top_ids, top.values.tolist())],
-                        top_ids=top_ids,
-                    ))
+                logprobs = top_logprobs(tok, [step[b] for step in step_logprobs[: len(ids)]], ids, req.top_logprobs)
             hidden = None
             if req.hidden_layers:
-                hidden = self._pool_hidden(out.hidden_states[0], batch, b, req)
+                hidden = pool_hidden(out.hidden_states[0], batch, b, req, self.image_token_id)
             results.append(GenerationResult(
                 id=req.id, status=GenerationResult.status_for(text), text=text, logprobs=logprobs,
                 logprob_source=self.logprob_source if logprobs is not None else None, hidden_states=hidden,
                 prompt_tokens=int(enc.input_ids.shape[0]), generated_tokens=len(ids), seconds=seconds,
             ))
         return results
-
-    def _pool_hidden(self, layers: tuple, batch: dict, b: int, req: GenerationRequest) -> dict[int, np.ndarray]:
-        ids = batch["input_ids"][b]
-        valid = batch["attention_mask"][b].bool()
-        is_img = ids == self.image_token_id if self.image_token_id is not None else valid & False
-        if req.hidden_pool == "image":
-            mask = valid & is_img
-            if not bool(mask.any()):
-                raise ModelError(f"request {req.id!r}: hidden_pool='image' but the prompt has no image tokens")
-        elif req.hidden_pool == "text":
-            mask = valid & ~is_img
-        else:
-            mask = valid & False
-            mask[-1] = True  # left padding: the last position is the last prompt token
-        out = {}
-        for layer in req.hidden_layers:
-            if not -len(layers) <= layer < len(layers):
-                raise ModelError(f"request {req.id!r}: hidden layer {layer} out of range; the model has {len(layers)} (0 = embeddings)")
-            h = layers[layer][b][mask].float().mean(dim=0)
-            out[layer] = h.cpu().numpy().astype(np.float32)
-        return out
 
     # ------------------------------------------------------------------ score
 

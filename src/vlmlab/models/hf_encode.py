@@ -30,10 +30,9 @@ from typing import Any, Literal, Sequence
 
 import torch
 
-from vlmlab._compat import image_only_processor_class, with_image_processor  # noqa: F401 - the tiny builders import it from here
+from vlmlab._compat import with_image_processor
 from vlmlab.errors import ModelError
 from vlmlab.models.base import Turn, conversation_images
-from vlmlab.models.processor import load_processor  # noqa: F401 - its old home
 
 # Per-token tensors with more dimensions (Mllama: token x image x tile); padded on every dimension.
 # IDEFICS: token x image, which image each token's gated cross-attention sees.

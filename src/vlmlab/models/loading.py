@@ -1,4 +1,4 @@
-"""The one entry point from a model reference to a `Backend`, above `registry`, `hf` and `tiny`.
+"""The one entry point from a model reference to a `Backend`, above `names`, `hf` and `tiny`.
 
     backend = load_backend("qwen2-vl-2b", batch_size=8)
     backend = load_backend("tiny-mllama")                      # built offline on first use
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vlmlab.errors import ModelError
-from vlmlab.models.registry import get_spec
+from vlmlab.models.names import get_spec
 
 BackendKind = Literal["hf", "openai", "ollama"]
 

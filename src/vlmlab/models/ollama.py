@@ -37,7 +37,8 @@ from typing import Any
 
 from vlmlab.errors import ConfigError
 from vlmlab.models.base import GenerationRequest, GenerationResult, LogprobSource, StepLogprobs, Turn
-from vlmlab.models.http import HTTP_OPTIONS, OLLAMA_FORMATS, HttpBackend, RequestFailed, check_options, image_base64
+from vlmlab.models.http import HTTP_OPTIONS, OLLAMA_FORMATS, HttpBackend, check_options, image_base64
+from vlmlab.models.http_retry import RequestFailed
 from vlmlab.models.openai_compat import parse_step
 
 # What an ollama model block's `options` may hold: the HTTP options and Ollama's own.

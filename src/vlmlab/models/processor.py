@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vlmlab._compat import add_video_processor_config, image_only_processor_class  # noqa: F401 - their old home
+from vlmlab._compat import image_only_processor_class
 from vlmlab.errors import ModelError
 
 

@@ -18,7 +18,6 @@ block to `loading.load_backend`.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from vlmlab.config import StrictModel
+from vlmlab.registry import did_you_mean
 
 BackendKind = Literal["hf", "openai", "ollama"]
 _BLOCK_FIELDS = ("dtype", "device_map", "adapter", "quantization", "batch_size")
@@ -71,8 +71,7 @@ class ModelBlock(StrictModel):
             if key in _BLOCK_FIELDS:
                 raise ValueError(f"model option {key!r} belongs in the model block itself, not under options")
             if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(allowed)}"
+                hint = did_you_mean(key, allowed) or f"valid: {', '.join(allowed)}"
                 raise ValueError(f"unknown option {key!r} for the {self.kind} backend; {hint}")
         return self
 

@@ -44,6 +44,7 @@ from vlmlab.models.tiny_base import (
     _Tok,
     _train_tokenizer,
 )
+from vlmlab.registry import did_you_mean
 
 RECIPE_VERSION = 1  # bump when any recipe changes, so cached tiny models are rebuilt
 
@@ -72,7 +73,7 @@ _INTERNVL_TEMPLATE = (
 def _build_qwen2_vl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
-    from vlmlab.models.hf_encode import image_only_processor_class
+    from vlmlab._compat import image_only_processor_class
 
     text = _qwen_text_config(tok, o)
     vision = dict(depth=o["vision_depth"], embed_dim=o["vision_dim"], hidden_size=o["hidden_size"], num_heads=4,
@@ -93,7 +94,7 @@ def _build_qwen2_vl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
 def _build_qwen2_5_vl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
-    from vlmlab.models.hf_encode import image_only_processor_class
+    from vlmlab._compat import image_only_processor_class
 
     text = _qwen_text_config(tok, o)
     vision = dict(depth=o["vision_depth"], hidden_size=o["vision_dim"], intermediate_size=2 * o["vision_dim"],
@@ -178,7 +179,7 @@ def _build_internvl(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
-    from vlmlab.models.hf_encode import image_only_processor_class
+    from vlmlab._compat import image_only_processor_class
 
     text = _text_defaults(o) | dict(
         model_type="qwen2", vocab_size=tok.vocab_size, bos_token_id=tok.id("<|endoftext|>"),
@@ -251,11 +252,8 @@ TINY_FAMILIES |= EXTRA_FAMILIES
 
 def _recipe(family: str) -> TinyRecipe:
     if family not in TINY_FAMILIES:
-        import difflib
-
-        close = difflib.get_close_matches(family, TINY_FAMILIES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ModelError(f"unknown tiny model family {family!r}{hint} (known: {', '.join(TINY_FAMILIES)})")
+        hint = did_you_mean(family, TINY_FAMILIES)
+        raise ModelError(f"unknown tiny model family {family!r}{'; ' + hint if hint else ''} (known: {', '.join(TINY_FAMILIES)})")
     return TINY_FAMILIES[family]
 
 

@@ -87,7 +87,7 @@ def _build_llava_onevision(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, LlavaOnevisionProcessor
     from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
 
-    from vlmlab.models.hf_encode import image_only_processor_class
+    from vlmlab._compat import image_only_processor_class
 
     grid = [[IMAGE_SIZE, IMAGE_SIZE]]
     config = LlavaOnevisionConfig(
@@ -108,7 +108,7 @@ def _build_qwen3_vl(tok: _Tok, o: dict[str, Any], moe: bool = False) -> tuple[An
     import transformers
     import transformers.models.qwen2_vl.image_processing_pil_qwen2_vl as m
 
-    from vlmlab.models.hf_encode import image_only_processor_class
+    from vlmlab._compat import image_only_processor_class
 
     text = _qwen_text_config(tok, o)
     text["rope_parameters"] |= {"mrope_interleaved": True}
@@ -139,7 +139,7 @@ def _build_glm4v(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import Glm4vConfig, Glm4vForConditionalGeneration, Glm4vProcessor
     from transformers.models.glm4v.image_processing_pil_glm4v import Glm4vImageProcessorPil
 
-    from vlmlab.models.hf_encode import image_only_processor_class
+    from vlmlab._compat import image_only_processor_class
 
     text = _qwen_text_config(tok, o)
     rotary_half = o["hidden_size"] // o["num_heads"] // 4  # half of the rotary dims (partial_rotary_factor 0.5)
@@ -275,7 +275,7 @@ def _build_smolvlm(tok: _Tok, o: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor
     from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
 
-    from vlmlab.models.hf_encode import image_only_processor_class
+    from vlmlab._compat import image_only_processor_class
 
     vision = dict(hidden_size=o["vision_dim"], intermediate_size=2 * o["vision_dim"], num_hidden_layers=o["vision_depth"],
                   num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=14)

@@ -24,6 +24,7 @@ import numpy as np
 
 from vlmlab.errors import DataError
 from vlmlab.metrics import agreement as ag
+from vlmlab.metrics import label_agreement as la
 from vlmlab.metrics import representation as rep
 from vlmlab.metrics.inference import bootstrap_ci, proportion_ci
 from vlmlab.rating import bias
@@ -64,16 +65,16 @@ def analyze_condition(run: ConditionRun, emotions: Sequence[str], seed: int = 0,
             "accuracy": proportion_ci(int((human == model).sum()), len(labelled), unit="images").to_dict(),
             # estimate() adds why kappa is undefined (one class) to the JSON.
             "kappa": ag.estimate(ag.cohen_kappa, human, model, labels=list(emotions), seed=seed, n_boot=n_boot, unit="images").to_dict(),
-            "confusion": ag.confusion_matrix(human, model, labels=list(emotions)).tolist(),
+            "confusion": la.confusion_matrix(human, model, labels=list(emotions)).tolist(),
             "labels": list(emotions),
-            "per_class_accuracy": {k: (None if math.isnan(v) else v) for k, v in ag.per_class_accuracy(human, model, labels=list(emotions)).items()},
+            "per_class_accuracy": {k: (None if math.isnan(v) else v) for k, v in la.per_class_accuracy(human, model, labels=list(emotions)).items()},
         }
         groups = [r.get("group") for r in labelled]
         if any(g is not None for g in groups):
             out["emotion"]["fpr"] = bias.fpr_by_group(human, model, [str(g) for g in groups], list(emotions))
             out["emotion"]["misclassification_by_group"] = _misclassification_by_group(human, model, np.array([str(g) for g in groups]))
             out["emotion"]["confusion_by_group"] = {
-                g: ag.confusion_matrix(human[np.array(groups) == g], model[np.array(groups) == g], labels=list(emotions)).tolist()
+                g: la.confusion_matrix(human[np.array(groups) == g], model[np.array(groups) == g], labels=list(emotions)).tolist()
                 for g in sorted({str(x) for x in groups})
             }
     for dim in DIMENSIONS:

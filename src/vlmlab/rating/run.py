@@ -258,7 +258,7 @@ def plan_study(study: RatingConfig, max_priority: int | None = None, resolve_mod
         raise DataError(f"no condition has priority <= {max_priority}; lower priorities run first (try --priority {min(c.priority for c in expand_conditions(study))})")
     for model in study.models if resolve_models else []:
         if model.kind == "hf":
-            from vlmlab.models.registry import get_spec
+            from vlmlab.models.names import get_spec
 
             get_spec(model.ref)  # a registered name or a checkpoint folder (nothing is downloaded)
     return items, conditions

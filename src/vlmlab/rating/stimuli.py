@@ -35,7 +35,7 @@ def read_stimuli(path: Path | str) -> pd.DataFrame:
     Raises:
         DataError: the file cannot be read, has no image id column, or names an image twice.
     """
-    from vlmlab.data.tables import read_rows
+    from vlmlab.data.sources import read_rows
 
     table = read_rows(path)
     id_col = table.find_column(("image_id", "image"), "the image id")

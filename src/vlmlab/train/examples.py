@@ -27,14 +27,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from vlmlab.errors import DataError, ModelError
 from vlmlab.models.base import Turn, conversation_key
+from vlmlab.train.args import LossOn
 
-LossOn = Literal["last", "all_assistant"]
 IGNORE_INDEX = -100
 
 

@@ -16,43 +16,48 @@ matters far more (2 threads instead of 1: ~20x slower there). Under `accelerate 
 `torchrun` the same code trains data-parallel (DDP; tested with two CPU ranks); on one device it
 runs in one process.
 
+What a run learns with is one `FineTuneArgs` (validated, hashed for the fingerprint); keywords
+of `FineTuneArgs` may also be given directly, as overrides of `args`.
+
 Example:
-    result = fine_tune(Path("tiny-qwen2-vl"), examples, Path("runs/ft"), method="lora",
-                       learning_rate=2e-4, epochs=1, batch_size=8, max_length=512, save_every=100)
+    args = FineTuneArgs(method="lora", learning_rate=2e-4, epochs=1, batch_size=8, max_length=512)
+    result = fine_tune(Path("tiny-qwen2-vl"), examples, Path("runs/ft"), args, save_every=100)
+    result = fine_tune(Path("tiny-qwen2-vl"), examples, Path("runs/ft"), max_length=512)   # defaults + one override
     HFBackend(base_path, adapter=result.output_path)
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
-from vlmlab.errors import ConfigError, ModelError, RunError
+from vlmlab.errors import ModelError, RunError
 from vlmlab.progress import progress_bar
 from vlmlab.train import checkpoint as ckpt
+from vlmlab.train.args import FineTuneArgs, resolve_args, train_config
 from vlmlab.train.batches import collate_with_labels, step_micro_batches, steps_per_epoch
 from vlmlab.train.examples import (
     IGNORE_INDEX,
-    LossOn,
     TrainExample,
     encode_and_guard,
     examples_fingerprint,
     materialize,
     validate_examples,
 )
-from vlmlab.train.model_setup import DtypeName, load_for_training, resolve_dtype, save_trained
-from vlmlab.train.schedule import SchedulerName, build_scheduler
+from vlmlab.train.model_setup import load_for_training, resolve_dtype, save_trained
+from vlmlab.train.schedule import build_scheduler
 
-Method = Literal["lora", "full"]
+# `fine_tune`'s own keywords: they steer the run (checkpoints, resume, output), never its weights.
+RUN_CONTROL = ("save_every", "keep_checkpoints", "keep_final_checkpoints", "log_every", "keep_encoded_bytes", "resume",
+               "on_log", "show_progress")
 
 
 @dataclass
@@ -98,28 +103,6 @@ class TrainResult:
         return cls(**data)
 
 
-def _check_args(method: str, loss_on: str, scheduler: str, batch_size: int, grad_accum: int, max_length: int,
-                save_every: int, epochs: int, max_steps: int | None, learning_rate: float) -> None:
-    problems = []
-    if method not in ("lora", "full"):
-        problems.append(f"method must be 'lora' or 'full', got {method!r}")
-    if loss_on not in ("last", "all_assistant"):
-        problems.append(f"loss_on must be 'last' or 'all_assistant', got {loss_on!r}")
-    if scheduler not in ("cosine", "linear", "constant"):
-        problems.append(f"scheduler must be cosine, linear or constant, got {scheduler!r}")
-    for name, value in (("batch_size", batch_size), ("grad_accum", grad_accum), ("max_length", max_length), ("save_every", save_every)):
-        if value < 1:
-            problems.append(f"{name} must be >= 1, got {value}")
-    if max_steps is None and epochs < 1:
-        problems.append(f"epochs must be >= 1 (or give max_steps), got {epochs}")
-    if max_steps is not None and max_steps < 1:
-        problems.append(f"max_steps must be >= 1, got {max_steps}")
-    if not learning_rate > 0:
-        problems.append(f"learning_rate must be > 0, got {learning_rate}")
-    if problems:
-        raise ConfigError("fine_tune: " + "; ".join(problems))
-
-
 def _prepare_out_dir(out_dir: Path, train_config: dict[str, Any], resume: bool, is_main: bool) -> TrainResult | None:
     """Return the finished result if this exact training already completed; refuse a different one."""
     config_file = out_dir / "train_config.json"
@@ -153,35 +136,17 @@ def fine_tune(
     model_path: Path | str,
     examples: Sequence[TrainExample],
     out_dir: Path,
+    args: FineTuneArgs | None = None,
     *,
-    method: Method = "lora",
-    lora_r: int = 16,
-    lora_alpha: int = 32,
-    lora_dropout: float = 0.05,
-    target_modules: list[str] | str | None = None,
-    learning_rate: float = 2e-4,
-    weight_decay: float = 0.0,
-    max_grad_norm: float = 1.0,
-    epochs: int = 1,
-    max_steps: int | None = None,
-    batch_size: int = 8,
-    grad_accum: int = 1,
-    max_length: int = 2048,
-    skip_too_long: bool = False,
-    loss_on: LossOn = "last",
     save_every: int = 500,
     keep_checkpoints: int = 2,
     keep_final_checkpoints: bool = False,
-    seed: int = 0,
-    dtype: DtypeName = "auto",
-    warmup_ratio: float = 0.03,
-    scheduler: SchedulerName = "cosine",
-    gradient_checkpointing: bool = False,
     log_every: int = 10,
     keep_encoded_bytes: int = 2 << 30,
     resume: bool = True,
     on_log: Callable[[StepLog], None] | None = None,
     show_progress: bool = True,
+    **overrides: Any,
 ) -> TrainResult:
     """Fine-tune the model at `model_path` on `examples`; write the adapter or model under `out_dir`.
 
@@ -192,23 +157,17 @@ def fine_tune(
             every assistant answer in the conversation) plus the end-of-turn token after each answer.
         out_dir: where `adapter/` (LoRA) or `model/` (full, with the processor) goes, with
             `checkpoints/`, `train_config.json` and `result.json`.
-        method: "lora" (PEFT adapter on `target_modules`, base frozen) or "full" (all weights train).
-        target_modules: LoRA targets; default: the language model's attention/MLP projections
-            (`families.lora_targets`, from the module tree).
-        epochs / max_steps: train for `epochs` passes, or exactly `max_steps` optimizer steps if given.
-        batch_size: samples per micro-batch per process; one step sees batch_size*grad_accum*processes.
-        max_length: the longest sample allowed, image tokens included; longer samples raise `DataError`
-            (or are skipped and counted with `skip_too_long=True`). Nothing is ever truncated.
+        args: what the run learns with (`FineTuneArgs`: method, LoRA, optimizer, length, dtype, ...);
+            default `FineTuneArgs()`.
         save_every: write a checkpoint every this many optimizer steps (the last `keep_checkpoints` kept;
             all are deleted once the result is saved unless `keep_final_checkpoints`).
-        seed: seeds the sample order (via `step_micro_batches`) and the model's dropout/LoRA init.
-        dtype: "auto" (the registry's dtype on GPU, float32 on CPU), "bfloat16", "float16" (GPU only)
-            or "float32". Half precision runs as autocast; full fine-tuning keeps float32 master weights.
         resume: continue from the last checkpoint (or return the finished result) when `out_dir` holds
             the same training; False starts over and deletes earlier checkpoints and outputs there.
         keep_encoded_bytes: processor outputs (pixel values) of up to this many bytes stay in memory
             from the length check on; samples beyond it are re-encoded each time they are batched.
         on_log: called every `log_every` steps with a `StepLog`.
+        **overrides: `FineTuneArgs` fields replacing those of `args` (`fine_tune(m, ex, out, lora_r=8)`);
+            an unknown name is a `ConfigError` with a "did you mean".
 
     Returns:
         A `TrainResult` with the output path, per-step losses, skipped sample ids and seconds.
@@ -219,15 +178,16 @@ def fine_tune(
     from vlmlab.models.families import per_image_processing
     from vlmlab.models.hf_encode import ImageInputCache
 
-    _check_args(method, loss_on, scheduler, batch_size, grad_accum, max_length, save_every, epochs, max_steps, learning_rate)
+    args = resolve_args(args, overrides, also_problems=[f"save_every must be >= 1, got {save_every}"] if save_every < 1 else [],
+                     other_names=RUN_CONTROL)
     validate_examples(examples)
     model_path = resolve_checkpoint(model_path)
     if not (model_path / "config.json").is_file():
         raise ModelError(f"{model_path}: no config.json; pass a Hugging Face checkpoint folder")
     out_dir = Path(out_dir)
-    torch_dtype, mixed_precision = resolve_dtype(dtype, model_path)
+    torch_dtype, mixed_precision = resolve_dtype(args.dtype, model_path)
     # Full training under DDP: a text-only batch leaves the vision tower without gradients.
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=method == "full")
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=args.method == "full")
     # Half precision is torch.autocast (+ a GradScaler for float16) here, not accelerate's mixed_precision:
     # accelerate keeps it in one process-wide state that refuses a second value, and successive fine_tune
     # calls in one process (several models of a study) may use different dtypes. Same bytes either way
@@ -237,18 +197,10 @@ def fine_tune(
     device_type = accelerator.device.type
     scaler = torch.amp.GradScaler(device_type, enabled=mixed_precision == "fp16")
 
-    train_config = {
-        "model_path": str(model_path.resolve()), "examples": examples_fingerprint(examples), "num_examples": len(examples),
-        "method": method, "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout,
-        "target_modules": target_modules, "learning_rate": learning_rate, "weight_decay": weight_decay,
-        "max_grad_norm": max_grad_norm, "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
-        "grad_accum": grad_accum, "max_length": max_length, "skip_too_long": skip_too_long, "loss_on": loss_on,
-        "seed": seed, "dtype": str(torch_dtype).removeprefix("torch."), "mixed_precision": mixed_precision,
-        "warmup_ratio": warmup_ratio, "scheduler": scheduler, "gradient_checkpointing": gradient_checkpointing,
-        "world_size": world,
-    }
-    train_config["fingerprint"] = hashlib.sha256(json.dumps(train_config, sort_keys=True).encode()).hexdigest()[:12]
-    finished = _prepare_out_dir(out_dir, train_config, resume, accelerator.is_main_process)
+    config = train_config(args, model_path=str(model_path.resolve()), examples=examples_fingerprint(examples),
+                          num_examples=len(examples), dtype=str(torch_dtype).removeprefix("torch."),
+                          mixed_precision=mixed_precision, world_size=world)
+    finished = _prepare_out_dir(out_dir, config, resume, accelerator.is_main_process)
     accelerator.wait_for_everyone()
     if finished is not None:
         return finished
@@ -259,24 +211,25 @@ def fine_tune(
     with _bar(show_progress, transient=True) as bar:
         task = bar.add_task("encode + length check", total=len(examples))
         encoded, skipped = encode_and_guard(
-            processor, examples, max_length=max_length, skip_too_long=skip_too_long, loss_on=loss_on,
+            processor, examples, max_length=args.max_length, skip_too_long=args.skip_too_long, loss_on=args.loss_on,
             keep_bytes=keep_encoded_bytes, on_example=lambda i: bar.advance(task), image_inputs=image_inputs,
         )
     kept_examples = {ex.id: ex for ex in examples}
     n = len(encoded)
-    total_steps = max_steps if max_steps is not None else epochs * steps_per_epoch(n, batch_size, grad_accum, world)
+    total_steps = args.max_steps if args.max_steps is not None else args.epochs * steps_per_epoch(n, args.batch_size, args.grad_accum, world)
     pad_id = processor.tokenizer.pad_token_id
     if pad_id is None:
         pad_id = processor.tokenizer.eos_token_id
 
-    torch.manual_seed(seed)
+    torch.manual_seed(args.seed)
     model = load_for_training(
-        model_path, method=method, torch_dtype=torch_dtype, lora_r=lora_r, lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout, target_modules=target_modules, gradient_checkpointing=gradient_checkpointing,
+        model_path, method=args.method, torch_dtype=torch_dtype, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout, target_modules=_as_list(args.target_modules),
+        gradient_checkpointing=args.gradient_checkpointing,
     )
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
-    lr_scheduler = build_scheduler(optimizer, total_steps, warmup_ratio, scheduler)
+    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
+    lr_scheduler = build_scheduler(optimizer, total_steps, args.warmup_ratio, args.scheduler)
 
     ckpt_root = out_dir / "checkpoints"
     start_step, losses, lrs, seconds_before, resumed_from = 0, [], [], 0.0, None
@@ -292,7 +245,7 @@ def fine_tune(
 
     def batch_for(indices: list[int]) -> dict[str, Any]:
         items = [encoded[i] for i in indices]
-        encs = [materialize(processor, kept_examples[e.id], e, loss_on) for e in items]
+        encs = [materialize(processor, kept_examples[e.id], e, args.loss_on) for e in items]
         batch = collate_with_labels(encs, [e.labels for e in items], pad_id)
         return {k: (v.to(accelerator.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
 
@@ -301,7 +254,7 @@ def fine_tune(
     with _bar(show_progress) as bar:
         task = bar.add_task("fine-tune", total=total_steps, completed=start_step)
         for step in range(start_step, total_steps):
-            micro = step_micro_batches(step, num_samples=n, batch_size=batch_size, grad_accum=grad_accum, seed=seed, world_size=world)
+            micro = step_micro_batches(step, num_samples=n, batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed, world_size=world)
             step_tokens = sum(encoded[i].num_loss_tokens for ranks in micro for idx in ranks for i in idx)
             loss_sum = torch.zeros((), device=accelerator.device)
             for j, ranks in enumerate(micro):
@@ -315,9 +268,9 @@ def fine_tune(
                     )
                     accelerator.backward(scaler.scale(token_loss * (world / step_tokens)))
                 loss_sum += token_loss.detach()
-            if max_grad_norm > 0:
+            if args.max_grad_norm > 0:
                 scaler.unscale_(optimizer)
-                accelerator.clip_grad_norm_(params, max_grad_norm)
+                accelerator.clip_grad_norm_(params, args.max_grad_norm)
             lrs.append(float(lr_scheduler.get_last_lr()[0]))
             scaler.step(optimizer)  # optimizer.step(), skipped (float16 only) when a gradient overflowed
             scaler.update()
@@ -337,18 +290,18 @@ def fine_tune(
             if done % save_every == 0 and done < total_steps:
                 _save_checkpoint(accelerator, model, optimizer, lr_scheduler, ckpt_root, done, keep_checkpoints,
                                  {"step": done, "losses": losses, "learning_rates": lrs, "seconds": seconds,
-                                  "fingerprint": train_config["fingerprint"]})
+                                  "fingerprint": config["fingerprint"]})
 
     seconds = seconds_before + time.perf_counter() - started
     accelerator.wait_for_everyone()
-    output = out_dir / ("adapter" if method == "lora" else "model")
+    output = out_dir / ("adapter" if args.method == "lora" else "model")
     result = TrainResult(
-        output_path=output, method=method, steps=total_steps, losses=losses, learning_rates=lrs, num_examples=n,
-        skipped_ids=skipped, seconds=seconds, dtype=train_config["dtype"], resumed_from_step=resumed_from,
-        fingerprint=train_config["fingerprint"],
+        output_path=output, method=args.method, steps=total_steps, losses=losses, learning_rates=lrs, num_examples=n,
+        skipped_ids=skipped, seconds=seconds, dtype=config["dtype"], resumed_from_step=resumed_from,
+        fingerprint=config["fingerprint"],
     )
     if accelerator.is_main_process:
-        save_trained(accelerator.unwrap_model(model), processor, output, method=method, train_config=train_config)
+        save_trained(accelerator.unwrap_model(model), processor, output, method=args.method, train_config=config)
         from vlmlab.runs import atomic_write_text
 
         atomic_write_text(out_dir / "result.json", result.to_json())
@@ -356,6 +309,11 @@ def fine_tune(
             shutil.rmtree(ckpt_root, ignore_errors=True)
     accelerator.wait_for_everyone()
     return result
+
+
+def _as_list(target_modules: tuple[str, ...] | str | None) -> list[str] | str | None:
+    """PEFT's form of LoRA targets: names as a list (what callers passed before `FineTuneArgs`), or a regex."""
+    return list(target_modules) if isinstance(target_modules, tuple) else target_modules
 
 
 def _bar(show: bool, transient: bool = False) -> Any:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from vlmlab.errors import ConfigError, ModelError
+from vlmlab.train.args import DtypeName
 
-DtypeName = Literal["auto", "bfloat16", "float16", "float32"]
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 _MIXED = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "no"}
 
@@ -81,7 +81,7 @@ def load_for_training(
     from transformers import AutoModelForImageTextToText
 
     load_dtype = torch_dtype if method == "lora" else torch.float32
-    from vlmlab.models.weight_files import check_safetensors_files
+    from vlmlab.models.checkpoint import check_safetensors_files
 
     check_safetensors_files(model_path)
     try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 
-SchedulerName = Literal["cosine", "linear", "constant"]
+from vlmlab.train.args import SchedulerName
+
 
 
 def lr_multiplier(total_steps: int, warmup_ratio: float, scheduler: SchedulerName) -> Callable[[int], float]:

@@ -9,34 +9,30 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
+from vlmlab.data.tables import FileRules, jsonl_objects
 from vlmlab.errors import DataError
 from vlmlab.icl.index import MODALITY_PARTS, load_index_embeddings  # noqa: F401  (re-exported: the index folder has one reader)
 
 Modality = Literal["text", "image", "text+image"]
 
 
+# A stage file is written by an earlier stage: the way out is to run (or re-run) that stage.
+STAGE_FILE = FileRules(
+    missing="{path} not found; run the stage that writes it first",
+    directory="{path} is a folder, not the file a stage writes; check the path",
+    empty=None,  # a stage with nothing to write (no anchors) leaves an empty file
+    not_utf8="{path} line {line} is not UTF-8 text; re-run the stage that wrote it",
+    bad_json="{path} line {line} is not valid JSON ({msg}); re-run the stage that wrote it",
+    not_object="{path} line {line} is not a JSON object",
+)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Parse a JSONL file; a bad line is a DataError naming the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path} not found; run the stage that writes it first") from None
-    out = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path} line {n} is not valid JSON ({exc.msg}); re-run the stage that wrote it") from None
-        if not isinstance(rec, dict):
-            raise DataError(f"{path} line {n} is not a JSON object")
-        out.append(rec)
-    return out
+    """The objects of a stage's JSONL file; a bad line is a DataError naming the file and line."""
+    return [record for _, record in jsonl_objects(path, STAGE_FILE)]
 
 
 def required(rec: dict[str, Any], key: str, where: str) -> Any:
